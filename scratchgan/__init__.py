@@ -1,0 +1,19 @@
+"""scratchgan: generative adversarial networks from scratch, with hand-written backward passes."""
+from . import layers, losses, ops, optimizers
+from .backend import BackendError, get_backend, set_backend
+from .gradcheck import gradcheck
+from .models import Sequential
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendError",
+    "Sequential",
+    "get_backend",
+    "gradcheck",
+    "layers",
+    "losses",
+    "ops",
+    "optimizers",
+    "set_backend",
+]

@@ -1,0 +1,80 @@
+"""Backend selection: which implementation runs the named operations.
+
+There is one switch for the whole library::
+
+    scratchgan.set_backend("numpy")     # the readable reference (always present)
+    scratchgan.set_backend("numba")     # CPU kernels    (kernels/numba, issue 3)
+    scratchgan.set_backend("cupy")      # CUDA kernels   (kernels/cuda,  issue 5)
+
+It can also be set with the environment variable ``SCRATCHGAN_BACKEND`` (read
+once, at the first use) and with ``--backend`` on the command line.
+
+Layers never test the backend themselves: they call operations from
+:mod:`scratchgan.ops`, and the op registry picks the implementation registered
+for the active backend, falling back to the NumPy reference for ops a backend
+does not override. Asking for a backend that cannot run here is an error, never
+a silent fallback to NumPy.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+BACKENDS = ("numpy", "numba", "cupy")
+
+
+class BackendError(RuntimeError):
+    """The requested backend does not exist, is not installed, or cannot run here."""
+
+
+_active: str | None = None
+
+
+def _check_available(name: str) -> None:
+    """Raise BackendError unless backend ``name`` can run on this machine."""
+    if name not in BACKENDS:
+        raise BackendError(
+            f"unknown backend {name!r}: expected one of {', '.join(BACKENDS)}"
+        )
+    if name == "numpy":
+        return
+    # The numba and cupy backends register their kernels in scratchgan.ops when
+    # their modules exist; until then they are not available in this version.
+    from . import ops
+
+    if not ops.registry.backend_has_kernels(name):
+        raise BackendError(
+            f"backend {name!r} is not available in this version of scratchgan: "
+            f"its kernels have not been written yet (only 'numpy' is). "
+            f"Use set_backend('numpy') or SCRATCHGAN_BACKEND=numpy."
+        )
+
+
+def set_backend(name: str) -> None:
+    """Make ``name`` ("numpy", "numba" or "cupy") the backend of every op."""
+    global _active
+    name = str(name).strip().lower()
+    _check_available(name)
+    _active = name
+
+
+def get_backend() -> str:
+    """The active backend's name (from set_backend, else SCRATCHGAN_BACKEND, else numpy)."""
+    global _active
+    if _active is None:
+        requested = os.environ.get("SCRATCHGAN_BACKEND", "numpy")
+        try:
+            set_backend(requested)
+        except BackendError as err:
+            raise BackendError(f"SCRATCHGAN_BACKEND={requested!r}: {err}") from None
+    return _active
+
+
+def xp():
+    """The array module of the active backend (numpy; cupy for the GPU backend)."""
+    if get_backend() == "cupy":  # pragma: no cover - needs a GPU
+        import cupy
+
+        return cupy
+    return np

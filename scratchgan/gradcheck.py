@@ -1,0 +1,205 @@
+"""Check a backward pass against central finite differences, in float64.
+
+    report = scratchgan.gradcheck(layer, x)            # a layer, a Sequential, or [G, D]
+    print(report)                                      # one row per tensor
+    assert report.max_error < 1e-7
+
+Protocol (cs231n and chainer, see docs):
+  * Everything is cast to float64 on a deep copy; the target itself is not touched.
+  * The scalar checked is f = sum(y * dy) for a fixed random normal dy (never all ones:
+    under ones BatchNorm's true dx is 0 and a wrong backward passes).
+  * Numerical derivative: (f(v + h) - f(v - h)) / 2h with h = 1e-5 * max(1, rms(v)):
+    the step follows the tensor's scale, so that inputs like 5*randn + 12 (BatchNorm's
+    test) are not drowned in rounding noise.
+  * Small tensors are checked element by element; large ones along random unit
+    directions u, comparing (f(v + h u) - f(v - h u)) / 2h with <grad, u>.
+  * Error: |a - n| / max(|a| + |n|, 1e-8) (cs231n's rel_error), max over the checks.
+  * The input and every parameter are checked separately.
+  * Random layers (Dropout) are replayed: their Generators are reset to the same
+    state before every forward.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+
+H = 1e-5
+FLOOR = 1e-8
+
+
+@dataclass
+class TensorCheck:
+    name: str
+    shape: tuple
+    mode: str  # "elements" or "directions"
+    checks: int
+    max_error: float
+
+
+@dataclass
+class GradcheckReport:
+    target: str
+    rows: list = field(default_factory=list)
+
+    @property
+    def max_error(self) -> float:
+        return max((r.max_error for r in self.rows), default=0.0)
+
+    def __str__(self):
+        lines = [f"gradcheck {self.target}", f"  {'tensor':<28}{'shape':<20}{'checked':>16}  {'max rel. error':>14}"]
+        for r in self.rows:
+            lines.append(f"  {r.name:<28}{str(r.shape):<20}{f'{r.checks} {r.mode}':>16}  {r.max_error:>14.2e}")
+        return "\n".join(lines)
+
+
+def rel_error(a, n):
+    """Elementwise |a - n| / max(|a| + |n|, 1e-8)."""
+    return np.abs(a - n) / np.maximum(np.abs(a) + np.abs(n), FLOOR)
+
+
+class _Chain:
+    """Several layers/models run one after the other (for checking G followed by D)."""
+
+    def __init__(self, parts):
+        self.parts = list(parts)
+
+    def forward(self, x, training=True, keep_cache=None):
+        for p in self.parts:
+            x = p.forward(x, training=training, keep_cache=keep_cache)
+        return x
+
+    def backward(self, dy, need_param_grads=True):
+        for p in reversed(self.parts):
+            dy = p.backward(dy, need_param_grads=need_param_grads)
+        return dy
+
+
+def _layers(target):
+    if isinstance(target, _Chain):
+        return [l for p in target.parts for l in _layers(p)]
+    return list(getattr(target, "layers", [target]))
+
+
+def _named_params(target):
+    """[(display name, layer, key)] for every trainable array of the target."""
+    out = []
+    layers = _layers(target)
+    for i, layer in enumerate(layers):
+        for key in layer.params:
+            out.append((f"{i}:{layer.name}/{key}" if len(layers) > 1 else key, layer, key))
+    return out
+
+
+def gradcheck(target, x, dy=None, *, training=True, h=H, max_elements=64, directions=8, seed=0):
+    """Compare ``target``'s backward with central differences; returns a GradcheckReport.
+
+    target: a Layer, a Sequential, or a list of them run in sequence (e.g. [G, D]).
+    x: input; dy: upstream gradient (default: standard normal, fixed by ``seed``).
+    training: mode of the forward (BatchNorm statistics, Dropout).
+    Tensors with at most ``max_elements`` entries are checked entry by entry,
+    larger ones along ``directions`` random unit directions (plus ``max_elements``
+    random entries).
+    """
+    if isinstance(target, (list, tuple)):
+        target = _Chain(target)
+    model = copy.deepcopy(target)
+    for layer in _layers(model):
+        layer.astype(np.float64)
+    x = np.array(x, dtype=np.float64)
+    # Salted, so that dy never repeats a stream the caller drew x from with the same seed
+    # (dy proportional to x would make BatchNorm's true dx zero).
+    rng = np.random.default_rng([seed, 0x5C6A])
+
+    rng_states = None
+
+    def run(inp, keep):
+        for layer, state in zip(_layers(model), rng_states):
+            layer.rng.bit_generator.state = copy.deepcopy(state)
+        return model.forward(inp, training=training, keep_cache=keep)
+
+    # Build (a first forward) before remembering the random streams.
+    model.forward(x, training=training, keep_cache=False)
+    rng_states = [copy.deepcopy(l.rng.bit_generator.state) for l in _layers(model)]
+    y = run(x, False)
+    if dy is None:
+        dy = rng.standard_normal(y.shape)
+    dy = np.asarray(dy, dtype=np.float64)
+    if dy.shape != y.shape:
+        raise ValueError(f"dy has shape {dy.shape}, expected the output's shape {y.shape}")
+
+    def f(inp):
+        return float(np.sum(run(inp, False) * dy))
+
+    for layer in _layers(model):
+        layer.zero_grad()
+    run(x, True)
+    dx = model.backward(dy)
+
+    report = GradcheckReport(target=_describe(target))
+    report.rows.append(_check_tensor("x (input)", x, dx, lambda: f(x), h, max_elements, directions, rng))
+    for name, layer, key in _named_params(model):
+        grad = layer.grads[key]
+        if grad is None:
+            raise AssertionError(f"{name}: backward left no gradient")
+        report.rows.append(_check_tensor(name, layer.params[key], grad, lambda: f(x), h, max_elements, directions, rng))
+    return report
+
+
+def gradcheck_loss(loss, prediction, target, *, h=H, seed=0, max_elements=64, directions=8):
+    """Check a loss object's backward (dL/dprediction) against central differences."""
+    loss = copy.deepcopy(loss)
+    p = np.array(prediction, dtype=np.float64)
+    t = np.asarray(target, dtype=np.float64)
+    loss.forward(p, t)
+    grad = loss.backward()
+    report = GradcheckReport(target=f"{type(loss).__name__}(from_logits={loss.from_logits})")
+    report.rows.append(
+        _check_tensor("prediction", p, grad, lambda: loss.forward(p, t), h, max_elements, directions, np.random.default_rng(seed))
+    )
+    return report
+
+
+def _check_tensor(name, value, analytic, f, h, max_elements, directions, rng):
+    """Perturb ``value`` in place (restoring it) and compare dF/dvalue with ``analytic``."""
+    if analytic.shape != value.shape:
+        raise AssertionError(f"{name}: gradient has shape {analytic.shape}, the tensor {value.shape}")
+    flat = value.reshape(-1)  # a view: perturbing it perturbs the tensor the model reads
+    h = h * max(1.0, float(np.sqrt(np.mean(flat * flat))))
+    gflat = analytic.reshape(-1)
+    if flat.size <= max_elements:
+        idx = np.arange(flat.size)
+    else:
+        idx = rng.choice(flat.size, size=max_elements, replace=False)
+    errors = []
+    for i in idx:
+        old = flat[i]
+        flat[i] = old + h
+        fp = f()
+        flat[i] = old - h
+        fm = f()
+        flat[i] = old
+        errors.append(rel_error(gflat[i], (fp - fm) / (2 * h)))
+    mode, checks = "elements", len(idx)
+    if flat.size > max_elements:
+        original = flat.copy()
+        for _ in range(directions):
+            u = rng.standard_normal(flat.size)
+            u /= np.linalg.norm(u)
+            flat[:] = original + h * u
+            fp = f()
+            flat[:] = original - h * u
+            fm = f()
+            flat[:] = original
+            errors.append(rel_error(float(gflat @ u), (fp - fm) / (2 * h)))
+        mode, checks = f"el.+{directions} dir.", len(idx)
+    return TensorCheck(name, tuple(value.shape), mode, checks, float(np.max(errors)))
+
+
+def _describe(target):
+    if isinstance(target, _Chain):
+        return " -> ".join(_describe(p) for p in target.parts)
+    if hasattr(target, "layers"):
+        return f"{getattr(target, 'name', type(target).__name__)} ({len(target.layers)} layers)"
+    return repr(target)

@@ -1,0 +1,182 @@
+"""The Layer contract every layer follows.
+
+    layer.build(input_shape)            create weights (called by the first forward)
+    y  = layer.forward(x, training)     training=True caches what backward needs
+    dx = layer.backward(dy, need_param_grads=True)
+
+``params`` holds the trainable arrays and ``grads`` the gradients under the same keys.
+Gradients *accumulate* (``+=``) across backward calls until ``zero_grad()``, so
+"backward on real, backward on fake, one optimizer step" is correct. A frozen layer
+(``need_param_grads=False``) computes only dx, which is what a GAN's generator step
+needs of the discriminator. ``buffers`` holds state that is not trained
+(BatchNorm's moving statistics); Keras counts it among the parameters and so do we.
+
+The cache lives in one slot, ``self._cache``: forward(training=True) writes it,
+backward consumes and frees it, forward(training=False) leaves it alone.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+
+class LayerError(ValueError):
+    """A layer was given an input it cannot take, or was called out of order."""
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower().replace("2_d", "2d")
+
+
+class Layer:
+    """Base class: lazy build, the single cache slot, gradient accumulation, shapes."""
+
+    #: expected rank of the input, batch axis included (None: any rank >= 2)
+    input_ndim: int | None = None
+
+    def __init__(self, input_shape=None, name: str | None = None, dtype=np.float32):
+        self.name = name or _snake(type(self).__name__)
+        self.dtype = np.dtype(dtype)
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray | None] = {}
+        self.buffers: dict[str, np.ndarray] = {}
+        self.built = False
+        self.input_shape = None if input_shape is None else (None, *tuple(input_shape))
+        self.output_shape = None
+        self.trainable = True
+        self.rng = np.random.default_rng()
+        self._cache = None
+        self._keep_cache = False
+
+    # --- building -----------------------------------------------------------------
+    def build(self, input_shape) -> tuple:
+        """Create the weights for inputs of ``input_shape`` (batch axis first, may be None)."""
+        input_shape = (None, *tuple(input_shape)[1:])
+        self._check_input_shape(input_shape)
+        self.input_shape = input_shape
+        self._build(input_shape)
+        self.output_shape = tuple(self.compute_output_shape(input_shape))
+        self.grads = {k: None for k in self.params}
+        self.built = True
+        return self.output_shape
+
+    def _build(self, input_shape) -> None:
+        """Create self.params / self.buffers (layers without weights need not override)."""
+
+    def compute_output_shape(self, input_shape) -> tuple:
+        return input_shape
+
+    def _check_input_shape(self, shape) -> None:
+        if self.input_ndim is not None and len(shape) != self.input_ndim:
+            raise LayerError(
+                f"{self.name}: expected an input of rank {self.input_ndim} "
+                f"({self._rank_hint()}), got shape {_fmt(shape)}"
+            )
+
+    def _rank_hint(self) -> str:
+        return {2: "batch, features", 4: "batch, height, width, channels"}.get(self.input_ndim, "")
+
+    def _add_param(self, key, value) -> None:
+        self.params[key] = np.asarray(value, dtype=self.dtype)
+
+    # --- running ------------------------------------------------------------------
+    def __call__(self, x, training: bool = True, keep_cache=None):
+        return self.forward(x, training=training, keep_cache=keep_cache)
+
+    def forward(self, x, training: bool = True, keep_cache: bool | None = None):
+        """y = f(x). Builds on the first call.
+
+        ``training`` picks the behaviour (batch statistics, dropout); ``keep_cache``
+        (default: the value of ``training``) keeps what backward needs, so an
+        inference-mode forward can be differentiated too (gradient checks do).
+        """
+        self._keep_cache = training if keep_cache is None else bool(keep_cache)
+        x = self._check_input(x)
+        if not self.built:
+            self.build(x.shape)
+        elif tuple(x.shape[1:]) != tuple(self.input_shape[1:]):
+            raise LayerError(
+                f"{self.name}: built for inputs of shape {_fmt(self.input_shape)}, "
+                f"got {_fmt(x.shape)}"
+            )
+        return self._forward(x, training)
+
+    def backward(self, dy, need_param_grads: bool = True):
+        """dx = dL/dx given dy = dL/dy; adds dL/dparam into self.grads unless told not to."""
+        if self._cache is None:
+            raise LayerError(
+                f"{self.name}: backward() needs a forward(x, training=True) first "
+                f"(each forward's cache serves exactly one backward)"
+            )
+        dy = np.asarray(dy)
+        (cache, output_shape), self._cache = self._cache, None
+        if tuple(dy.shape) != tuple(output_shape):
+            raise LayerError(
+                f"{self.name}: dy has shape {_fmt(dy.shape)}, expected the output's shape {_fmt(output_shape)}"
+            )
+        return self._backward(dy, cache, need_param_grads and self.trainable)
+
+    def _check_input(self, x):
+        if not isinstance(x, np.ndarray):
+            x = np.asarray(x)
+        if x.dtype.kind != "f":
+            raise LayerError(f"{self.name}: expected a floating-point input, got dtype {x.dtype}")
+        if self.input_ndim is not None and x.ndim != self.input_ndim:
+            raise LayerError(
+                f"{self.name}: expected an input of rank {self.input_ndim} "
+                f"({self._rank_hint()}), got shape {_fmt(x.shape)}"
+            )
+        return x
+
+    def _store_cache(self, cache, output_shape) -> None:
+        """Keep what backward needs (may be None) with the output shape dy must have."""
+        if self._keep_cache:
+            self._cache = (cache, tuple(output_shape))
+
+    def _forward(self, x, training):
+        raise NotImplementedError
+
+    def _backward(self, dy, cache, need_param_grads):
+        raise NotImplementedError
+
+    def _accumulate(self, key, grad) -> None:
+        if self.grads.get(key) is None:
+            self.grads[key] = grad
+        else:
+            self.grads[key] += grad
+
+    def zero_grad(self) -> None:
+        """Forget accumulated gradients (they are set afresh by the next backward)."""
+        self.grads = {k: None for k in self.params}
+
+    # --- bookkeeping --------------------------------------------------------------
+    def count_params(self) -> int:
+        """Weights and buffers, as Keras counts them."""
+        return int(sum(a.size for a in self.params.values()) + sum(a.size for a in self.buffers.values()))
+
+    def astype(self, dtype):
+        """Cast params and buffers to ``dtype`` in place; returns self."""
+        self.dtype = np.dtype(dtype)
+        for store in (self.params, self.buffers):
+            for k, v in store.items():
+                store[k] = v.astype(dtype)
+        self.zero_grad() if self.built else None
+        return self
+
+    def get_config(self) -> dict:
+        return {}
+
+    def __repr__(self):
+        cfg = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({cfg})"
+
+
+def _fmt(shape) -> str:
+    return "(" + ", ".join("None" if s is None else str(s) for s in shape) + ")"
+
+
+def glorot_uniform(rng, shape, fan_in, fan_out, dtype):
+    """Keras's default kernel initialiser: U(-l, l) with l = sqrt(6 / (fan_in + fan_out))."""
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=shape).astype(dtype)

@@ -1,0 +1,40 @@
+"""Dropout(rate): inverted dropout, active only in training mode.
+
+    training:   keep ~ Bernoulli(1 - rate),  y = x * keep / (1 - rate),  dx = dy * keep / (1 - rate)
+    inference:  y = x,  dx = dy
+
+``rate`` is the probability of dropping a value, as in Keras. The mask is drawn from
+the layer's own numpy Generator ``layer.rng`` (seed it with ``seed=`` or by
+assigning ``layer.rng``), so a run is reproducible and a gradient check can replay it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ops
+from .base import Layer, LayerError
+
+
+class Dropout(Layer):
+    def __init__(self, rate: float, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= rate < 1:
+            raise LayerError(f"Dropout: rate must be in [0, 1), got {rate}")
+        self.rate = float(rate)
+        self.rng = np.random.default_rng(seed)
+
+    def _forward(self, x, training):
+        if not training or self.rate == 0:
+            self._store_cache(None, x.shape)
+            return x
+        y, keep, scale = ops.dropout_forward(x, self.rate, self.rng)
+        self._store_cache((keep, scale), y.shape)
+        return y
+
+    def _backward(self, dy, cache, need_param_grads):
+        if cache is None:
+            return dy
+        return ops.dropout_backward(dy, *cache)
+
+    def get_config(self):
+        return {"rate": self.rate}

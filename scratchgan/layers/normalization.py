@@ -1,0 +1,73 @@
+"""BatchNormalization over the last axis (features of (N, C), channels of (N, H, W, C)).
+
+Training mode (statistics of this batch; m values per channel)::
+
+    xhat = (x - mean) / sqrt(var + eps),   y = gamma * xhat + beta
+    dx = gamma / (m * sqrt(var + eps)) * (m*dy - sum(dy) - xhat * sum(dy * xhat))
+    dgamma = sum(dy * xhat),   dbeta = sum(dy)
+    moving_mean = momentum * moving_mean + (1 - momentum) * mean       (same for the variance)
+
+Inference mode: the moving statistics replace the batch's, so y is affine in x and
+dx = dy * gamma / sqrt(moving_variance + eps). The moving statistics are buffers:
+not trained, but counted in count_params() as Keras counts them.
+``training`` picks the statistics; ``trainable=False`` freezes gamma and beta.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ops
+from .base import Layer, LayerError
+
+
+class BatchNormalization(Layer):
+    def __init__(self, momentum: float = 0.99, epsilon: float = 1e-3, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= momentum <= 1:
+            raise LayerError(f"BatchNormalization: momentum must be in [0, 1], got {momentum}")
+        if epsilon <= 0:
+            raise LayerError(f"BatchNormalization: epsilon must be positive, got {epsilon}")
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+
+    def _check_input_shape(self, shape):
+        if len(shape) < 2:
+            raise LayerError(f"{self.name}: expected an input with a batch axis and a channel axis, got {shape}")
+
+    def _build(self, input_shape):
+        c = input_shape[-1]
+        self._add_param("gamma", np.ones(c))
+        self._add_param("beta", np.zeros(c))
+        self.buffers["moving_mean"] = np.zeros(c, dtype=self.dtype)
+        self.buffers["moving_variance"] = np.ones(c, dtype=self.dtype)
+
+    def _forward(self, x, training):
+        gamma, beta = self.params["gamma"], self.params["beta"]
+        if not training:
+            y, xhat, scale = ops.batchnorm_forward_infer(
+                x, gamma, beta, self.buffers["moving_mean"], self.buffers["moving_variance"], self.epsilon
+            )
+            self._store_cache(("inference", xhat, scale), y.shape)
+            return y
+        y, xhat, inv_std, mean, var = ops.batchnorm_forward_train(x, gamma, beta, self.epsilon)
+        mom = self.momentum
+        for key, stat in (("moving_mean", mean), ("moving_variance", var)):
+            buf = self.buffers[key]
+            buf *= mom
+            buf += (1 - mom) * stat.astype(buf.dtype, copy=False)
+        self._store_cache(("training", xhat, inv_std), y.shape)
+        return y
+
+    def _backward(self, dy, cache, need_param_grads):
+        mode, xhat, third = cache
+        if mode == "inference":
+            dx, dgamma, dbeta = ops.batchnorm_backward_infer(dy, xhat, third)
+        else:
+            dx, dgamma, dbeta = ops.batchnorm_backward_train(dy, xhat, third, self.params["gamma"])
+        if need_param_grads:
+            self._accumulate("gamma", dgamma)
+            self._accumulate("beta", dbeta)
+        return dx
+
+    def get_config(self):
+        return {"momentum": self.momentum, "epsilon": self.epsilon}

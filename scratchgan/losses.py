@@ -1,0 +1,70 @@
+"""Binary cross-entropy as loss objects: ``loss = bce.forward(p, t); dp = bce.backward()``.
+
+BinaryCrossentropy (on probabilities, clipped to [1e-7, 1 - 1e-7] as Keras does)::
+
+    L = -mean(t * log(p) + (1 - t) * log(1 - p)),    dL/dp = (p - t) / (p * (1 - p)) / n
+
+BinaryCrossentropy(from_logits=True) folds the sigmoid in, stable for any logit z::
+
+    L = mean(max(z, 0) - z * t + log(1 + exp(-|z|))),    dL/dz = (sigmoid(z) - t) / n
+
+Targets may be soft or noisy (any values in [0, 1]); they must have the prediction's
+shape, or be a scalar that is broadcast to it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import ops
+
+
+class LossError(ValueError):
+    """Predictions and targets that a loss cannot take."""
+
+
+class BinaryCrossentropy:
+    def __init__(self, from_logits: bool = False):
+        self.from_logits = bool(from_logits)
+        self._cache = None
+
+    def __call__(self, prediction, target):
+        return self.forward(prediction, target)
+
+    def forward(self, prediction, target) -> float:
+        """The mean loss over all elements, as a Python float."""
+        p = np.asarray(prediction)
+        if p.dtype.kind != "f":
+            raise LossError(f"predictions must be floating point, got dtype {p.dtype}")
+        t = np.asarray(target, dtype=p.dtype)
+        if t.shape != p.shape:
+            if t.ndim != 0:
+                raise LossError(f"targets have shape {t.shape}, expected the predictions' shape {p.shape}")
+            t = np.full(p.shape, t, dtype=p.dtype)
+        if not self.from_logits and (np.any(p < 0) or np.any(p > 1)):
+            raise LossError(
+                "predictions must be probabilities in [0, 1]; for raw scores use "
+                "BinaryCrossentropy(from_logits=True)"
+            )
+        if self.from_logits:
+            loss, sig = ops.bce_logits_forward(p, t)
+            self._cache = ("logits", sig, t)
+        else:
+            loss, pc = ops.bce_forward(p, t)
+            self._cache = ("probabilities", p, pc, t)
+        return loss
+
+    def backward(self):
+        """dL/dprediction for the last forward (same shape as the prediction)."""
+        if self._cache is None:
+            raise LossError("backward() needs a forward(prediction, target) first")
+        cache, self._cache = self._cache, None
+        if cache[0] == "logits":
+            return ops.bce_logits_backward(cache[1], cache[2])
+        return ops.bce_backward(*cache[1:])
+
+
+def binary_accuracy(probabilities, target, threshold: float = 0.5) -> float:
+    """Fraction of predictions on the right side of ``threshold`` (Keras's binary accuracy)."""
+    p = np.asarray(probabilities)
+    t = np.asarray(target)
+    return float(np.mean((p > threshold) == (t > threshold)))

@@ -1,0 +1,165 @@
+"""Sequential: a stack of layers, run forward in order and backward in reverse.
+
+    model = Sequential([Dense(128), LeakyReLU(0.01), Dense(784, activation="tanh")],
+                       input_shape=(100,), seed=0)
+    y  = model.forward(x)          # training=True caches for backward
+    dx = model.backward(dy)        # fills model.grads; need_param_grads=False for a frozen model
+
+``model.params`` / ``model.grads`` are flat dicts keyed "layer_name/param" whose
+arrays are the layers' own, so an optimizer updating them in place trains the model.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .io import atomic_save_npz, load_npz
+from .layers.base import Layer, LayerError, _fmt
+
+
+class Sequential:
+    def __init__(self, layers, input_shape=None, name: str = "sequential", seed=None):
+        self.layers: list[Layer] = list(layers)
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"{name}: item {i} is a {type(layer).__name__}, not a scratchgan Layer")
+        self.name = name
+        self._unique_names()
+        if seed is not None:  # one independent stream per layer: weights, dropout masks
+            for layer, rng in zip(self.layers, np.random.default_rng(seed).spawn(len(self.layers))):
+                layer.rng = rng
+        self.input_shape = None
+        if input_shape is not None:
+            self.build((None, *tuple(input_shape)))
+        elif self.layers and self.layers[0].input_shape is not None:
+            self.build(self.layers[0].input_shape)
+
+    def _unique_names(self):
+        seen: dict[str, int] = {}
+        for layer in self.layers:
+            base = layer.name
+            count = seen.get(base, 0)
+            seen[base] = count + 1
+            if count:
+                layer.name = f"{base}_{count}"
+
+    # --- building and running -----------------------------------------------------
+    def build(self, input_shape):
+        """Build every layer for inputs of ``input_shape`` (batch axis first)."""
+        shape = (None, *tuple(input_shape)[1:])
+        self.input_shape = shape
+        for layer in self.layers:
+            shape = layer.build(shape) if not layer.built else layer.output_shape
+        return shape
+
+    @property
+    def built(self):
+        return all(layer.built for layer in self.layers)
+
+    @property
+    def output_shape(self):
+        return self.layers[-1].output_shape if self.built else None
+
+    def forward(self, x, training: bool = True, keep_cache: bool | None = None):
+        if not self.built:
+            self.build(np.shape(x))
+        for layer in self.layers:
+            x = layer.forward(x, training=training, keep_cache=keep_cache)
+        return x
+
+    __call__ = forward
+
+    def predict(self, x, batch_size: int = 1024):
+        """Inference-mode forward in batches, keeping no cache."""
+        x = np.asarray(x)
+        outs = [self.forward(x[i : i + batch_size], training=False) for i in range(0, len(x), batch_size)]
+        return np.concatenate(outs) if outs else np.empty((0, *self.output_shape[1:]))
+
+    def backward(self, dy, need_param_grads: bool = True):
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy, need_param_grads=need_param_grads)
+        return dy
+
+    def zero_grad(self):
+        for layer in self.layers:
+            layer.zero_grad()
+
+    # --- parameters ----------------------------------------------------------------
+    @property
+    def params(self) -> dict:
+        return {f"{l.name}/{k}": v for l in self.layers for k, v in l.params.items()}
+
+    @property
+    def grads(self) -> dict:
+        return {f"{l.name}/{k}": v for l in self.layers for k, v in l.grads.items()}
+
+    @property
+    def buffers(self) -> dict:
+        return {f"{l.name}/{k}": v for l in self.layers for k, v in l.buffers.items()}
+
+    def count_params(self) -> int:
+        return sum(layer.count_params() for layer in self.layers)
+
+    def astype(self, dtype):
+        for layer in self.layers:
+            layer.astype(dtype)
+        return self
+
+    @property
+    def trainable(self):
+        return all(layer.trainable for layer in self.layers)
+
+    @trainable.setter
+    def trainable(self, value):
+        for layer in self.layers:
+            layer.trainable = bool(value)
+
+    def summary(self, print_fn=print) -> str:
+        """Keras's table: layer (type), output shape, parameter count; then the totals."""
+        if not self.built:
+            raise LayerError(f"{self.name}: summary() needs a built model (give input_shape= or run a forward)")
+        rows = [(f"{l.name} ({type(l).__name__})", _fmt(l.output_shape), f"{l.count_params():,}") for l in self.layers]
+        w0 = max(30, *(len(r[0]) + 2 for r in rows))
+        w1 = max(24, *(len(r[1]) + 2 for r in rows))
+        line = "_" * (w0 + w1 + 14)
+        out = [f'Model: "{self.name}"', line, f"{'Layer (type)':<{w0}}{'Output Shape':<{w1}}{'Param #':>14}", "=" * len(line)]
+        out += [f"{a:<{w0}}{b:<{w1}}{c:>14}" for a, b, c in rows]
+        trainable = sum(v.size for v in self.params.values()) if self.trainable else 0
+        total = self.count_params()
+        out += [
+            "=" * len(line),
+            f"Total params: {total:,}",
+            f"Trainable params: {trainable:,}",
+            f"Non-trainable params: {total - trainable:,}",
+            line,
+        ]
+        text = "\n".join(out)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    # --- saving ----------------------------------------------------------------------
+    def weights(self) -> dict:
+        """Every parameter and buffer, keyed "layer/name" (copies)."""
+        return {k: np.array(v) for k, v in {**self.params, **self.buffers}.items()}
+
+    def set_weights(self, arrays: dict, source: str = "weights") -> None:
+        """Copy ``arrays`` into the model's parameters and buffers; names and shapes must match."""
+        own = {**self.params, **self.buffers}
+        missing, unexpected = sorted(set(own) - set(arrays)), sorted(set(arrays) - set(own))
+        if missing or unexpected:
+            raise ValueError(
+                f"{source} do not fit model {self.name!r}: missing {missing or 'nothing'}, "
+                f"unexpected {unexpected or 'nothing'}"
+            )
+        for key, target in own.items():
+            value = np.asarray(arrays[key])
+            if value.shape != target.shape:
+                raise ValueError(f"{source}: {key} has shape {value.shape}, model {self.name!r} expects {target.shape}")
+            target[...] = value
+
+    def save_weights(self, path) -> None:
+        """All parameters and buffers to an .npz file, written atomically."""
+        atomic_save_npz(path, self.weights())
+
+    def load_weights(self, path) -> None:
+        self.set_weights(load_npz(path), source=str(path))

@@ -1,0 +1,125 @@
+"""Optimizers with Keras's update rules and defaults, updating parameters in place.
+
+    opt = Adam(lr=2e-4, beta_1=0.5)
+    opt.step(model.params, model.grads)      # dicts with the same keys
+
+Parameters whose gradient is None (not computed since the last zero_grad) are left
+alone. State (moments, step count) is kept per parameter name, and
+``state_dict()`` / ``load_state_dict()`` carry it through a checkpoint.
+
+Adam      m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;  t += 1
+          p -= lr * sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)
+SGD       p -= lr*g;  with momentum u = mu*u - lr*g, p += u  (Nesterov: p += mu*u - lr*g)
+RMSprop   lr_t = lr / (1 + decay*t);  g = clip(g, -c, c) if clipvalue;
+          v = rho*v + (1-rho)*g^2;  p -= lr_t * g / sqrt(v + eps)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import ops
+
+
+class OptimizerError(ValueError):
+    pass
+
+
+class Optimizer:
+    #: names of the per-parameter state arrays (moments), created lazily
+    slots: tuple[str, ...] = ()
+
+    def __init__(self, lr: float, clipvalue: float | None = None):
+        if lr <= 0:
+            raise OptimizerError(f"{type(self).__name__}: lr must be positive, got {lr}")
+        if clipvalue is not None and clipvalue <= 0:
+            raise OptimizerError(f"{type(self).__name__}: clipvalue must be positive, got {clipvalue}")
+        self.lr = float(lr)
+        self.clipvalue = clipvalue
+        self.iterations = 0
+        self.state: dict[str, dict[str, np.ndarray]] = {}
+
+    def step(self, params: dict, grads: dict) -> None:
+        """Update every parameter in ``params`` that has a gradient in ``grads``."""
+        missing = set(params) - set(grads)
+        if missing:
+            raise OptimizerError(f"no gradient entry for parameters {sorted(missing)}")
+        self.iterations += 1
+        for name, param in params.items():
+            grad = grads[name]
+            if grad is None:
+                continue
+            if grad.shape != param.shape:
+                raise OptimizerError(f"gradient of {name!r} has shape {grad.shape}, the parameter {param.shape}")
+            if self.clipvalue is not None:
+                grad = np.clip(grad, -self.clipvalue, self.clipvalue)
+            state = self.state.get(name)
+            if state is None:
+                state = self.state[name] = {s: np.zeros_like(param) for s in self.slots}
+            self._update(param, grad, state)
+
+    def _update(self, param, grad, state) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Flat {'iterations': ..., 'PARAM/SLOT': array} for saving."""
+        out = {"iterations": np.array(self.iterations)}
+        for name, slots in self.state.items():
+            for slot, arr in slots.items():
+                out[f"{name}/{slot}"] = arr
+        return out
+
+    def load_state_dict(self, flat: dict) -> None:
+        self.iterations = int(flat["iterations"])
+        self.state = {}
+        for key, arr in flat.items():
+            if key == "iterations":
+                continue
+            name, slot = key.rsplit("/", 1)
+            self.state.setdefault(name, {})[slot] = np.array(arr)
+
+    def get_config(self) -> dict:
+        return {"lr": self.lr, "clipvalue": self.clipvalue}
+
+
+class Adam(Optimizer):
+    slots = ("m", "v")
+
+    def __init__(self, lr=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7, clipvalue=None):
+        super().__init__(lr, clipvalue)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+
+    def _update(self, param, grad, state):
+        ops.adam_update(param, grad, state["m"], state["v"], self.lr, self.beta_1, self.beta_2, self.epsilon, self.iterations)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
+class SGD(Optimizer):
+    def __init__(self, lr=0.01, momentum=0.0, nesterov=False, clipvalue=None):
+        super().__init__(lr, clipvalue)
+        if not 0 <= momentum < 1:
+            raise OptimizerError(f"SGD: momentum must be in [0, 1), got {momentum}")
+        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+        self.slots = ("velocity",) if self.momentum > 0 else ()
+
+    def _update(self, param, grad, state):
+        ops.sgd_update(param, grad, state.get("velocity"), self.lr, self.momentum, self.nesterov)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class RMSprop(Optimizer):
+    slots = ("v",)
+
+    def __init__(self, lr=1e-3, rho=0.9, epsilon=1e-7, clipvalue=None, decay=0.0):
+        super().__init__(lr, clipvalue)
+        self.rho, self.epsilon, self.decay = float(rho), float(epsilon), float(decay)
+
+    def _update(self, param, grad, state):
+        lr = self.lr / (1.0 + self.decay * (self.iterations - 1))
+        ops.rmsprop_update(param, grad, state["v"], lr, self.rho, self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon, "decay": self.decay}
