@@ -1,0 +1,141 @@
+"""The ``scratchgan`` command: train, sample, gradcheck."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import backend
+
+
+def _positive(value):
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return n
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="scratchgan", description="GANs from scratch: train, sample, check gradients.")
+    parser.add_argument("--backend", help="numpy (default), numba or cupy; also SCRATCHGAN_BACKEND")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a GAN (default: the dense GAN on the embedded MNIST)")
+    t.add_argument("--model", default="mlp", help="model name (default: mlp)")
+    t.add_argument("--iterations", type=_positive, help="total iterations (default: the recipe's, 20000 for mlp)")
+    t.add_argument("--batch-size", type=_positive, help="batch size (default: the recipe's, 128 for mlp)")
+    t.add_argument("--sample-interval", type=_positive, help="log, sample and checkpoint every N iterations (default 1000)")
+    t.add_argument("--seed", type=int, help="random seed (default: drawn, printed and stored)")
+    t.add_argument("--data", default="mnist",
+                   help="mnist (the embedded 10,000 test images, default), mnist-full (60,000, downloaded once) "
+                        "or a folder with train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz]")
+    t.add_argument("--out", help="run directory (default: runs/MODEL-TIMESTAMP)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
+
+    s = sub.add_parser("sample", help="draw images from a trained generator")
+    s.add_argument("checkpoint", help="a checkpoint.npz (or the run directory holding one)")
+    s.add_argument("--n", type=_positive, default=64, help="how many images (default 64)")
+    s.add_argument("--out", required=True, help="FILE.png for a grid, FILE.npy for an (n, H, W, C) array in [0, 1]")
+    s.add_argument("--seed", type=int, default=0, help="seed of the latent draws (default 0)")
+
+    g = sub.add_parser("gradcheck", help="check every layer's backward against finite differences (float64)")
+    g.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        if args.backend:
+            backend.set_backend(args.backend)
+        else:
+            backend.get_backend()
+        return {"train": cmd_train, "sample": cmd_sample, "gradcheck": cmd_gradcheck}[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (backend.BackendError, ValueError, KeyError, FileNotFoundError, RuntimeError) as err:
+        print(f"scratchgan {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def cmd_train(args):
+    from . import zoo
+    from .datasets import load_mnist
+    from .train import GANTrainer, load_checkpoint, new_run_dir, scale_images, write_config
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        ckpt = run_dir / "checkpoint.npz"
+        if not ckpt.exists():
+            raise FileNotFoundError(f"{run_dir}: no checkpoint.npz to resume from")
+        config = json.loads((run_dir / "config.json").read_text())
+        G, D, recipe, arrays = load_checkpoint(ckpt)
+        seed = int(arrays["seed"])
+        if args.iterations:
+            recipe.iterations = args.iterations
+    else:
+        seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+        G, D, recipe = zoo.build(args.model, seed=seed)
+        for field, value in (("iterations", args.iterations), ("batch_size", args.batch_size),
+                             ("sample_interval", args.sample_interval)):
+            if value:
+                setattr(recipe, field, value)
+        run_dir = Path(args.out) if args.out else new_run_dir(model=recipe.model)
+        if (run_dir / "checkpoint.npz").exists():
+            raise FileExistsError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+        config = {"model": recipe.model, "data": args.data, "seed": seed, "recipe": recipe.to_dict()}
+
+    images, _ = load_mnist(config["data"])
+    data = scale_images(images, recipe.data_range, recipe.image_shape)
+    trainer = GANTrainer(G, D, recipe, data, seed=seed, run_dir=run_dir)
+    if args.resume:
+        trainer.load_state_arrays(arrays, source=str(ckpt))
+    config["recipe"] = recipe.to_dict()
+    write_config(run_dir, config)
+    print(f"run directory: {run_dir}  (model {recipe.model}, seed {seed}, {len(data)} images, "
+          f"backend {backend.get_backend()}, from iteration {trainer.iteration} to {recipe.iterations})")
+    rate = trainer.train(recipe.iterations, recipe.sample_interval)
+    print(f"done: {trainer.iteration} iterations ({rate:.0f} it/s); samples in {run_dir / 'samples'}, "
+          f"checkpoint {run_dir / 'checkpoint.npz'}")
+    return 0
+
+
+def cmd_sample(args):
+    from .images import save_grid, to_unit_range
+    from .train import load_checkpoint
+
+    path = Path(args.checkpoint)
+    if path.is_dir():
+        path = path / "checkpoint.npz"
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".npy"):
+        raise ValueError(f"--out must end in .png (a grid) or .npy (an array), got {out.name!r}")
+    G, _, recipe, _ = load_checkpoint(path)
+    rng = np.random.default_rng(args.seed)
+    if recipe.latent == "uniform":
+        z = rng.uniform(-1, 1, (args.n, recipe.z_dim)).astype(np.float32)
+    else:
+        z = rng.standard_normal((args.n, recipe.z_dim), dtype=np.float32)
+    images = to_unit_range(G.predict(z), recipe.data_range)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".npy":
+        np.save(out, images)
+    else:
+        save_grid(images, out)
+    print(f"wrote {args.n} samples {images.shape[1:]} to {out}")
+    return 0
+
+
+def cmd_gradcheck(args):
+    from .gradcheck_suite import run_suite
+
+    failures = run_suite(seed=args.seed)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

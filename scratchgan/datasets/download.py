@@ -1,0 +1,72 @@
+"""Fetch a file from a list of mirrors into a cache folder, verified by checksum.
+
+The file is written to a temporary name, its MD5 checked, and only then renamed into
+place, so the cache never holds a partial or wrong file. A file already in the
+cache with the right checksum is not fetched again.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+class DownloadError(RuntimeError):
+    """No mirror delivered the file with the expected checksum."""
+
+
+def cache_dir() -> Path:
+    """$SCRATCHGAN_CACHE, else $XDG_CACHE_HOME/scratchgan, else ~/.cache/scratchgan."""
+    if os.environ.get("SCRATCHGAN_CACHE"):
+        return Path(os.environ["SCRATCHGAN_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "scratchgan"
+
+
+def md5sum(path, chunk: int = 1 << 20) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fetch(filename: str, md5: str, mirrors, folder, timeout: float = 30.0) -> Path:
+    """Path of ``filename`` in ``folder``, downloaded from the first mirror that serves it
+    with checksum ``md5``. Raises DownloadError naming every mirror and what went wrong."""
+    folder = Path(folder)
+    target = folder / filename
+    if target.exists() and md5sum(target) == md5:
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    failures = []
+    for mirror in mirrors:
+        url = mirror.rstrip("/") + "/" + filename
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+                while True:
+                    block = resp.read(1 << 20)
+                    if not block:
+                        break
+                    out.write(block)
+            got = md5sum(tmp)
+            if got != md5:
+                failures.append(f"{url}: checksum mismatch (MD5 {got}, expected {md5})")
+                continue
+            os.replace(tmp, target)
+            return target
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            reason = getattr(err, "reason", err)
+            failures.append(f"{url}: {reason}")
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    raise DownloadError(
+        f"could not download {filename} (no network, or no mirror had a good copy):\n  "
+        + "\n  ".join(failures)
+        + f"\nYou can put the file in {folder} yourself; it is checked against MD5 {md5}."
+    )

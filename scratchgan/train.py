@@ -1,0 +1,199 @@
+"""The GAN training loop of the tutorials, with checkpoints that make a run resumable.
+
+One iteration (k = 1 discriminator step, as in all five tutorials)::
+
+    real  = a random batch of data                                  label 1
+    fake  = G(z), z drawn afresh, G in inference mode (Keras's predict)   label 0
+    D step on real, D step on fake           (two optimizer steps, as train_on_batch twice)
+    G step: z drawn afresh, loss = BCE(D(G(z)), 1)  (non-saturating -log D(G(z)));
+            D runs forward and backward for dL/dG(z) only: its weights are frozen
+            and their gradients are not computed.
+
+The reported D loss and accuracy are the means of the real and fake steps, measured
+before each update (as Keras's train_on_batch reports them).
+
+A run directory holds config.json, log.txt (the tutorial's lines), samples/*.png
+(a grid of 16 samples from one fixed z at every interval) and checkpoint.npz (both
+models, both optimizers, the random state and the iteration), rewritten atomically
+at every interval. ``GANTrainer.resume(run_dir)`` continues exactly where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import zoo
+from .images import save_grid, to_unit_range
+from .io import atomic_save_npz, load_npz
+from .losses import BinaryCrossentropy, binary_accuracy
+
+
+class TrainingError(RuntimeError):
+    pass
+
+
+def scale_images(images_uint8, data_range, image_shape):
+    """uint8 (N, H, W) or (N, H, W, C) -> float32 (N, H, W, C) in ``data_range``."""
+    x = np.asarray(images_uint8)
+    if x.ndim == 3:
+        x = x[..., None]
+    if tuple(x.shape[1:]) != tuple(image_shape):
+        raise TrainingError(f"data images have shape {x.shape[1:]}, the model expects {tuple(image_shape)}")
+    lo, hi = data_range
+    return (x.astype(np.float32) / np.float32(255.0)) * np.float32(hi - lo) + np.float32(lo)
+
+
+class GANTrainer:
+    def __init__(self, generator, discriminator, recipe, data, seed: int, run_dir=None):
+        self.G, self.D, self.recipe = generator, discriminator, recipe
+        self.data = data
+        self.seed = int(seed)
+        self.d_opt = recipe.make_optimizer("d")
+        self.g_opt = recipe.make_optimizer("g")
+        self.rng = np.random.default_rng([self.seed, 1])
+        self.fixed_z = self._latent(np.random.default_rng([self.seed, 2]), 16)
+        self.iteration = 0
+        self.bce = BinaryCrossentropy()
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        self.history = []
+
+    # --- one iteration ---------------------------------------------------------------
+    def _latent(self, rng, n):
+        shape = (n, self.recipe.z_dim)
+        if self.recipe.latent == "uniform":
+            return rng.uniform(-1, 1, shape).astype(np.float32)
+        return rng.standard_normal(shape, dtype=np.float32)
+
+    def _d_step(self, images, label):
+        self.D.zero_grad()
+        p = self.D.forward(images, training=True)
+        target = np.full(p.shape, label, dtype=p.dtype)
+        loss = self.bce.forward(p, target)
+        self.D.backward(self.bce.backward())
+        self.d_opt.step(self.D.params, self.D.grads)
+        return loss, binary_accuracy(p, target)
+
+    def step(self):
+        """One iteration; returns (d_loss, d_accuracy, g_loss)."""
+        b = self.recipe.batch_size
+        real = self.data[self.rng.integers(0, len(self.data), b)]
+        fake = self.G.forward(self._latent(self.rng, b), training=False)
+        loss_real, acc_real = self._d_step(real, 1.0)
+        loss_fake, acc_fake = self._d_step(fake, 0.0)
+
+        z = self._latent(self.rng, b)
+        self.G.zero_grad()
+        fake = self.G.forward(z, training=True)
+        p = self.D.forward(fake, training=True)
+        g_loss = self.bce.forward(p, np.ones(p.shape, dtype=p.dtype))
+        d_fake = self.D.backward(self.bce.backward(), need_param_grads=False)
+        self.G.backward(d_fake)
+        self.g_opt.step(self.G.params, self.G.grads)
+
+        self.iteration += 1
+        d_loss = 0.5 * (loss_real + loss_fake)
+        if not (np.isfinite(d_loss) and np.isfinite(g_loss)):
+            raise TrainingError(
+                f"iteration {self.iteration}: loss is not finite (D {d_loss}, G {g_loss}); "
+                f"the last good checkpoint is kept"
+            )
+        return d_loss, 0.5 * (acc_real + acc_fake), g_loss
+
+    # --- the loop ----------------------------------------------------------------------
+    def train(self, iterations: int, sample_interval: int, log=print):
+        """Run until ``iterations`` iterations are done in total, logging, sampling and
+        checkpointing every ``sample_interval`` iterations (and at the end)."""
+        start, t0 = self.iteration, time.perf_counter()
+        while self.iteration < iterations:
+            d_loss, acc, g_loss = self.step()
+            if self.iteration % sample_interval == 0 or self.iteration == iterations:
+                line = f"{self.iteration} [D loss: {d_loss:f}, acc.: {100 * acc:.2f}%] [G loss: {g_loss:f}]"
+                self.history.append((self.iteration, d_loss, acc, g_loss))
+                log(line)
+                if self.run_dir is not None:
+                    with open(self.run_dir / "log.txt", "a") as f:
+                        f.write(line + "\n")
+                    self.save_samples(self.run_dir / "samples" / f"iter_{self.iteration:06d}.png")
+                    self.save_checkpoint(self.run_dir / "checkpoint.npz")
+        elapsed = time.perf_counter() - t0
+        return (self.iteration - start) / elapsed if elapsed > 0 else float("nan")
+
+    def save_samples(self, path):
+        images = self.G.forward(self.fixed_z, training=False)
+        save_grid(to_unit_range(images, self.recipe.data_range), path, columns=4)
+
+    # --- checkpoints --------------------------------------------------------------------
+    def state_arrays(self) -> dict:
+        arrays = {}
+        for prefix, model in (("G", self.G), ("D", self.D)):
+            arrays.update({f"{prefix}/{k}": v for k, v in model.weights().items()})
+            arrays.update({f"{prefix}_rng/{l.name}": _rng_json(l.rng) for l in model.layers})
+        for prefix, opt in (("opt_G", self.g_opt), ("opt_D", self.d_opt)):
+            arrays.update({f"{prefix}/{k}": v for k, v in opt.state_dict().items()})
+        arrays["rng"] = _rng_json(self.rng)
+        arrays["iteration"] = np.array(self.iteration)
+        arrays["seed"] = np.array(self.seed)
+        arrays["fixed_z"] = self.fixed_z
+        arrays["recipe"] = np.array(json.dumps(self.recipe.to_dict()))
+        return arrays
+
+    def save_checkpoint(self, path):
+        atomic_save_npz(path, self.state_arrays())
+
+    def load_state_arrays(self, arrays, source="checkpoint"):
+        for prefix, model in (("G", self.G), ("D", self.D)):
+            model.set_weights(_section(arrays, prefix), source=f"{source} ({prefix})")
+            rngs = _section(arrays, prefix + "_rng")
+            for layer in model.layers:
+                if layer.name in rngs:
+                    layer.rng.bit_generator.state = json.loads(str(rngs[layer.name]))
+        self.g_opt.load_state_dict(_section(arrays, "opt_G"))
+        self.d_opt.load_state_dict(_section(arrays, "opt_D"))
+        self.rng.bit_generator.state = json.loads(str(arrays["rng"]))
+        self.iteration = int(arrays["iteration"])
+        self.fixed_z = np.array(arrays["fixed_z"])
+
+
+def _rng_json(rng):
+    return np.array(json.dumps(rng.bit_generator.state))
+
+
+def _section(arrays, prefix):
+    p = prefix + "/"
+    return {k[len(p):]: v for k, v in arrays.items() if k.startswith(p)}
+
+
+def load_checkpoint(path):
+    """(generator, discriminator, recipe, arrays) rebuilt from a checkpoint file."""
+    arrays = load_npz(path)
+    for key in ("recipe", "iteration", "rng"):
+        if key not in arrays:
+            raise TrainingError(f"{path}: not a scratchgan training checkpoint (no {key!r} entry)")
+    recipe_dict = json.loads(str(arrays["recipe"]))
+    G, D, recipe = zoo.build(recipe_dict["model"])
+    for k, v in recipe_dict.items():
+        setattr(recipe, k, tuple(v) if isinstance(v, list) else v)
+    G.set_weights(_section(arrays, "G"), source=f"{path} (G)")
+    D.set_weights(_section(arrays, "D"), source=f"{path} (D)")
+    return G, D, recipe, arrays
+
+
+def new_run_dir(base="runs", model="mlp") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path(base) / f"{model}-{stamp}"
+    n = 1
+    while path.exists():
+        path = Path(base) / f"{model}-{stamp}-{n}"
+        n += 1
+    return path
+
+
+def write_config(run_dir: Path, config: dict):
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / ".config.json.tmp"
+    tmp.write_text(json.dumps(config, indent=2) + "\n")
+    os.replace(tmp, run_dir / "config.json")
