@@ -1,0 +1,1 @@
+"""Naive loop implementations: slow, obviously correct, and used only to test the fast ones."""

@@ -1,0 +1,99 @@
+"""Every layer, the loss and whole G+D stacks against central differences (float64)."""
+import numpy as np
+import pytest
+
+import scratchgan
+from scratchgan import layers as L
+from scratchgan.gradcheck_suite import CASES, LOSS_CASES, THRESHOLDS, run_case, run_loss_case
+from scratchgan.layers.base import Layer
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_layer_gradients(case):
+    report = run_case(case)
+    assert report.max_error < case.threshold, str(report)
+    # the input and every parameter were checked
+    names = [r.name for r in report.rows]
+    assert names[0] == "x (input)" and len(names) >= 1
+
+
+@pytest.mark.parametrize("name,from_logits,targets", LOSS_CASES)
+def test_loss_gradients(name, from_logits, targets):
+    report = run_loss_case(name, from_logits, targets)
+    assert report.max_error < THRESHOLDS["smooth"], str(report)
+
+
+def test_every_parameter_of_a_stack_is_checked():
+    case = next(c for c in CASES if c.name.startswith("conv G"))
+    report = run_case(case)
+    parts = case.make()
+    shape = (None, *case.input_shape[1:])
+    for part in parts:
+        shape = part.build(shape)
+    n_params = sum(len(l.params) for m in parts for l in m.layers)
+    assert n_params == 16
+    assert len(report.rows) == 1 + n_params
+
+
+class _ScaledSquare(Layer):
+    """A user's own layer, y = a * x^2, with a backward that may be wrong by a factor."""
+
+    def __init__(self, error=1.0, **kw):
+        super().__init__(**kw)
+        self.error = error
+
+    def _build(self, input_shape):
+        self._add_param("a", np.array([1.5]))
+
+    def _forward(self, x, training):
+        self._store_cache(x, x.shape)
+        return self.params["a"] * x * x
+
+    def _backward(self, dy, x, need_param_grads):
+        if need_param_grads:
+            self._accumulate("a", np.array([np.sum(dy * x * x)]))
+        return dy * 2 * self.params["a"] * x * self.error
+
+
+def test_gradcheck_accepts_a_users_layer(rng):
+    report = scratchgan.gradcheck(_ScaledSquare(), rng.standard_normal((3, 4)))
+    assert report.max_error < 1e-7
+
+
+@pytest.mark.parametrize("relative_mistake", [1e-3, 1e-5])
+def test_gradcheck_catches_a_slightly_wrong_backward(rng, relative_mistake):
+    report = scratchgan.gradcheck(_ScaledSquare(error=1 + relative_mistake), rng.standard_normal((3, 4)))
+    # rel_error of a and a*(1+d) is d / (2 + d)
+    assert report.max_error == pytest.approx(relative_mistake / 2, rel=0.05)
+    assert report.rows[0].max_error > 1e-7
+
+
+def test_gradcheck_catches_a_wrong_parameter_gradient(rng):
+    class WrongBias(L.Dense):
+        def _backward(self, dy, cache, need_param_grads):
+            dx = super()._backward(dy, cache, need_param_grads)
+            self.grads["bias"] = self.grads["bias"] * 1.01
+            return dx
+
+    report = scratchgan.gradcheck(WrongBias(3), rng.standard_normal((4, 5)))
+    rows = {r.name: r.max_error for r in report.rows}
+    assert rows["bias"] > 1e-3 and rows["kernel"] < 1e-7
+
+
+def test_gradcheck_does_not_touch_the_target(rng):
+    layer = L.Dense(3)
+    x = rng.standard_normal((2, 4)).astype(np.float32)
+    layer.forward(x)
+    before = layer.params["kernel"].copy()
+    scratchgan.gradcheck(layer, x)
+    assert layer.params["kernel"].dtype == np.float32
+    np.testing.assert_array_equal(layer.params["kernel"], before)
+
+
+def test_gradcheck_command_prints_the_table(capsys):
+    from scratchgan.cli import main
+
+    assert main(["gradcheck"]) == 0
+    out = capsys.readouterr().out
+    assert "Conv2DTranspose k3 s2 same" in out and "max rel. error" in out
+    assert f"{len(CASES) + len(LOSS_CASES)} of {len(CASES) + len(LOSS_CASES)} checks passed" in out
