@@ -15,8 +15,8 @@ Protocol (cs231n and chainer, see docs):
     directions u, comparing (f(v + h u) - f(v - h u)) / 2h with <grad, u>.
   * Error: |a - n| / max(|a| + |n|, 1e-8) (cs231n's rel_error), max over the checks,
     where |a - n| is first reduced by the resolution of the numerical derivative,
-    16 ulp(f) / 2h: f itself is only known to a few ulps, so a difference smaller than
-    that says nothing. It matters for gradients that are truly zero (a bias followed by
+    16 ulp(sum |y * dy|) / 2h: f is a sum whose rounding error scales with its terms,
+    so a difference smaller than that says nothing. It matters for gradients that are truly zero (a bias followed by
     BatchNorm, whose mean subtraction cancels it) or tiny; everywhere else the
     resolution (about 1e-9 for |f| near 10) is far below the thresholds.
   * The input and every parameter are checked separately.
@@ -65,8 +65,8 @@ def rel_error(a, n, resolution=0.0):
 
 
 def _resolution(fp, fm, h):
-    """What central differences can resolve: 16 ulp of f, over 2h."""
-    return 16 * float(np.spacing(max(abs(fp), abs(fm)))) / (2 * h)
+    """What central differences can resolve: 16 ulp of the larger |term| sum, over 2h."""
+    return 16 * float(np.spacing(max(abs(fp[1]), abs(fm[1])))) / (2 * h)
 
 
 class _Chain:
@@ -140,7 +140,9 @@ def gradcheck(target, x, dy=None, *, training=True, h=H, max_elements=64, direct
         raise ValueError(f"dy has shape {dy.shape}, expected the output's shape {y.shape}")
 
     def f(inp):
-        return float(np.sum(run(inp, False) * dy))
+        """(f, sum of |terms|): the value and the scale of its rounding error."""
+        terms = run(inp, False) * dy
+        return float(np.sum(terms)), float(np.sum(np.abs(terms)))
 
     for layer in _layers(model):
         layer.zero_grad()
@@ -166,7 +168,8 @@ def gradcheck_loss(loss, prediction, target, *, h=H, seed=0, max_elements=64, di
     grad = loss.backward()
     report = GradcheckReport(target=f"{type(loss).__name__}(from_logits={loss.from_logits})")
     report.rows.append(
-        _check_tensor("prediction", p, grad, lambda: loss.forward(p, t), h, max_elements, directions, np.random.default_rng(seed))
+        _check_tensor("prediction", p, grad, lambda: (loss.forward(p, t),) * 2, h, max_elements, directions,
+                      np.random.default_rng(seed))
     )
     return report
 
@@ -190,7 +193,7 @@ def _check_tensor(name, value, analytic, f, h, max_elements, directions, rng):
         flat[i] = old - h
         fm = f()
         flat[i] = old
-        errors.append(rel_error(gflat[i], (fp - fm) / (2 * h), _resolution(fp, fm, h)))
+        errors.append(rel_error(gflat[i], (fp[0] - fm[0]) / (2 * h), _resolution(fp, fm, h)))
     mode, checks = "elements", len(idx)
     if flat.size > max_elements:
         original = flat.copy()
@@ -202,7 +205,7 @@ def _check_tensor(name, value, analytic, f, h, max_elements, directions, rng):
             flat[:] = original - h * u
             fm = f()
             flat[:] = original
-            errors.append(rel_error(float(gflat @ u), (fp - fm) / (2 * h), _resolution(fp, fm, h)))
+            errors.append(rel_error(float(gflat @ u), (fp[0] - fm[0]) / (2 * h), _resolution(fp, fm, h)))
         mode, checks = f"el.+{directions} dir.", len(idx)
     return TensorCheck(name, tuple(value.shape), mode, checks, float(np.max(errors)))
 

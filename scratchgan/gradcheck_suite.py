@@ -47,16 +47,18 @@ def make_input(case: Case, rng):
 
 
 def randomize(target, rng):
-    """Random biases, BatchNorm parameters and moving statistics: zeros and ones hide
-    mistakes. Kernels keep their (random) Glorot initialisation, which keeps deep
-    stacks out of saturation."""
+    """Random parameters and moving statistics drawn from ``rng`` (zeros and ones hide
+    mistakes). Kernels are redrawn within their Glorot limits, which keeps deep stacks
+    out of saturation."""
     parts = target if isinstance(target, (list, tuple)) else [target]
     for part in parts:
         for layer in getattr(part, "layers", [part]):
             for key, value in layer.params.items():
                 if key == "gamma":
                     value[...] = rng.uniform(0.5, 1.5, value.shape)
-                elif key != "kernel":
+                elif key == "kernel":
+                    value[...] = np.abs(value).max() * rng.uniform(-1, 1, value.shape)
+                else:
                     value[...] = 0.5 * rng.standard_normal(value.shape)
             if "moving_mean" in layer.buffers:
                 layer.buffers["moving_mean"][...] = rng.standard_normal(layer.buffers["moving_mean"].shape)
