@@ -57,7 +57,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (backend.BackendError, ValueError, KeyError, FileNotFoundError, RuntimeError) as err:
+    except KeyError as err:  # str(KeyError) wraps the message in quotes
+        print(f"scratchgan {args.command}: error: {err.args[0]}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError, RuntimeError) as err:  # BackendError is a RuntimeError
         print(f"scratchgan {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,78 @@
+"""The backend switch and the op registry (the seam the Numba and CuPy kernels plug into)."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import scratchgan
+from scratchgan import layers as L
+from scratchgan import ops
+from scratchgan.backend import BackendError
+
+
+def test_numpy_is_the_default():
+    assert scratchgan.get_backend() == "numpy"
+
+
+def test_unknown_backend_is_a_clear_error():
+    with pytest.raises(BackendError, match="unknown backend 'torch': expected one of numpy, numba, cupy"):
+        scratchgan.set_backend("torch")
+
+
+@pytest.mark.parametrize("name", ["numba", "cupy"])
+def test_backends_without_kernels_refuse_instead_of_falling_back(name):
+    with pytest.raises(BackendError, match=f"backend '{name}' is not available"):
+        scratchgan.set_backend(name)
+    assert scratchgan.get_backend() == "numpy"
+
+
+def test_environment_variable_selects_the_backend():
+    code = "import scratchgan; print(scratchgan.get_backend())"
+    ok = subprocess.run([sys.executable, "-c", code], env={"SCRATCHGAN_BACKEND": "numpy", "PATH": ""},
+                        capture_output=True, text=True)
+    assert ok.stdout.strip() == "numpy"
+    bad = subprocess.run([sys.executable, "-c", code], env={"SCRATCHGAN_BACKEND": "tpu", "PATH": ""},
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "SCRATCHGAN_BACKEND='tpu'" in bad.stderr
+
+
+def test_cli_backend_flag(capsys):
+    from scratchgan.cli import main
+
+    assert main(["--backend", "numba", "gradcheck"]) == 2
+    assert "backend 'numba' is not available" in capsys.readouterr().err
+
+
+def test_a_registered_kernel_is_dispatched_for_its_backend(rng):
+    """A backend overrides an op by name; layer code does not change; others fall back."""
+    calls = []
+
+    def fake_leaky_relu_forward(x, slope):
+        calls.append(x.shape)
+        return ops.leaky_relu_forward.reference(x, slope)
+
+    impls = ops.OPS["leaky_relu_forward"]
+    impls["numba"] = fake_leaky_relu_forward
+    try:
+        scratchgan.set_backend("numba")
+        x = rng.standard_normal((2, 3)).astype(np.float32)
+        y = L.LeakyReLU(0.2).forward(x)
+        L.Dense(2).forward(x)  # an op with no numba kernel: the reference runs
+        assert calls == [(2, 3)]
+        np.testing.assert_allclose(y, np.where(x > 0, x, 0.2 * x))
+    finally:
+        scratchgan.set_backend("numpy")
+        del impls["numba"]
+
+
+def test_register_checks_names():
+    with pytest.raises(KeyError, match="no op named 'conv3d_forward'"):
+        ops.registry.register("conv3d_forward", "numba", lambda: None)
+    with pytest.raises(ValueError, match="cannot register a kernel for backend 'numpy'"):
+        ops.registry.register("dense_forward", "numpy", lambda: None)
+
+
+def test_every_layer_op_has_a_reference():
+    assert len(ops.OPS) >= 25
+    assert all("numpy" in impls for impls in ops.OPS.values())

@@ -1,0 +1,137 @@
+"""IDX files, the embedded MNIST, and the checksummed download against a local HTTP server."""
+import gzip
+import hashlib
+import http.server
+import threading
+from functools import partial
+
+import numpy as np
+import pytest
+
+from scratchgan.datasets import DownloadError, IDXFormatError, load_mnist, read_idx, write_idx
+from scratchgan.datasets import mnist as mnist_module
+from scratchgan.datasets.download import fetch, md5sum
+
+
+@pytest.mark.parametrize("name", ["imgs-idx3-ubyte", "imgs-idx3-ubyte.gz"])
+def test_idx_round_trip(tmp_path, rng, name):
+    images = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    write_idx(tmp_path / name, images)
+    np.testing.assert_array_equal(read_idx(tmp_path / name, expect_ndim=3), images)
+    assert (tmp_path / name).read_bytes()[:2] == (b"\x1f\x8b" if name.endswith(".gz") else b"\x00\x00")
+
+
+def test_embedded_mnist_is_the_real_test_set():
+    images, labels = load_mnist()
+    assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
+    assert labels[:8].tolist() == [7, 2, 1, 0, 4, 1, 4, 9]
+    assert np.bincount(labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        assert md5sum(mnist_module.EMBEDDED_DIR / name) == mnist_module.FILES[name]
+
+
+def _header(ndim, dims, code=0x08):
+    return bytes([0, 0, code, ndim]) + b"".join(int(d).to_bytes(4, "big") for d in dims)
+
+
+@pytest.mark.parametrize(
+    "raw,message",
+    [
+        (b"\x00\x00", "too short for an IDX header"),
+        (b"PK\x03\x04" + bytes(20), "magic number must start with two zero bytes"),
+        (_header(3, (2, 2, 2), code=0x07) + bytes(8), "unknown IDX data type 0x07"),
+        (_header(1, (4,)) + bytes(4), "IDX file has 1 dimensions, expected 3"),
+        (_header(3, (2, 28, 28)) + bytes(100), r"header says shape \(2, 28, 28\) \(1568 bytes of data\)"),
+        (_header(3, (2, 28)), "header announces 3 dimensions but the file ends"),
+    ],
+)
+def test_bad_idx_files_are_named_and_explained(tmp_path, raw, message):
+    path = tmp_path / "bad-idx"
+    path.write_bytes(raw)
+    with pytest.raises(IDXFormatError, match=message):
+        read_idx(path, expect_ndim=3)
+
+
+def test_broken_gzip(tmp_path):
+    path = tmp_path / "x.gz"
+    path.write_bytes(gzip.compress(_header(1, (4,)) + bytes(4))[:15])
+    with pytest.raises(IDXFormatError, match="looks gzipped but cannot be decompressed"):
+        read_idx(path)
+
+
+def test_folder_of_idx_files(tmp_path, rng):
+    write_idx(tmp_path / "train-images-idx3-ubyte", rng.integers(0, 256, (6, 28, 28), dtype=np.uint8))
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, 6, dtype=np.uint8))
+    images, labels = load_mnist(str(tmp_path))
+    assert images.shape == (6, 28, 28) and labels.shape == (6,)
+
+
+def test_folder_with_mismatched_counts(tmp_path, rng):
+    write_idx(tmp_path / "train-images-idx3-ubyte", rng.integers(0, 256, (6, 28, 28), dtype=np.uint8))
+    write_idx(tmp_path / "train-labels-idx1-ubyte", rng.integers(0, 10, 5, dtype=np.uint8))
+    with pytest.raises(IDXFormatError, match="has 6 images but .* has 5 labels"):
+        load_mnist(str(tmp_path))
+
+
+def test_folder_without_the_files(tmp_path):
+    (tmp_path / "readme.txt").write_text("hi")
+    with pytest.raises(FileNotFoundError, match=r"expected train-images-idx3-ubyte .* found \['readme.txt'\]"):
+        load_mnist(str(tmp_path))
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """A local HTTP server over tmp_path/www (loopback only); yields (base url, folder)."""
+    www = tmp_path / "www"
+    www.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(www)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", www
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_verifies_and_caches(http_server, tmp_path):
+    url, www = http_server
+    payload = b"some data" * 1000
+    (www / "file.bin").write_bytes(payload)
+    md5 = hashlib.md5(payload).hexdigest()
+    cache = tmp_path / "cache"
+    path = fetch("file.bin", md5, [url + "/missing-mirror", url], cache, timeout=5)
+    assert path.read_bytes() == payload
+    (www / "file.bin").unlink()  # a second call is served from the cache
+    assert fetch("file.bin", md5, [url], cache, timeout=5) == path
+
+
+def test_download_with_wrong_checksum_keeps_nothing(http_server, tmp_path):
+    url, www = http_server
+    (www / "file.bin").write_bytes(b"tampered")
+    cache = tmp_path / "cache"
+    with pytest.raises(DownloadError, match="checksum mismatch"):
+        fetch("file.bin", "0" * 32, [url], cache, timeout=5)
+    assert list(cache.iterdir()) == []
+
+
+def test_download_without_network_says_so(tmp_path):
+    with pytest.raises(DownloadError, match="no network, or no mirror had a good copy"):
+        fetch("file.bin", "0" * 32, ["http://127.0.0.1:9"], tmp_path, timeout=2)
+
+
+def test_full_mnist_download_through_a_mirror(http_server, tmp_path, monkeypatch, rng):
+    """load_mnist('full') fetches the four-file layout from the mirrors, checksummed."""
+    url, www = http_server
+    write_idx(www / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (4, 28, 28), dtype=np.uint8))
+    write_idx(www / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, 4, dtype=np.uint8))
+    files = {n: md5sum(www / n) for n in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")}
+    monkeypatch.setattr(mnist_module, "FILES", {**mnist_module.FILES, **files})
+    monkeypatch.setattr(mnist_module, "MIRRORS", [])
+    monkeypatch.setenv("SCRATCHGAN_MNIST_MIRROR", url)
+    monkeypatch.setenv("SCRATCHGAN_CACHE", str(tmp_path / "cache"))
+    images, labels = load_mnist("full")
+    assert images.shape == (4, 28, 28) and (tmp_path / "cache" / "mnist" / "train-images-idx3-ubyte.gz").exists()

@@ -1,0 +1,144 @@
+"""The GAN loop end to end: finite losses, frozen D in the G step, checkpoints, resume, CLI."""
+import json
+
+import numpy as np
+import pytest
+
+from scratchgan import zoo
+from scratchgan.cli import main
+from scratchgan.datasets import load_mnist
+from scratchgan.train import GANTrainer, TrainingError, load_checkpoint, scale_images
+
+
+@pytest.fixture(scope="module")
+def data():
+    images, _ = load_mnist()
+    return scale_images(images[:512], (-1.0, 1.0), (28, 28, 1))
+
+
+def _trainer(data, seed=0, batch=16, run_dir=None):
+    g, d, recipe = zoo.mlp(seed=seed)
+    recipe.batch_size = batch
+    return GANTrainer(g, d, recipe, data, seed=seed, run_dir=run_dir)
+
+
+def test_data_scaling():
+    x = scale_images(np.array([[[0, 255]]], dtype=np.uint8), (-1.0, 1.0), (1, 2, 1))
+    np.testing.assert_allclose(x.ravel(), [-1, 1])
+    assert x.dtype == np.float32
+    with pytest.raises(TrainingError, match=r"data images have shape \(1, 2, 1\), the model expects \(28, 28, 1\)"):
+        scale_images(np.zeros((1, 1, 2), np.uint8), (-1.0, 1.0), (28, 28, 1))
+
+
+def test_an_iteration_trains_both_and_freezes_d_in_the_g_step(data, monkeypatch):
+    t = _trainer(data)
+    g0 = {k: v.copy() for k, v in t.G.params.items()}
+    d_updates = []
+    original = t.d_opt.step
+    monkeypatch.setattr(t.d_opt, "step", lambda p, g: (d_updates.append(1), original(p, g)))
+    flags = []
+    d_backward = t.D.backward
+    monkeypatch.setattr(t.D, "backward", lambda dy, need_param_grads=True: (
+        flags.append(need_param_grads), d_backward(dy, need_param_grads))[1])
+    d_loss, acc, g_loss = t.step()
+    assert np.isfinite(d_loss) and np.isfinite(g_loss) and 0 <= acc <= 1
+    assert len(d_updates) == 2  # real, then fake; none in the G step
+    assert flags == [True, True, False]  # the G step asks D for dx only
+    assert all(not np.array_equal(g0[k], v) for k, v in t.G.params.items())
+
+
+def test_a_short_run_learns_something(data):
+    t = _trainer(data, batch=32)
+    first = [t.step() for _ in range(5)]
+    for _ in range(60):
+        last = t.step()
+    assert last[1] > 0.5  # D tells real from fake better than chance
+    assert first[0][0] != last[0]
+
+
+def test_resume_is_bit_for_bit(data, tmp_path):
+    straight = _trainer(data, seed=3)
+    straight_losses = [straight.step() for _ in range(6)]
+
+    first = _trainer(data, seed=3)
+    losses = [first.step() for _ in range(3)]
+    first.save_checkpoint(tmp_path / "ckpt.npz")
+    g, d, recipe, arrays = load_checkpoint(tmp_path / "ckpt.npz")
+    resumed = GANTrainer(g, d, recipe, data, seed=int(arrays["seed"]))
+    resumed.load_state_arrays(arrays)
+    losses += [resumed.step() for _ in range(3)]
+    assert losses == straight_losses
+    for k, v in straight.G.params.items():
+        np.testing.assert_array_equal(resumed.G.params[k], v)
+
+
+def test_checkpoint_write_is_atomic(data, tmp_path, monkeypatch):
+    t = _trainer(data)
+    t.step()
+    path = tmp_path / "checkpoint.npz"
+    t.save_checkpoint(path)
+    before = path.read_bytes()
+    t.step()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(OSError, match="disk full"):
+        t.save_checkpoint(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.npz"]
+
+
+def test_a_non_finite_loss_stops_with_the_step(data, tmp_path):
+    t = _trainer(data)
+    t.G.params["dense/kernel"][...] = np.nan
+    with pytest.raises(TrainingError, match="iteration 1: loss is not finite"):
+        t.step()
+
+
+def test_not_a_checkpoint(tmp_path):
+    np.savez(tmp_path / "w.npz", a=np.ones(2))
+    with pytest.raises(TrainingError, match="not a scratchgan training checkpoint"):
+        load_checkpoint(tmp_path / "w.npz")
+
+
+def test_cli_train_resume_sample(tmp_path, capsys):
+    run = tmp_path / "run"
+    common = ["--batch-size", "8", "--sample-interval", "2", "--seed", "7"]
+    assert main(["train", "--iterations", "4", "--out", str(run), *common]) == 0
+    log = (run / "log.txt").read_text().splitlines()
+    assert len(log) == 2 and log[1].startswith("4 [D loss: ") and "acc.: " in log[1] and "[G loss: " in log[1]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["iter_000002.png", "iter_000004.png"]
+    assert json.loads((run / "config.json").read_text())["seed"] == 7
+
+    assert main(["train", "--resume", str(run), "--iterations", "6"]) == 0
+    assert (run / "log.txt").read_text().splitlines()[-1].startswith("6 [D loss: ")
+
+    straight = tmp_path / "straight"
+    assert main(["train", "--iterations", "6", "--out", str(straight), *common]) == 0
+    assert (run / "log.txt").read_text() == (straight / "log.txt").read_text()
+
+    assert main(["sample", str(run / "checkpoint.npz"), "--n", "10", "--out", str(tmp_path / "s.npy")]) == 0
+    samples = np.load(tmp_path / "s.npy")
+    assert samples.shape == (10, 28, 28, 1) and samples.min() >= 0 and samples.max() <= 1
+    assert main(["sample", str(run), "--n", "9", "--out", str(tmp_path / "s.png")]) == 0
+    from PIL import Image
+
+    assert Image.open(tmp_path / "s.png").size[0] > 28 * 3
+
+
+def test_cli_refuses_to_overwrite_a_run(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--iterations", "1", "--batch-size", "4", "--out", str(run), "--seed", "1"]) == 0
+    assert main(["train", "--iterations", "1", "--batch-size", "4", "--out", str(run)]) == 2
+    assert "already holds a run; use --resume" in capsys.readouterr().err
+
+
+def test_cli_errors(tmp_path, capsys):
+    assert main(["sample", str(tmp_path / "nope.npz"), "--out", str(tmp_path / "a.png")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["train", "--model", "vae", "--out", str(tmp_path / "r")]) == 2
+    assert "unknown model 'vae'" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path), "--iterations", "1", "--out", str(tmp_path / "r2")]) == 2
+    assert "expected train-images-idx3-ubyte" in capsys.readouterr().err
