@@ -60,7 +60,7 @@ def test_gradcheck_accepts_a_users_layer(rng):
     assert report.max_error < 1e-7
 
 
-@pytest.mark.parametrize("relative_mistake", [1e-3, 1e-5])
+@pytest.mark.parametrize("relative_mistake", [1e-3, 1e-5, 1e-6])
 def test_gradcheck_catches_a_slightly_wrong_backward(rng, relative_mistake):
     report = scratchgan.gradcheck(_ScaledSquare(error=1 + relative_mistake), rng.standard_normal((3, 4)))
     # rel_error of a and a*(1+d) is d / (2 + d)
