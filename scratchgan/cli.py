@@ -55,7 +55,6 @@ def main(argv=None):
             backend.get_backend()
         return {"train": cmd_train, "sample": cmd_sample, "gradcheck": cmd_gradcheck}[args.command](args)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
         return 130
     except KeyError as err:  # str(KeyError) wraps the message in quotes
         print(f"scratchgan {args.command}: error: {err.args[0]}", file=sys.stderr)
@@ -78,20 +77,18 @@ def cmd_train(args):
         config = json.loads((run_dir / "config.json").read_text())
         G, D, recipe, arrays = load_checkpoint(ckpt)
         seed = int(arrays["seed"])
-        if args.iterations:
-            recipe.iterations = args.iterations
     else:
         seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
         G, D, recipe = zoo.build(args.model, seed=seed)
-        for field, value in (("iterations", args.iterations), ("batch_size", args.batch_size),
-                             ("sample_interval", args.sample_interval)):
-            if value:
-                setattr(recipe, field, value)
         run_dir = Path(args.out) if args.out else new_run_dir(model=recipe.model)
         if (run_dir / "checkpoint.npz").exists():
             raise FileExistsError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
         config = {"model": recipe.model, "data": args.data, "seed": seed, "recipe": recipe.to_dict()}
 
+    for field, value in (("iterations", args.iterations), ("batch_size", args.batch_size),
+                         ("sample_interval", args.sample_interval)):
+        if value:
+            setattr(recipe, field, value)
     images, _ = load_mnist(config["data"])
     data = scale_images(images, recipe.data_range, recipe.image_shape)
     trainer = GANTrainer(G, D, recipe, data, seed=seed, run_dir=run_dir)

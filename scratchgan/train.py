@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -106,9 +107,33 @@ class GANTrainer:
     # --- the loop ----------------------------------------------------------------------
     def train(self, iterations: int, sample_interval: int, log=print):
         """Run until ``iterations`` iterations are done in total, logging, sampling and
-        checkpointing every ``sample_interval`` iterations (and at the end)."""
+        checkpointing every ``sample_interval`` iterations (and at the end).
+
+        Ctrl-C (SIGINT) finishes the iteration under way, writes a checkpoint and raises
+        KeyboardInterrupt: nothing is lost, and ``--resume`` continues from there."""
         start, t0 = self.iteration, time.perf_counter()
-        while self.iteration < iterations:
+        interrupted = []
+        previous = None
+        if self.run_dir is not None:
+            try:
+                previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+            except ValueError:  # not the main thread: no handler, Ctrl-C works as usual
+                previous = None
+        try:
+            self._loop(iterations, sample_interval, log, interrupted)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        if interrupted:
+            self.save_checkpoint(self.run_dir / "checkpoint.npz")
+            log(f"interrupted: checkpoint written at iteration {self.iteration}; "
+                f"continue with --resume {self.run_dir}")
+            raise KeyboardInterrupt
+        elapsed = time.perf_counter() - t0
+        return (self.iteration - start) / elapsed if elapsed > 0 else float("nan")
+
+    def _loop(self, iterations, sample_interval, log, interrupted):
+        while self.iteration < iterations and not interrupted:
             d_loss, acc, g_loss = self.step()
             if self.iteration % sample_interval == 0 or self.iteration == iterations:
                 line = f"{self.iteration} [D loss: {d_loss:f}, acc.: {100 * acc:.2f}%] [G loss: {g_loss:f}]"
@@ -119,8 +144,6 @@ class GANTrainer:
                         f.write(line + "\n")
                     self.save_samples(self.run_dir / "samples" / f"iter_{self.iteration:06d}.png")
                     self.save_checkpoint(self.run_dir / "checkpoint.npz")
-        elapsed = time.perf_counter() - t0
-        return (self.iteration - start) / elapsed if elapsed > 0 else float("nan")
 
     def save_samples(self, path):
         images = self.G.forward(self.fixed_z, training=False)

@@ -31,7 +31,7 @@ def test_conv2d_transpose_forward_matches_scatter_loops(rng, stride, padding, ke
     np.testing.assert_allclose(y, naive.conv2d_transpose(x, k, b, (stride, stride), padding), atol=1e-12)
 
 
-@pytest.mark.parametrize("stride,padding", itertools.product([1, 2, 3], ["valid", "same"]))
+@pytest.mark.parametrize("stride,padding", list(itertools.product([1, 2, 3], ["valid", "same"])))
 def test_conv_backward_data_is_the_adjoint_of_forward(rng, stride, padding):
     """<conv(x), dy> == <x, conv_backward_data(dy)> for every x, dy: the definition of dx."""
     x = rng.standard_normal((2, 9, 8, 3))

@@ -161,7 +161,7 @@ class Layer:
         for store in (self.params, self.buffers):
             for k, v in store.items():
                 store[k] = v.astype(dtype)
-        self.zero_grad() if self.built else None
+        self.zero_grad()
         return self
 
     def get_config(self) -> dict:
