@@ -112,6 +112,16 @@ def test_inference_forward_keeps_no_cache(rng):
         dense.backward(np.ones((2, 2)))
 
 
+def test_backward_never_uses_an_older_forwards_cache(rng):
+    """training forward, then inference forward, then backward: refused, not answered
+    with the first forward's gradients."""
+    dense = L.Dense(2)
+    dense.forward(rng.standard_normal((2, 3)))
+    dense.forward(rng.standard_normal((2, 3)), training=False)
+    with pytest.raises(LayerError, match="forward"):
+        dense.backward(np.ones((2, 2)))
+
+
 def test_each_forward_serves_one_backward(rng):
     dense = L.Dense(2)
     dense.forward(rng.standard_normal((2, 3)))

@@ -11,8 +11,9 @@ Gradients *accumulate* (``+=``) across backward calls until ``zero_grad()``, so
 needs of the discriminator. ``buffers`` holds state that is not trained
 (BatchNorm's moving statistics); Keras counts it among the parameters and so do we.
 
-The cache lives in one slot, ``self._cache``: forward(training=True) writes it,
-backward consumes and frees it, forward(training=False) leaves it alone.
+The cache lives in one slot, ``self._cache``: every forward empties it and
+forward(training=True) fills it; backward consumes and frees it. So a backward
+always differentiates the latest forward, or fails clearly if that kept no cache.
 """
 from __future__ import annotations
 
@@ -92,6 +93,7 @@ class Layer:
         inference-mode forward can be differentiated too (gradient checks do).
         """
         self._keep_cache = training if keep_cache is None else bool(keep_cache)
+        self._cache = None  # a backward must never see an older forward's cache
         x = self._check_input(x)
         if not self.built:
             self.build(x.shape)
@@ -122,11 +124,7 @@ class Layer:
             x = np.asarray(x)
         if x.dtype.kind != "f":
             raise LayerError(f"{self.name}: expected a floating-point input, got dtype {x.dtype}")
-        if self.input_ndim is not None and x.ndim != self.input_ndim:
-            raise LayerError(
-                f"{self.name}: expected an input of rank {self.input_ndim} "
-                f"({self._rank_hint()}), got shape {_fmt(x.shape)}"
-            )
+        self._check_input_shape(x.shape)
         return x
 
     def _store_cache(self, cache, output_shape) -> None:
