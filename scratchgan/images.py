@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 
 import numpy as np
 from PIL import Image
+
+from .io import atomic_write
 
 
 def to_unit_range(images, data_range):
@@ -39,18 +39,9 @@ def make_grid(images, columns: int | None = None, pad: int = 2, scale: int = 1) 
 
 
 def save_png(pixels: np.ndarray, path) -> None:
-    """Write a uint8 picture as PNG, atomically (temporary file, then rename)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".png")
-    os.close(fd)
-    try:
+    """Write a uint8 picture as PNG, atomically."""
+    with atomic_write(path) as tmp:
         Image.fromarray(pixels).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save_grid(images, path, columns=None, scale: int = 3) -> None:

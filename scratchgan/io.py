@@ -1,30 +1,42 @@
-"""Saving arrays without ever leaving a half-written file behind."""
+"""Writing files without ever leaving a half-written one behind."""
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import zipfile
+from pathlib import Path
 
 import numpy as np
 
 
-def atomic_save_npz(path, arrays: dict) -> None:
-    """Write ``arrays`` to ``path`` (.npz) atomically: a temporary file in the same folder,
-    flushed to disk, then renamed over ``path``. A crash leaves the old file intact."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
+@contextlib.contextmanager
+def atomic_write(path):
+    """Yield a temporary path beside ``path``; on success it is flushed to disk and renamed
+    over ``path``, on any error it is deleted. Readers see the old file or the new one,
+    never a partial one.
+
+        with atomic_write("ckpt.npz") as tmp:
+            np.savez(tmp, ...)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
+        yield tmp
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+def atomic_save_npz(path, arrays: dict) -> None:
+    """Write ``arrays`` to ``path`` (.npz) atomically."""
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def load_npz(path) -> dict:

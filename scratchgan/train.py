@@ -20,7 +20,6 @@ at every interval. ``GANTrainer.resume(run_dir)`` continues exactly where it sto
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ import numpy as np
 
 from . import zoo
 from .images import save_grid, to_unit_range
-from .io import atomic_save_npz, load_npz
+from .io import atomic_save_npz, atomic_write, load_npz
 from .losses import BinaryCrossentropy, binary_accuracy
 
 
@@ -216,7 +215,5 @@ def new_run_dir(base="runs", model="mlp") -> Path:
 
 
 def write_config(run_dir: Path, config: dict):
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / ".config.json.tmp"
-    tmp.write_text(json.dumps(config, indent=2) + "\n")
-    os.replace(tmp, run_dir / "config.json")
+    with atomic_write(run_dir / "config.json") as tmp:
+        Path(tmp).write_text(json.dumps(config, indent=2) + "\n")

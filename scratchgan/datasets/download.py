@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ..io import atomic_write
+
 
 class DownloadError(RuntimeError):
     """No mirror delivered the file with the expected checksum."""
+
+
+class _ChecksumMismatch(Exception):
+    pass
 
 
 def cache_dir() -> Path:
@@ -41,30 +47,21 @@ def fetch(filename: str, md5: str, mirrors, folder, timeout: float = 30.0) -> Pa
     target = folder / filename
     if target.exists() and md5sum(target) == md5:
         return target
-    folder.mkdir(parents=True, exist_ok=True)
     failures = []
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + filename
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-                while True:
-                    block = resp.read(1 << 20)
-                    if not block:
-                        break
-                    out.write(block)
-            got = md5sum(tmp)
-            if got != md5:
-                failures.append(f"{url}: checksum mismatch (MD5 {got}, expected {md5})")
-                continue
-            os.replace(tmp, target)
+            with atomic_write(target) as tmp:  # renamed into place only if no error is raised
+                with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+                    shutil.copyfileobj(resp, out, 1 << 20)
+                got = md5sum(tmp)
+                if got != md5:
+                    raise _ChecksumMismatch(f"checksum mismatch (MD5 {got}, expected {md5})")
             return target
+        except _ChecksumMismatch as err:
+            failures.append(f"{url}: {err}")
         except (urllib.error.URLError, OSError, ValueError) as err:
-            reason = getattr(err, "reason", err)
-            failures.append(f"{url}: {reason}")
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            failures.append(f"{url}: {getattr(err, 'reason', err)}")
     raise DownloadError(
         f"could not download {filename} (no network, or no mirror had a good copy):\n  "
         + "\n  ".join(failures)
