@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-
 BACKENDS = ("numpy", "numba", "cupy")
 
 
@@ -70,11 +68,3 @@ def get_backend() -> str:
             raise BackendError(f"SCRATCHGAN_BACKEND={requested!r}: {err}") from None
     return _active
 
-
-def xp():
-    """The array module of the active backend (numpy; cupy for the GPU backend)."""
-    if get_backend() == "cupy":  # pragma: no cover - needs a GPU
-        import cupy
-
-        return cupy
-    return np

@@ -106,7 +106,7 @@ def cmd_train(args):
 
 def cmd_sample(args):
     from .images import save_grid, to_unit_range
-    from .train import load_checkpoint
+    from .train import load_checkpoint, sample_latent
 
     path = Path(args.checkpoint)
     if path.is_dir():
@@ -115,11 +115,7 @@ def cmd_sample(args):
     if out.suffix.lower() not in (".png", ".npy"):
         raise ValueError(f"--out must end in .png (a grid) or .npy (an array), got {out.name!r}")
     G, _, recipe, _ = load_checkpoint(path)
-    rng = np.random.default_rng(args.seed)
-    if recipe.latent == "uniform":
-        z = rng.uniform(-1, 1, (args.n, recipe.z_dim)).astype(np.float32)
-    else:
-        z = rng.standard_normal((args.n, recipe.z_dim), dtype=np.float32)
+    z = sample_latent(np.random.default_rng(args.seed), args.n, recipe)
     images = to_unit_range(G.predict(z), recipe.data_range)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".npy":

@@ -185,28 +185,38 @@ def _check_tensor(name, value, analytic, f, h, max_elements, directions, rng):
         idx = np.arange(flat.size)
     else:
         idx = rng.choice(flat.size, size=max_elements, replace=False)
+
+    def central_difference(set_value):
+        """(numerical derivative, its resolution) from f at set_value(+h) and set_value(-h)."""
+        set_value(+h)
+        fp = f()
+        set_value(-h)
+        fm = f()
+        set_value(0.0)
+        return (fp[0] - fm[0]) / (2 * h), _resolution(fp, fm, h)
+
     errors = []
     for i in idx:
         old = flat[i]
-        flat[i] = old + h
-        fp = f()
-        flat[i] = old - h
-        fm = f()
-        flat[i] = old
-        errors.append(rel_error(gflat[i], (fp[0] - fm[0]) / (2 * h), _resolution(fp, fm, h)))
+
+        def move_element(step, i=i, old=old):
+            flat[i] = old + step
+
+        numeric, res = central_difference(move_element)
+        errors.append(rel_error(gflat[i], numeric, res))
     mode, checks = "elements", len(idx)
     if flat.size > max_elements:
         original = flat.copy()
         for _ in range(directions):
             u = rng.standard_normal(flat.size)
             u /= np.linalg.norm(u)
-            flat[:] = original + h * u
-            fp = f()
-            flat[:] = original - h * u
-            fm = f()
-            flat[:] = original
-            errors.append(rel_error(float(gflat @ u), (fp[0] - fm[0]) / (2 * h), _resolution(fp, fm, h)))
-        mode, checks = f"el.+{directions} dir.", len(idx)
+
+            def move_along_u(step, u=u):
+                flat[:] = original + step * u
+
+            numeric, res = central_difference(move_along_u)
+            errors.append(rel_error(float(gflat @ u), numeric, res))
+        mode = f"el.+{directions} dir."
     return TensorCheck(name, tuple(value.shape), mode, checks, float(np.max(errors)))
 
 

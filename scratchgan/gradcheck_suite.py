@@ -65,7 +65,8 @@ def randomize(target, rng):
                 layer.buffers["moving_variance"][...] = rng.uniform(0.5, 2.0, layer.buffers["moving_variance"].shape)
 
 
-def _build(target, input_shape):
+def build_target(target, input_shape):
+    """Build a layer, model or list of them for inputs of ``input_shape``; returns it."""
     parts = target if isinstance(target, (list, tuple)) else [target]
     shape = (None, *input_shape[1:])
     for part in parts:
@@ -154,7 +155,7 @@ CASES = [
 
 def run_case(case: Case, seed: int = 0):
     rng = np.random.default_rng([seed, sum(map(ord, case.name))])
-    target = _build(case.make(), case.input_shape)
+    target = build_target(case.make(), case.input_shape)
     randomize(target, rng)
     x = make_input(case, rng)
     return gradcheck(target, x, training=case.training, seed=seed, **case.options)

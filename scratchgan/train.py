@@ -47,6 +47,14 @@ def scale_images(images_uint8, data_range, image_shape):
     return (x.astype(np.float32) / np.float32(255.0)) * np.float32(hi - lo) + np.float32(lo)
 
 
+def sample_latent(rng, n: int, recipe):
+    """z of shape (n, z_dim), float32: N(0, 1), or U(-1, 1) for recipes with latent="uniform"."""
+    shape = (n, recipe.z_dim)
+    if recipe.latent == "uniform":
+        return rng.uniform(-1, 1, shape).astype(np.float32)
+    return rng.standard_normal(shape, dtype=np.float32)
+
+
 class GANTrainer:
     def __init__(self, generator, discriminator, recipe, data, seed: int, run_dir=None):
         self.G, self.D, self.recipe = generator, discriminator, recipe
@@ -55,19 +63,13 @@ class GANTrainer:
         self.d_opt = recipe.make_optimizer("d")
         self.g_opt = recipe.make_optimizer("g")
         self.rng = np.random.default_rng([self.seed, 1])
-        self.fixed_z = self._latent(np.random.default_rng([self.seed, 2]), 16)
+        self.fixed_z = sample_latent(np.random.default_rng([self.seed, 2]), 16, recipe)
         self.iteration = 0
         self.bce = BinaryCrossentropy()
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.history = []
 
     # --- one iteration ---------------------------------------------------------------
-    def _latent(self, rng, n):
-        shape = (n, self.recipe.z_dim)
-        if self.recipe.latent == "uniform":
-            return rng.uniform(-1, 1, shape).astype(np.float32)
-        return rng.standard_normal(shape, dtype=np.float32)
-
     def _d_step(self, images, label):
         self.D.zero_grad()
         p = self.D.forward(images, training=True)
@@ -81,11 +83,11 @@ class GANTrainer:
         """One iteration; returns (d_loss, d_accuracy, g_loss)."""
         b = self.recipe.batch_size
         real = self.data[self.rng.integers(0, len(self.data), b)]
-        fake = self.G.forward(self._latent(self.rng, b), training=False)
+        fake = self.G.forward(sample_latent(self.rng, b, self.recipe), training=False)
         loss_real, acc_real = self._d_step(real, 1.0)
         loss_fake, acc_fake = self._d_step(fake, 0.0)
 
-        z = self._latent(self.rng, b)
+        z = sample_latent(self.rng, b, self.recipe)
         self.G.zero_grad()
         fake = self.G.forward(z, training=True)
         p = self.D.forward(fake, training=True)

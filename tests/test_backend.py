@@ -73,6 +73,7 @@ def test_register_checks_names():
         ops.registry.register("dense_forward", "numpy", lambda: None)
 
 
-def test_every_layer_op_has_a_reference():
-    assert len(ops.OPS) >= 25
-    assert all("numpy" in impls for impls in ops.OPS.values())
+def test_every_op_states_what_it_computes():
+    """The reference is the readable oracle: each op's docstring says what it computes."""
+    undocumented = [name for name, impls in ops.OPS.items() if not (impls["numpy"].__doc__ or "").strip()]
+    assert undocumented == []

@@ -29,6 +29,7 @@ def leaky_relu_backward(dy, mask, slope):
 
 @op
 def tanh_forward(x):
+    """y = tanh(x)."""
     return np.tanh(x)
 
 

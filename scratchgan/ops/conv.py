@@ -133,7 +133,7 @@ def conv2d_transpose_forward(x, kernel, bias, strides, padding):
     y_shape = conv2d_transpose_output_shape(x.shape, kernel.shape, strides, padding)
     y = conv2d_backward_data(x, kernel, y_shape, strides, padding)
     if bias is not None:
-        y = y + bias
+        y += bias
     return y
 
 

@@ -21,4 +21,5 @@ def dropout_forward(x, rate, rng):
 
 @op
 def dropout_backward(dy, keep, scale):
+    """dx = dy * keep * scale: the kept values' gradients, scaled like the forward."""
     return dy * keep * scale
