@@ -174,7 +174,15 @@ def _fmt(shape) -> str:
     return "(" + ", ".join("None" if s is None else str(s) for s in shape) + ")"
 
 
-def glorot_uniform(rng, shape, fan_in, fan_out, dtype):
-    """Keras's default kernel initialiser: U(-l, l) with l = sqrt(6 / (fan_in + fan_out))."""
-    limit = np.sqrt(6.0 / (fan_in + fan_out))
+def glorot_limit(shape) -> float:
+    """sqrt(6 / (fan_in + fan_out)), with Keras's fans: for a dense kernel (in, out) the two
+    axes; for a conv kernel (kh, kw, a, b) the receptive field kh*kw times a and times b."""
+    receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+    fan_in, fan_out = receptive * shape[-2], receptive * shape[-1]
+    return float(np.sqrt(6.0 / (fan_in + fan_out)))
+
+
+def glorot_uniform(rng, shape, dtype):
+    """Keras's default kernel initialiser: U(-l, l) with l = glorot_limit(shape)."""
+    limit = glorot_limit(shape)
     return rng.uniform(-limit, limit, size=shape).astype(dtype)

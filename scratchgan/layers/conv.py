@@ -42,11 +42,8 @@ class _ConvBase(Layer):
         self.use_bias = bool(use_bias)
 
     def _build(self, input_shape):
-        kh, kw = self.kernel_size
         shape = self._kernel_shape(input_shape[-1])
-        # Keras's fans for any conv kernel: receptive field times the last two axes.
-        fan_in, fan_out = kh * kw * shape[2], kh * kw * shape[3]
-        self._add_param("kernel", glorot_uniform(self.rng, shape, fan_in, fan_out, self.dtype))
+        self._add_param("kernel", glorot_uniform(self.rng, shape, self.dtype))
         if self.use_bias:
             self._add_param("bias", np.zeros(self.filters))
 

@@ -28,7 +28,7 @@ class Dense(Layer):
 
     def _build(self, input_shape):
         fan_in = input_shape[-1]
-        self._add_param("kernel", glorot_uniform(self.rng, (fan_in, self.units), fan_in, self.units, self.dtype))
+        self._add_param("kernel", glorot_uniform(self.rng, (fan_in, self.units), self.dtype))
         if self.use_bias:
             self._add_param("bias", np.zeros(self.units))
 
