@@ -29,9 +29,20 @@ def build_parser():
     t.add_argument("--batch-size", type=_positive, help="batch size (default: the recipe's, 128 for mlp)")
     t.add_argument("--sample-interval", type=_positive, help="log, sample and checkpoint every N iterations (default 1000)")
     t.add_argument("--seed", type=int, help="random seed (default: drawn, printed and stored)")
-    t.add_argument("--data", default="mnist",
-                   help="mnist (the embedded 10,000 test images, default), mnist-full (60,000, downloaded once) "
-                        "or a folder with train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz]")
+    t.add_argument("--data",
+                   help="default: the recipe's. mnist (the embedded 10,000 test images), mnist-full (60,000, "
+                        "downloaded once) or a folder with train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz]")
+    r = t.add_argument_group("recipe overrides (default: the model's tutorial recipe; see `scratchgan models`)")
+    r.add_argument("--lr", type=float, help="learning rate of both optimizers")
+    r.add_argument("--d-lr", type=float, help="learning rate of D's optimizer")
+    r.add_argument("--g-lr", type=float, help="learning rate of G's optimizer")
+    r.add_argument("--d-steps", type=_positive, help="D updates per G update")
+    r.add_argument("--d-mode", choices=("separate", "sum", "concat"), help="how D sees real and fake batches")
+    r.add_argument("--label-smoothing", type=float, help="one-sided smoothing of D's real targets")
+    r.add_argument("--label-noise", type=float, help="U(0, x) noise added to D's targets")
+    r.add_argument("--latent", choices=("normal", "uniform"), help="z ~ N(0, 1) or U(-1, 1)")
+    r.add_argument("--z-dim", type=_positive, help="latent size (a new run only)")
+    r.add_argument("--data-order", choices=("random", "shuffle", "sequential"), help="how real batches are drawn")
     t.add_argument("--out", help="run directory (default: runs/MODEL-TIMESTAMP)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
 
@@ -40,6 +51,8 @@ def build_parser():
     s.add_argument("--n", type=_positive, default=64, help="how many images (default 64)")
     s.add_argument("--out", required=True, help="FILE.png for a grid, FILE.npy for an (n, H, W, C) array in [0, 1]")
     s.add_argument("--seed", type=int, default=0, help="seed of the latent draws (default 0)")
+
+    sub.add_parser("models", help="list the zoo: parameter counts, data, recipe")
 
     g = sub.add_parser("gradcheck", help="check every layer's backward against finite differences (float64)")
     g.add_argument("--seed", type=int, default=0)
@@ -53,7 +66,8 @@ def main(argv=None):
             backend.set_backend(args.backend)
         else:
             backend.get_backend()
-        return {"train": cmd_train, "sample": cmd_sample, "gradcheck": cmd_gradcheck}[args.command](args)
+        return {"train": cmd_train, "sample": cmd_sample, "gradcheck": cmd_gradcheck,
+                "models": cmd_models}[args.command](args)
     except KeyboardInterrupt:
         return 130
     except KeyError as err:  # str(KeyError) wraps the message in quotes
@@ -80,15 +94,19 @@ def cmd_train(args):
     else:
         seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
         G, D, recipe = zoo.build(args.model, seed=seed)
+        if args.z_dim:
+            G, D, recipe = zoo.build(args.model, seed=seed, z_dim=args.z_dim)
         run_dir = Path(args.out) if args.out else new_run_dir(model=recipe.model)
         if (run_dir / "checkpoint.npz").exists():
             raise FileExistsError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
-        config = {"model": recipe.model, "data": args.data, "seed": seed, "recipe": recipe.to_dict()}
+        config = {"model": recipe.model, "seed": seed, "recipe": recipe.to_dict()}
 
-    for field, value in (("iterations", args.iterations), ("batch_size", args.batch_size),
-                         ("sample_interval", args.sample_interval)):
-        if value:
-            setattr(recipe, field, value)
+    if args.resume and args.z_dim and args.z_dim != recipe.z_dim:
+        raise ValueError(f"--z-dim {args.z_dim}: a resumed run keeps its latent size {recipe.z_dim}")
+    recipe.override(**recipe_overrides(args, recipe))
+    if args.data:
+        config["data"] = args.data
+    config.setdefault("data", recipe.data)
     images, _ = load_mnist(config["data"])
     data = scale_images(images, recipe.data_range, recipe.image_shape)
     trainer = GANTrainer(G, D, recipe, data, seed=seed, run_dir=run_dir)
@@ -101,6 +119,30 @@ def cmd_train(args):
     rate = trainer.train(recipe.iterations, recipe.sample_interval)
     print(f"done: {trainer.iteration} iterations ({rate:.0f} it/s); samples in {run_dir / 'samples'}, "
           f"checkpoint {run_dir / 'checkpoint.npz'}")
+    return 0
+
+
+def recipe_overrides(args, recipe) -> dict:
+    """The recipe fields set on the command line."""
+    changes = {name: getattr(args, name) for name in (
+        "iterations", "batch_size", "sample_interval", "d_steps", "d_mode", "label_smoothing",
+        "label_noise", "latent", "data_order")}
+    for which in ("d", "g"):
+        lr = getattr(args, f"{which}_lr") or args.lr
+        if lr:
+            changes[f"{which}_optimizer"] = {"lr": lr}
+    return changes
+
+
+def cmd_models(args):
+    from . import zoo
+
+    print(f"{'model':<16}{'G params':>12}{'D params':>12}  {'data':<14}{'image':<10}{'batch':>6}  optimizers")
+    for name in zoo.MODELS:
+        g, d, r = zoo.build(name)
+        opt = r.d_optimizer
+        print(f"{name:<16}{g.count_params():>12,}{d.count_params():>12,}  {r.data:<14}"
+              f"{'x'.join(map(str, r.image_shape)):<10}{r.batch_size:>6}  {opt['name']}(lr {opt['lr']:g})")
     return 0
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from . import zoo
 from .images import save_grid, to_unit_range
 from .io import atomic_save_npz, atomic_write, load_npz
-from .losses import BinaryCrossentropy, binary_accuracy
+from .losses import BinaryCrossentropy
 
 
 class TrainingError(RuntimeError):
@@ -70,40 +70,83 @@ class GANTrainer:
         self.history = []
 
     # --- one iteration ---------------------------------------------------------------
-    def _d_step(self, images, label):
-        self.D.zero_grad()
+    def real_batch(self, n: int, draw: int):
+        """The ``draw``-th real batch of n images, by the recipe's data order."""
+        order, count = self.recipe.data_order, len(self.data)
+        if order == "random":
+            return self.data[self.rng.integers(0, count, n)]
+        per_epoch = max(count // n, 1)
+        epoch, j = divmod(draw, per_epoch)
+        index = np.arange(j * n, (j + 1) * n) % count
+        if order == "shuffle":  # a permutation per epoch, a pure function of (seed, epoch)
+            index = np.random.default_rng([self.seed, 3, epoch]).permutation(count)[index]
+        return self.data[index]
+
+    def _targets(self, n_real: int, n_fake: int, dtype):
+        """D's targets: real_label (smoothed) then fake_label, plus U(0, label_noise)."""
+        r = self.recipe
+        real = r.real_label + r.label_smoothing * (r.fake_label - r.real_label)
+        t = np.concatenate([np.full(n_real, real), np.full(n_fake, r.fake_label)]).astype(dtype)[:, None]
+        if r.label_noise:
+            t += (r.label_noise * self.rng.random(t.shape)).astype(dtype)
+        return t
+
+    def _d_forward_backward(self, images, target):
         p = self.D.forward(images, training=True)
-        target = np.full(p.shape, label, dtype=p.dtype)
         loss = self.bce.forward(p, target)
         self.D.backward(self.bce.backward())
+        hard = np.where(np.abs(target - self.recipe.real_label) < 0.5, self.recipe.real_label, self.recipe.fake_label)
+        acc = float(np.mean((p > 0.5) == (hard > 0.5)))
+        return loss, acc
+
+    def d_step(self, draw: int):
+        """One discriminator update (the recipe's d_mode); returns (loss, accuracy)."""
+        r, n = self.recipe, self.recipe.d_batch
+        real = self.real_batch(n, draw)
+        fake = self.G.forward(sample_latent(self.rng, n, r), training=r.fake_training_mode)
+        self.D.zero_grad()
+        if r.d_mode == "concat":
+            t = self._targets(n, n, real.dtype)
+            loss, acc = self._d_forward_backward(np.concatenate([real, fake]), t)
+            self.d_opt.step(self.D.params, self.D.grads)
+            return loss, acc
+        t_real, t_fake = np.split(self._targets(n, n, real.dtype), 2)
+        loss_real, acc_real = self._d_forward_backward(real, t_real)
+        if r.d_mode == "separate":  # two train_on_batch calls: update, then the fake batch
+            self.d_opt.step(self.D.params, self.D.grads)
+            self.D.zero_grad()
+        loss_fake, acc_fake = self._d_forward_backward(fake, t_fake)
         self.d_opt.step(self.D.params, self.D.grads)
-        return loss, binary_accuracy(p, target)
+        # "separate" reports the mean of the two train_on_batch losses; "sum" its summed loss
+        loss = 0.5 * (loss_real + loss_fake) if r.d_mode == "separate" else loss_real + loss_fake
+        return loss, 0.5 * (acc_real + acc_fake)
 
-    def step(self):
-        """One iteration; returns (d_loss, d_accuracy, g_loss)."""
-        b = self.recipe.batch_size
-        real = self.data[self.rng.integers(0, len(self.data), b)]
-        fake = self.G.forward(sample_latent(self.rng, b, self.recipe), training=False)
-        loss_real, acc_real = self._d_step(real, 1.0)
-        loss_fake, acc_fake = self._d_step(fake, 0.0)
-
-        z = sample_latent(self.rng, b, self.recipe)
+    def g_step(self):
+        """One generator update through the frozen D (non-saturating loss); returns the loss."""
+        r = self.recipe
+        z = sample_latent(self.rng, r.batch_size, r)
         self.G.zero_grad()
         fake = self.G.forward(z, training=True)
         p = self.D.forward(fake, training=True)
-        g_loss = self.bce.forward(p, np.ones(p.shape, dtype=p.dtype))
+        g_loss = self.bce.forward(p, np.full(p.shape, r.real_label, dtype=p.dtype))
         d_fake = self.D.backward(self.bce.backward(), need_param_grads=False)
         self.G.backward(d_fake)
         self.g_opt.step(self.G.params, self.G.grads)
+        return g_loss
 
+    def step(self):
+        """One iteration (d_steps D updates, one G update); returns (d_loss, d_accuracy, g_loss)."""
+        k = self.recipe.d_steps
+        d = [self.d_step(self.iteration * k + i) for i in range(k)]
+        g_loss = self.g_step()
         self.iteration += 1
-        d_loss = 0.5 * (loss_real + loss_fake)
+        d_loss, acc = float(np.mean([x[0] for x in d])), float(np.mean([x[1] for x in d]))
         if not (np.isfinite(d_loss) and np.isfinite(g_loss)):
             raise TrainingError(
                 f"iteration {self.iteration}: loss is not finite (D {d_loss}, G {g_loss}); "
                 f"the last good checkpoint is kept"
             )
-        return d_loss, 0.5 * (acc_real + acc_fake), g_loss
+        return d_loss, acc, g_loss
 
     # --- the loop ----------------------------------------------------------------------
     def train(self, iterations: int, sample_interval: int, log=print):
@@ -197,10 +240,8 @@ def load_checkpoint(path):
     for key in ("recipe", "iteration", "rng"):
         if key not in arrays:
             raise TrainingError(f"{path}: not a scratchgan training checkpoint (no {key!r} entry)")
-    recipe_dict = json.loads(str(arrays["recipe"]))
-    G, D, recipe = zoo.build(recipe_dict["model"])
-    for k, v in recipe_dict.items():
-        setattr(recipe, k, tuple(v) if isinstance(v, list) else v)
+    recipe = zoo.Recipe.from_dict(json.loads(str(arrays["recipe"])))
+    G, D, _ = zoo.build(recipe.model, z_dim=recipe.z_dim)
     G.set_weights(_section(arrays, "G"), source=f"{path} (G)")
     D.set_weights(_section(arrays, "D"), source=f"{path} (D)")
     return G, D, recipe, arrays

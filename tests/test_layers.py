@@ -186,7 +186,7 @@ def test_sequential_save_and_load_weights(tmp_path, rng):
 def test_load_weights_of_another_model_is_refused(tmp_path):
     g, d, _ = mlp(seed=0)
     g.save_weights(tmp_path / "g.npz")
-    with pytest.raises(ValueError, match=r"dense/kernel has shape \(100, 128\), model 'discriminator' expects \(784, 128\)"):
+    with pytest.raises(ValueError, match=r"dense/kernel has shape \(100, 128\), model 'mlp_discriminator' expects \(784, 128\)"):
         d.load_weights(tmp_path / "g.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a readable .npz"):

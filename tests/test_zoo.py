@@ -1,0 +1,134 @@
+"""The five tutorial models: Keras's parameter counts, shapes, and one training step each."""
+import numpy as np
+import pytest
+
+from scratchgan import zoo
+from scratchgan.train import GANTrainer, sample_latent
+
+KERAS_COUNTS = {  # docs/seed-models.md: Keras 3's model.summary() totals
+    "mlp": (114_064, 100_609),
+    "dcgan_bn": (2_343_681, 213_633),
+    "dcgan_upsample": (6_763_777, 13_315_841),
+    "dcgan": (1_164_289, 40_705),
+    "cifar_frog": (6_264_579, 790_913),
+}
+
+
+@pytest.mark.parametrize("name", list(zoo.MODELS))
+def test_parameter_counts_equal_keras(name):
+    g, d, recipe = zoo.build(name, seed=0)
+    assert (g.count_params(), d.count_params()) == KERAS_COUNTS[name]
+    assert recipe.model == name
+
+
+def test_batch_norm_moving_statistics_are_counted():
+    g, d, _ = zoo.dcgan_bn(seed=0)
+    assert sum(b.size for b in g.buffers.values()) == 25_472
+    assert sum(b.size for b in d.buffers.values()) == 384
+
+
+@pytest.mark.parametrize("name", list(zoo.MODELS))
+def test_generator_output_fits_discriminator(name):
+    g, d, recipe = zoo.build(name, seed=0)
+    z = sample_latent(np.random.default_rng(0), 3, recipe)
+    images = g.predict(z)
+    assert images.shape == (3, *recipe.image_shape) and images.dtype == np.float32
+    lo, hi = recipe.data_range
+    assert images.min() >= lo and images.max() <= hi
+    p = d.predict(images)
+    assert p.shape == (3, 1) and np.all((p > 0) & (p < 1))
+
+
+@pytest.mark.parametrize("name", list(zoo.MODELS))
+def test_one_training_step_of_each_model(name):
+    g, d, recipe = zoo.build(name, seed=1)
+    recipe.override(batch_size=4)
+    rng = np.random.default_rng(0)
+    lo, hi = recipe.data_range
+    data = rng.uniform(lo, hi, (12, *recipe.image_shape)).astype(np.float32)
+    t = GANTrainer(g, d, recipe, data, seed=1)
+    before = {k: v.copy() for k, v in {**g.params, **{"D" + k: v for k, v in d.params.items()}}.items()}
+    d_loss, acc, g_loss = t.step()
+    assert np.isfinite(d_loss) and np.isfinite(g_loss) and 0 <= acc <= 1
+    after = {**g.params, **{"D" + k: v for k, v in d.params.items()}}
+    assert all(not np.array_equal(before[k], after[k]) for k in before), "every parameter moves"
+
+
+def test_concat_mode_shows_d_one_stacked_batch_with_the_recipe_labels(monkeypatch):
+    g, d, recipe = zoo.cifar_frog(seed=0)
+    recipe.override(batch_size=3)
+    data = np.zeros((5, 32, 32, 3), np.float32)
+    t = GANTrainer(g, d, recipe, data, seed=0)
+    seen = []
+    original = t.bce.forward
+    monkeypatch.setattr(t.bce, "forward", lambda p, y: (seen.append((p.shape, np.array(y))), original(p, y))[1])
+    t.step()
+    (d_shape, d_target), (g_shape, g_target) = seen
+    assert d_shape == (6, 1) and g_shape == (3, 1)
+    # real -> 0, fake -> 1 in the book, plus U(0, 0.05) noise; G is pushed towards 0 ("real")
+    assert np.all((d_target[:3] >= 0) & (d_target[:3] < 0.05)) and np.all((d_target[3:] >= 1) & (d_target[3:] < 1.05))
+    assert np.all(d_target[:3] > 0) and np.all(g_target == 0)
+
+
+def test_half_batch_and_sum_modes(monkeypatch):
+    for name, expected in (("dcgan", [(4, 1), (8, 1)]), ("dcgan_bn", [(8, 1), (8, 1), (8, 1)])):
+        g, d, recipe = zoo.build(name, seed=0)
+        recipe.override(batch_size=8)
+        t = GANTrainer(g, d, recipe, np.zeros((20, 28, 28, 1), np.float32), seed=0)
+        shapes, updates = [], []
+        monkeypatch.setattr(t.bce, "forward", lambda p, y, f=t.bce.forward: (shapes.append(p.shape), f(p, y))[1])
+        monkeypatch.setattr(t.d_opt, "step", lambda p, gr, f=t.d_opt.step: (updates.append(1), f(p, gr))[1])
+        t.step()
+        if name == "dcgan":  # 4 real + 4 fake stacked, then G on 8
+            assert shapes == [(8, 1), (8, 1)] and len(updates) == 1
+        else:  # real and fake batches through D separately, one update on the summed loss
+            assert shapes == [(8, 1), (8, 1), (8, 1)] and len(updates) == 1
+
+
+@pytest.mark.parametrize("order", ["sequential", "shuffle"])
+def test_data_orders_visit_every_image_once_per_epoch(order):
+    g, d, recipe = zoo.mlp(seed=0)
+    recipe.override(data_order=order, batch_size=4)
+    data = np.arange(12, dtype=np.float32)[:, None, None, None] * np.ones((1, 28, 28, 1), np.float32)
+    t = GANTrainer(g, d, recipe, data, seed=0)
+    epoch = np.concatenate([t.real_batch(4, i)[:, 0, 0, 0] for i in range(3)])
+    assert sorted(epoch) == list(range(12))
+    assert (list(epoch) == list(range(12))) == (order == "sequential")
+    np.testing.assert_array_equal(t.real_batch(4, 0), t.real_batch(4, 0))  # a pure function of the draw
+
+
+def test_recipe_overrides_are_typed_and_checked():
+    _, _, r = zoo.dcgan(seed=0)
+    r.override(batch_size="64", label_smoothing="0.1", d_optimizer={"lr": 1e-3}, iterations=None)
+    assert r.batch_size == 64 and r.d_batch == 32 and r.label_smoothing == 0.1
+    assert r.d_optimizer == {"name": "Adam", "lr": 1e-3, "beta_1": 0.5}
+    assert r.iterations == 23400
+    with pytest.raises(ValueError, match="d_mode must be one of separate, sum, concat, got 'both'"):
+        r.override(d_mode="both")
+    with pytest.raises(KeyError, match="recipe has no field 'lr'"):
+        r.override(lr=1)
+    assert zoo.Recipe.from_dict(r.to_dict()) == r
+
+
+def test_unknown_model_names_the_choices():
+    with pytest.raises(KeyError, match="unknown model 'gan': available models are mlp, dcgan_bn"):
+        zoo.build("gan")
+
+
+def test_cli_overrides_reach_the_recipe_and_survive_resume(tmp_path, capsys):
+    import json
+
+    from scratchgan.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--model", "dcgan", "--iterations", "1", "--batch-size", "4", "--g-lr", "1e-3",
+                 "--label-smoothing", "0.1", "--z-dim", "20", "--sample-interval", "1", "--seed", "2",
+                 "--out", str(out)]) == 0
+    recipe = json.loads((out / "config.json").read_text())["recipe"]
+    assert recipe["batch_size"] == 4 and recipe["z_dim"] == 20 and recipe["label_smoothing"] == 0.1
+    assert recipe["g_optimizer"]["lr"] == 1e-3 and recipe["d_optimizer"]["lr"] == 2e-4
+    assert main(["train", "--resume", str(out), "--iterations", "2"]) == 0
+    assert main(["train", "--resume", str(out), "--iterations", "3", "--z-dim", "10"]) == 2
+    assert "a resumed run keeps its latent size 20" in capsys.readouterr().err
+    assert main(["models"]) == 0
+    assert "dcgan_upsample     6,763,777  13,315,841" in capsys.readouterr().out
