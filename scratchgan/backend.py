@@ -3,7 +3,7 @@
 There is one switch for the whole library::
 
     scratchgan.set_backend("numpy")     # the readable reference (always present)
-    scratchgan.set_backend("numba")     # CPU kernels    (kernels/numba, issue 3)
+    scratchgan.set_backend("numba")     # CPU kernels    (kernels/numba)
     scratchgan.set_backend("cupy")      # CUDA kernels   (kernels/cuda,  issue 5)
 
 It can also be set with the environment variable ``SCRATCHGAN_BACKEND`` (read
@@ -37,15 +37,21 @@ def _check_available(name: str) -> None:
         )
     if name == "numpy":
         return
-    # The numba and cupy backends register their kernels in scratchgan.ops when
-    # their modules exist; until then they are not available in this version.
+    if name == "numba":
+        try:
+            import scratchgan.kernels.numba  # noqa: F401  (registers the kernels)
+        except ImportError as err:
+            raise BackendError(
+                f"backend 'numba' needs the numba package ({err}); install it with "
+                f"`pip install numba`, or use set_backend('numpy')"
+            ) from None
     from . import ops
 
     if not ops.registry.backend_has_kernels(name):
         raise BackendError(
             f"backend {name!r} is not available in this version of scratchgan: "
-            f"its kernels have not been written yet (only 'numpy' is). "
-            f"Use set_backend('numpy') or SCRATCHGAN_BACKEND=numpy."
+            f"its kernels have not been written yet. "
+            f"Use set_backend('numpy') or set_backend('numba')."
         )
 
 

@@ -1,0 +1,106 @@
+"""Element-wise activation kernels, one pass each, parallel over the flattened array.
+
+    leaky_relu  y = x if x > 0 else a*x,  mask = x > 0      dx = dy if mask else a*dy
+    tanh        y = tanh(x)                                 dx = dy * (1 - y^2)
+    sigmoid     y = 1/(1+e^-x), exp only of -|x| (stable)   dx = dy * y * (1 - y)
+
+NumPy makes two to four passes (and temporaries) for each of these; a kernel makes one.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True)
+def _leaky_forward(x, slope, y, mask):
+    for i in prange(x.size):
+        v = x[i]
+        positive = v > 0
+        mask[i] = positive
+        y[i] = v if positive else v * slope
+
+
+@njit(parallel=True, cache=True)
+def _leaky_backward(dy, mask, slope, dx):
+    for i in prange(dy.size):
+        dx[i] = dy[i] if mask[i] else dy[i] * slope
+
+
+@njit(parallel=True, cache=True)
+def _tanh_forward(x, y):
+    for i in prange(x.size):
+        y[i] = math.tanh(x[i])
+
+
+@njit(parallel=True, cache=True)
+def _tanh_backward(dy, y, dx):
+    for i in prange(dy.size):
+        dx[i] = dy[i] * (1 - y[i] * y[i])
+
+
+@njit(parallel=True, cache=True)
+def _sigmoid_forward(x, y):
+    for i in prange(x.size):
+        v = x[i]
+        e = math.exp(-abs(v))
+        y[i] = 1 / (1 + e) if v >= 0 else e / (1 + e)
+
+
+@njit(parallel=True, cache=True)
+def _sigmoid_backward(dy, y, dx):
+    for i in prange(dy.size):
+        dx[i] = dy[i] * y[i] * (1 - y[i])
+
+
+def _flat(a):
+    return np.ascontiguousarray(a).reshape(-1)
+
+
+def leaky_relu_forward(x, slope):
+    y = np.empty(x.shape, dtype=x.dtype)
+    mask = np.empty(x.shape, dtype=np.bool_)
+    _leaky_forward(_flat(x), x.dtype.type(slope), y.reshape(-1), mask.reshape(-1))
+    return y, mask
+
+
+def leaky_relu_backward(dy, mask, slope):
+    dx = np.empty(dy.shape, dtype=dy.dtype)
+    _leaky_backward(_flat(dy), _flat(mask), dy.dtype.type(slope), dx.reshape(-1))
+    return dx
+
+
+def tanh_forward(x):
+    y = np.empty(x.shape, dtype=x.dtype)
+    _tanh_forward(_flat(x), y.reshape(-1))
+    return y
+
+
+def tanh_backward(dy, y):
+    dx = np.empty(dy.shape, dtype=dy.dtype)
+    _tanh_backward(_flat(dy), _flat(y), dx.reshape(-1))
+    return dx
+
+
+def sigmoid_forward(x):
+    y = np.empty(x.shape, dtype=x.dtype)
+    _sigmoid_forward(_flat(x), y.reshape(-1))
+    return y
+
+
+def sigmoid_backward(dy, y):
+    dx = np.empty(dy.shape, dtype=dy.dtype)
+    _sigmoid_backward(_flat(dy), _flat(y), dx.reshape(-1))
+    return dx
+
+
+KERNELS = {
+    "leaky_relu_forward": leaky_relu_forward,
+    "leaky_relu_backward": leaky_relu_backward,
+    "tanh_forward": tanh_forward,
+    "tanh_backward": tanh_backward,
+    "sigmoid_forward": sigmoid_forward,
+    "sigmoid_backward": sigmoid_backward,
+}

@@ -1,0 +1,266 @@
+"""Convolution kernels: im2col / col2im without a padded copy, and direct kernels for few filters.
+
+Shapes as in scratchgan/ops/conv.py: x (N, H, W, C), kernel (kh, kw, C, F), y (N, Ho, Wo, F).
+Padding is implicit: an input index outside [0, H) x [0, W) reads as zero, so no padded
+copy of x is ever made.
+
+Two strategies, chosen per call:
+
+* **im2col + BLAS GEMM, in batch chunks.** ``im2col`` writes the patches of a chunk of
+  images as rows of ``cols`` (rows = pixels, columns = kh*kw*C), NumPy's BLAS does the
+  GEMM, ``col2im`` folds columns back onto the image as a *gather* (each input pixel sums
+  the taps that read it), so the parallel loop has no write conflicts. Chunks keep
+  ``cols`` at about CHUNK_BYTES (cache-sized, and memory stays bounded: a 7x7 conv
+  on 256 images of 28x28x128 would otherwise need a 5 GB ``cols``).
+* **Direct loops when F is small** (F <= DIRECT_MAX_FILTERS, e.g. the last layer of a
+  generator, 128 channels to 1). There im2col copies kh*kw values per multiply-add and
+  the GEMM is a matrix-vector product; the direct kernels read x in place instead.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from scratchgan.ops.geometry import conv_output_length
+
+CHUNK_BYTES = 8 << 20
+DIRECT_MAX_FILTERS = 4
+
+
+def geometry(x_shape, kh, kw, strides, padding):
+    _, h, w, _ = x_shape
+    ho, top, _ = conv_output_length(h, kh, strides[0], padding)
+    wo, left, _ = conv_output_length(w, kw, strides[1], padding)
+    return ho, wo, top, left
+
+
+@njit(parallel=True, cache=True)
+def im2col(x, n0, n1, kh, kw, sh, sw, top, left, ho, wo, cols):
+    """cols[(b-n0)*ho*wo + p*wo + q, (i*kw + j)*C + c] = x[b, p*sh+i-top, q*sw+j-left, c] (0 outside)."""
+    _, h, w, c = x.shape
+    for r in prange((n1 - n0) * ho):
+        b = n0 + r // ho
+        p = r % ho
+        for q in range(wo):
+            row = r * wo + q
+            for i in range(kh):
+                hi = p * sh + i - top
+                for j in range(kw):
+                    wj = q * sw + j - left
+                    base = (i * kw + j) * c
+                    if 0 <= hi < h and 0 <= wj < w:
+                        for ch in range(c):
+                            cols[row, base + ch] = x[b, hi, wj, ch]
+                    else:
+                        for ch in range(c):
+                            cols[row, base + ch] = 0
+
+
+@njit(parallel=True, cache=True)
+def col2im(cols, n0, n1, kh, kw, sh, sw, top, left, ho, wo, dx):
+    """dx[b, h, w, c] = sum of the cols entries that im2col copied from (h, w, c) (a gather)."""
+    _, h, w, c = dx.shape
+    for r in prange((n1 - n0) * h):
+        b = n0 + r // h
+        hh = r % h
+        for ww in range(w):
+            for ch in range(c):
+                dx[b, hh, ww, ch] = 0
+            for i in range(kh):
+                t = hh + top - i
+                if t < 0 or t % sh != 0 or t // sh >= ho:
+                    continue
+                p = t // sh
+                for j in range(kw):
+                    u = ww + left - j
+                    if u < 0 or u % sw != 0 or u // sw >= wo:
+                        continue
+                    row = ((b - n0) * ho + p) * wo + u // sw
+                    base = (i * kw + j) * c
+                    for ch in range(c):
+                        dx[b, hh, ww, ch] += cols[row, base + ch]
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def direct_forward(x, k, sh, sw, top, left, y):
+    """y[b, p, q, f] = sum_{i,j,c} x[b, p*sh+i-top, q*sw+j-left, c] * k[i, j, c, f] (no bias)."""
+    n, h, w, c = x.shape
+    kh, kw, _, f = k.shape
+    _, ho, wo, _ = y.shape
+    for r in prange(n * ho):
+        b = r // ho
+        p = r % ho
+        acc = np.zeros(f, dtype=y.dtype)
+        for q in range(wo):
+            acc[:] = 0
+            for i in range(kh):
+                hi = p * sh + i - top
+                if hi < 0 or hi >= h:
+                    continue
+                for j in range(kw):
+                    wj = q * sw + j - left
+                    if wj < 0 or wj >= w:
+                        continue
+                    for ch in range(c):
+                        xv = x[b, hi, wj, ch]
+                        for o in range(f):
+                            acc[o] += xv * k[i, j, ch, o]
+            for o in range(f):
+                y[b, p, q, o] = acc[o]
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def direct_backward_data(dy, k, sh, sw, top, left, dx):
+    """dx[b, h, w, c] = sum over the taps (i, j) that read (h, w) of sum_f dy[b, p, q, f] * k[i, j, c, f]."""
+    n, h, w, c = dx.shape
+    kh, kw, _, f = k.shape
+    _, ho, wo, _ = dy.shape
+    for r in prange(n * h):
+        b = r // h
+        hh = r % h
+        for ww in range(w):
+            for ch in range(c):
+                dx[b, hh, ww, ch] = 0
+            for i in range(kh):
+                t = hh + top - i
+                if t < 0 or t % sh != 0 or t // sh >= ho:
+                    continue
+                p = t // sh
+                for j in range(kw):
+                    u = ww + left - j
+                    if u < 0 or u % sw != 0 or u // sw >= wo:
+                        continue
+                    q = u // sw
+                    for o in range(f):
+                        g = dy[b, p, q, o]
+                        for ch in range(c):
+                            dx[b, hh, ww, ch] += g * k[i, j, ch, o]
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def direct_backward_weights(dy, x, sh, sw, top, left, dk):
+    """dk[i, j, c, f] = sum_{b,p,q} x[b, p*sh+i-top, q*sw+j-left, c] * dy[b, p, q, f], one tap per task."""
+    n, h, w, c = x.shape
+    kh, kw, _, f = dk.shape
+    _, ho, wo, _ = dy.shape
+    for t in prange(kh * kw):
+        i = t // kw
+        j = t % kw
+        acc = np.zeros((c, f), dtype=np.float64)
+        for b in range(n):
+            for p in range(ho):
+                hi = p * sh + i - top
+                if hi < 0 or hi >= h:
+                    continue
+                for q in range(wo):
+                    wj = q * sw + j - left
+                    if wj < 0 or wj >= w:
+                        continue
+                    for o in range(f):
+                        g = dy[b, p, q, o]
+                        for ch in range(c):
+                            acc[ch, o] += x[b, hi, wj, ch] * g
+        for ch in range(c):
+            for o in range(f):
+                dk[i, j, ch, o] = acc[ch, o]
+
+
+def _chunk(n, row_bytes):
+    return max(1, min(n, CHUNK_BYTES // max(row_bytes, 1)))
+
+
+def conv2d_forward(x, kernel, bias, strides, padding):
+    kh, kw, c, f = kernel.shape
+    n = x.shape[0]
+    ho, wo, top, left = geometry(x.shape, kh, kw, strides, padding)
+    x = np.ascontiguousarray(x)
+    if f <= DIRECT_MAX_FILTERS:
+        y = np.empty((n, ho, wo, f), dtype=x.dtype)
+        direct_forward(x, np.ascontiguousarray(kernel), strides[0], strides[1], top, left, y)
+        if bias is not None:
+            y += bias
+        return y
+    kr = kernel.reshape(kh * kw * c, f)
+    y = np.empty((n * ho * wo, f), dtype=x.dtype)
+    chunk = _chunk(n, ho * wo * kh * kw * c * x.itemsize)
+    cols = np.empty((chunk * ho * wo, kh * kw * c), dtype=x.dtype)
+    for n0 in range(0, n, chunk):
+        n1 = min(n, n0 + chunk)
+        rows = (n1 - n0) * ho * wo
+        im2col(x, n0, n1, kh, kw, strides[0], strides[1], top, left, ho, wo, cols)
+        np.matmul(cols[:rows], kr, out=y[n0 * ho * wo : n1 * ho * wo])
+    if bias is not None:
+        y += bias
+    return y.reshape(n, ho, wo, f)
+
+
+def conv2d_backward_data(dy, kernel, x_shape, strides, padding):
+    kh, kw, c, f = kernel.shape
+    n = x_shape[0]
+    ho, wo, top, left = geometry(x_shape, kh, kw, strides, padding)
+    dy = np.ascontiguousarray(dy)
+    dx = np.empty(x_shape, dtype=dy.dtype)
+    if f <= DIRECT_MAX_FILTERS:
+        direct_backward_data(dy, np.ascontiguousarray(kernel), strides[0], strides[1], top, left, dx)
+        return dx
+    krt = kernel.reshape(kh * kw * c, f).T
+    dy2 = dy.reshape(n * ho * wo, f)
+    chunk = _chunk(n, ho * wo * kh * kw * c * dy.itemsize)
+    dcols = np.empty((chunk * ho * wo, kh * kw * c), dtype=dy.dtype)
+    for n0 in range(0, n, chunk):
+        n1 = min(n, n0 + chunk)
+        rows = (n1 - n0) * ho * wo
+        np.matmul(dy2[n0 * ho * wo : n1 * ho * wo], krt, out=dcols[:rows])
+        col2im(dcols, n0, n1, kh, kw, strides[0], strides[1], top, left, ho, wo, dx)
+    return dx
+
+
+def conv2d_backward_weights(dy, x, kernel_shape, strides, padding):
+    kh, kw, c, f = kernel_shape
+    n = x.shape[0]
+    ho, wo, top, left = geometry(x.shape, kh, kw, strides, padding)
+    x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
+    if f <= DIRECT_MAX_FILTERS:
+        dk = np.empty(kernel_shape, dtype=x.dtype)
+        direct_backward_weights(dy, x, strides[0], strides[1], top, left, dk)
+        return dk
+    dy2 = dy.reshape(n * ho * wo, f)
+    dk = np.zeros((kh * kw * c, f), dtype=x.dtype)
+    chunk = _chunk(n, ho * wo * kh * kw * c * x.itemsize)
+    cols = np.empty((chunk * ho * wo, kh * kw * c), dtype=x.dtype)
+    part = np.empty_like(dk)
+    for n0 in range(0, n, chunk):
+        n1 = min(n, n0 + chunk)
+        rows = (n1 - n0) * ho * wo
+        im2col(x, n0, n1, kh, kw, strides[0], strides[1], top, left, ho, wo, cols)
+        np.matmul(cols[:rows].T, dy2[n0 * ho * wo : n1 * ho * wo], out=part)
+        dk += part
+    return dk.reshape(kernel_shape)
+
+
+@njit(parallel=True, cache=True)
+def _bias_sum(dy2, out):
+    rows, f = dy2.shape
+    nt = 16
+    parts = np.zeros((nt, f), dtype=np.float64)
+    for t in prange(nt):
+        for r in range(t * rows // nt, (t + 1) * rows // nt):
+            for o in range(f):
+                parts[t, o] += dy2[r, o]
+    for o in range(f):
+        out[o] = parts[:, o].sum()
+
+
+def bias_backward(dy):
+    dy2 = np.ascontiguousarray(dy).reshape(-1, dy.shape[-1])
+    out = np.empty(dy.shape[-1], dtype=dy.dtype)
+    _bias_sum(dy2, out)
+    return out
+
+
+KERNELS = {
+    "conv2d_forward": conv2d_forward,
+    "conv2d_backward_data": conv2d_backward_data,
+    "conv2d_backward_weights": conv2d_backward_weights,
+    "bias_backward": bias_backward,
+}

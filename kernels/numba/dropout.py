@@ -1,0 +1,43 @@
+"""Dropout kernels: the mask is drawn by the layer's NumPy generator (the same stream as
+the reference, so both backends drop the same elements); one fused pass applies it.
+
+    keep = u >= rate  (u ~ U[0, 1) float32),  y = x * keep * scale,  dx = dy * keep * scale
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True)
+def _apply_forward(x, u, rate, scale, y, keep):
+    for i in prange(x.size):
+        k = u[i] >= rate
+        keep[i] = k
+        y[i] = x[i] * scale if k else x[i] * 0
+
+
+@njit(parallel=True, cache=True)
+def _apply_backward(dy, keep, scale, dx):
+    for i in prange(dy.size):
+        dx[i] = dy[i] * scale if keep[i] else dy[i] * 0
+
+
+def dropout_forward(x, rate, rng):
+    u = rng.random(x.shape, dtype=np.float32)
+    scale = x.dtype.type(1.0 / (1.0 - rate))
+    y = np.empty(x.shape, dtype=x.dtype)
+    keep = np.empty(x.shape, dtype=np.uint8)
+    _apply_forward(np.ascontiguousarray(x).reshape(-1), u.reshape(-1), np.float32(rate), scale,
+                   y.reshape(-1), keep.reshape(-1))
+    return y, keep, scale
+
+
+def dropout_backward(dy, keep, scale):
+    dx = np.empty(dy.shape, dtype=dy.dtype)
+    _apply_backward(np.ascontiguousarray(dy).reshape(-1), np.ascontiguousarray(keep).reshape(-1),
+                    dy.dtype.type(scale), dx.reshape(-1))
+    return dx
+
+
+KERNELS = {"dropout_forward": dropout_forward, "dropout_backward": dropout_backward}

@@ -1,0 +1,78 @@
+"""Fused in-place optimizer updates: one parallel pass over a parameter and its state
+(NumPy needs six to ten passes and temporaries). Rules in scratchgan/ops/optim.py:
+
+    adam     m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;  p -= alpha * m / (sqrt(v) + eps)
+    sgd      u = mu*u - lr*g;  p += u  (Nesterov: p += mu*u - lr*g);  without momentum p -= lr*g
+    rmsprop  v = rho*v + (1-rho)*g^2;  p -= lr * g / sqrt(v + eps)
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _adam(p, g, m, v, alpha, b1, b2, eps):
+    for i in prange(p.size):
+        gi = g[i]
+        mi = b1 * m[i] + (1 - b1) * gi
+        vi = b2 * v[i] + (1 - b2) * (gi * gi)
+        m[i] = mi
+        v[i] = vi
+        p[i] -= alpha * mi / (math.sqrt(vi) + eps)
+
+
+@njit(parallel=True, cache=True)
+def _sgd_momentum(p, g, u, lr, mu, nesterov):
+    for i in prange(p.size):
+        ui = mu * u[i] - lr * g[i]
+        u[i] = ui
+        p[i] += mu * ui - lr * g[i] if nesterov else ui
+
+
+@njit(parallel=True, cache=True)
+def _sgd_plain(p, g, lr):
+    for i in prange(p.size):
+        p[i] -= lr * g[i]
+
+
+@njit(parallel=True, cache=True)
+def _rmsprop(p, g, v, lr, rho, eps):
+    for i in prange(p.size):
+        gi = g[i]
+        vi = rho * v[i] + (1 - rho) * (gi * gi)
+        v[i] = vi
+        p[i] -= lr * gi / math.sqrt(vi + eps)
+
+
+def _flat(a):
+    """A 1-D view of a C-contiguous array (the update must land in the caller's array)."""
+    if not a.flags.c_contiguous:
+        raise ValueError("fused optimizer updates need C-contiguous parameters and state")
+    return a.reshape(-1)
+
+
+def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
+    f = param.dtype.type
+    alpha = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+    _adam(_flat(param), np.ascontiguousarray(grad, dtype=param.dtype).reshape(-1), _flat(m), _flat(v),
+          f(alpha), f(beta1), f(beta2), f(eps))
+
+
+def sgd_update(param, grad, velocity, lr, momentum, nesterov):
+    f = param.dtype.type
+    g = np.ascontiguousarray(grad, dtype=param.dtype).reshape(-1)
+    if velocity is None:
+        _sgd_plain(_flat(param), g, f(lr))
+    else:
+        _sgd_momentum(_flat(param), g, _flat(velocity), f(lr), f(momentum), bool(nesterov))
+
+
+def rmsprop_update(param, grad, v, lr, rho, eps):
+    f = param.dtype.type
+    _rmsprop(_flat(param), np.ascontiguousarray(grad, dtype=param.dtype).reshape(-1), _flat(v), f(lr), f(rho), f(eps))
+
+
+KERNELS = {"adam_update": adam_update, "sgd_update": sgd_update, "rmsprop_update": rmsprop_update}

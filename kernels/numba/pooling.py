@@ -1,0 +1,122 @@
+"""Max pooling and nearest upsampling kernels, NHWC, parallel over images x output rows.
+
+Max pooling keeps the winning tap index (int8, first maximum on ties) like the
+reference; padded cells never win. The backward scatters dy to the winners, one image
+per task (windows of one image may overlap, images never do), so there are no races.
+Upsampling by (sh, sw): forward copies, backward sums each sh x sw block.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from scratchgan.ops.geometry import conv_output_length
+
+
+@njit(parallel=True, cache=True)
+def _maxpool_forward(x, ph, pw, sh, sw, top, left, y, argmax):
+    n, h, w, c = x.shape
+    _, ho, wo, _ = y.shape
+    for r in prange(n * ho):
+        b = r // ho
+        p = r % ho
+        for q in range(wo):
+            for ch in range(c):
+                best = -np.inf
+                tap = 0
+                for i in range(ph):
+                    hi = p * sh + i - top
+                    for j in range(pw):
+                        wj = q * sw + j - left
+                        if 0 <= hi < h and 0 <= wj < w:
+                            v = x[b, hi, wj, ch]
+                            if v > best:
+                                best = v
+                                tap = i * pw + j
+                y[b, p, q, ch] = best
+                argmax[b, p, q, ch] = tap
+
+
+@njit(parallel=True, cache=True)
+def _maxpool_backward(dy, argmax, pw, sh, sw, top, left, dx):
+    n, h, w, c = dx.shape
+    _, ho, wo, _ = dy.shape
+    for b in prange(n):
+        dx[b] = 0
+        for p in range(ho):
+            for q in range(wo):
+                for ch in range(c):
+                    t = argmax[b, p, q, ch]
+                    hi = p * sh + t // pw - top
+                    wj = q * sw + t % pw - left
+                    dx[b, hi, wj, ch] += dy[b, p, q, ch]
+
+
+@njit(parallel=True, cache=True)
+def _upsample_forward(x, sh, sw, y):
+    n, h, w, c = x.shape
+    for r in prange(n * h * sh):
+        b = r // (h * sh)
+        row = r % (h * sh)
+        for col in range(w * sw):
+            for ch in range(c):
+                y[b, row, col, ch] = x[b, row // sh, col // sw, ch]
+
+
+@njit(parallel=True, cache=True)
+def _upsample_backward(dy, sh, sw, dx):
+    n, h, w, c = dx.shape
+    for r in prange(n * h):
+        b = r // h
+        hh = r % h
+        for ww in range(w):
+            for ch in range(c):
+                s = dy[b, hh * sh, ww * sw, ch] * 0
+                for i in range(sh):
+                    for j in range(sw):
+                        s += dy[b, hh * sh + i, ww * sw + j, ch]
+                dx[b, hh, ww, ch] = s
+
+
+def maxpool_forward(x, pool, strides, padding):
+    (ph, pw), (sh, sw) = pool, strides
+    n, h, w, c = x.shape
+    ho, top, _ = conv_output_length(h, ph, sh, padding)
+    wo, left, _ = conv_output_length(w, pw, sw, padding)
+    y = np.empty((n, ho, wo, c), dtype=x.dtype)
+    argmax = np.empty((n, ho, wo, c), dtype=np.int8)
+    _maxpool_forward(np.ascontiguousarray(x), ph, pw, sh, sw, top, left, y, argmax)
+    return y, argmax
+
+
+def maxpool_backward(dy, argmax, x_shape, pool, strides, padding):
+    (ph, pw), (sh, sw) = pool, strides
+    _, top, _ = conv_output_length(x_shape[1], ph, sh, padding)
+    _, left, _ = conv_output_length(x_shape[2], pw, sw, padding)
+    dx = np.empty(x_shape, dtype=dy.dtype)
+    _maxpool_backward(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), pw, sh, sw, top, left, dx)
+    return dx
+
+
+def upsample_nearest_forward(x, size):
+    sh, sw = size
+    n, h, w, c = x.shape
+    y = np.empty((n, h * sh, w * sw, c), dtype=x.dtype)
+    _upsample_forward(np.ascontiguousarray(x), sh, sw, y)
+    return y
+
+
+def upsample_nearest_backward(dy, size):
+    sh, sw = size
+    n, hs, ws, c = dy.shape
+    dx = np.empty((n, hs // sh, ws // sw, c), dtype=dy.dtype)
+    _upsample_backward(np.ascontiguousarray(dy), sh, sw, dx)
+    return dx
+
+
+KERNELS = {
+    "maxpool_forward": maxpool_forward,
+    "maxpool_backward": maxpool_backward,
+    "upsample_nearest_forward": upsample_nearest_forward,
+    "upsample_nearest_backward": upsample_nearest_backward,
+}
