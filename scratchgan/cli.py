@@ -54,6 +54,14 @@ def build_parser():
 
     sub.add_parser("models", help="list the zoo: parameter counts, data, recipe")
 
+    b = sub.add_parser("bench", help="time ops and training iterations per backend (and PyTorch if installed)")
+    b.add_argument("--quick", action="store_true", help="mlp and a batch-32 dcgan only: under a minute")
+    b.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    b.add_argument("--models", nargs="+", help="models to bench (default: all five)")
+    b.add_argument("--backends", nargs="+", help="backends (default: numpy, numba; torch is added when installed)")
+    b.add_argument("--iterations", type=_positive, help="timed iterations per backend (default 3, mlp 30)")
+    b.add_argument("--top", type=int, default=10, help="op rows per model (default 10)")
+
     g = sub.add_parser("gradcheck", help="check every layer's backward against finite differences (float64)")
     g.add_argument("--seed", type=int, default=0)
     return parser
@@ -67,7 +75,7 @@ def main(argv=None):
         else:
             backend.get_backend()
         return {"train": cmd_train, "sample": cmd_sample, "gradcheck": cmd_gradcheck,
-                "models": cmd_models}[args.command](args)
+                "models": cmd_models, "bench": cmd_bench}[args.command](args)
     except KeyboardInterrupt:
         return 130
     except KeyError as err:  # str(KeyError) wraps the message in quotes
@@ -132,6 +140,14 @@ def recipe_overrides(args, recipe) -> dict:
         if lr:
             changes[f"{which}_optimizer"] = {"lr": lr}
     return changes
+
+
+def cmd_bench(args):
+    from .bench import run
+
+    run(quick=args.quick, models=args.models, backends=args.backends, iterations=args.iterations,
+        top=args.top, as_json=args.json)
+    return 0
 
 
 def cmd_models(args):

@@ -72,7 +72,6 @@ def test_convolution_kernels(case, dtype, chunking, rng):
     dy = rng.standard_normal(y_ref.shape).astype(dtype)
     assert_close(*both("conv2d_backward_data", dy, k, x.shape, strides, pad), dtype)
     assert_close(*both("conv2d_backward_weights", dy, x, k.shape, strides, pad), dtype)
-    assert_close(*both("bias_backward", dy), dtype)
 
 
 @pytest.mark.parametrize("f", [1, 4, 5])  # both sides of DIRECT_MAX_FILTERS
@@ -92,9 +91,8 @@ def test_elementwise_kernels(shape, dtype, rng):
         y, y_ref = both("leaky_relu_forward", x, slope)
         assert_close(y, y_ref, dtype)
         assert_close(*both("leaky_relu_backward", dy, y_ref[1], slope), dtype)
-    for name in ("tanh", "sigmoid"):
-        y, y_ref = both(f"{name}_forward", x)
-        assert_close(y, y_ref, dtype)
+    for name in ("tanh", "sigmoid"):  # forwards stay NumPy's (faster)
+        y_ref = ops.OPS[f"{name}_forward"]["numpy"](x)
         assert_close(*both(f"{name}_backward", dy, y_ref), dtype)
 
 
@@ -178,16 +176,17 @@ def test_optimizer_kernels_update_in_place(name, extra, dtype, rng):
 
 
 def _first_losses(name, dtype, iterations=3):
+    small = name == "cifar_frog"  # its G is 6.3 M parameters of 32x32 convolutions: keep it short
     losses = {}
     for backend in ("numpy", "numba"):
         scratchgan.set_backend(backend)
         g, d, recipe = zoo.build(name, seed=4)
         g.astype(dtype), d.astype(dtype)
-        recipe.override(batch_size=6)
+        recipe.override(batch_size=2 if small else 6)
         lo, hi = recipe.data_range
         data = np.random.default_rng(0).uniform(lo, hi, (24, *recipe.image_shape)).astype(dtype)
         trainer = GANTrainer(g, d, recipe, data, seed=4)
-        losses[backend] = np.array([trainer.step() for _ in range(iterations)])
+        losses[backend] = np.array([trainer.step() for _ in range(2 if small else iterations)])
     return losses["numba"], losses["numpy"]
 
 
@@ -209,8 +208,10 @@ def test_models_train_alike_in_float32(name):
     np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
 
 
-def test_numba_backend_is_selectable():
+def test_every_op_has_a_numba_kernel_or_a_reason_not_to():
+    from scratchgan.kernels.numba import NUMPY_IS_FASTER
+
     scratchgan.set_backend("numba")
     assert scratchgan.get_backend() == "numba"
-    assert all("numba" in impls for name, impls in ops.OPS.items()
-               if not name.startswith(("dense_", "bce_logits")))
+    missing = sorted(name for name, impls in ops.OPS.items() if "numba" not in impls)
+    assert missing == sorted(NUMPY_IS_FASTER)

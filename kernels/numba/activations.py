@@ -5,10 +5,10 @@
     sigmoid     y = 1/(1+e^-x), exp only of -|x| (stable)   dx = dy * y * (1 - y)
 
 NumPy makes two to four passes (and temporaries) for each of these; a kernel makes one.
+The forwards of tanh and sigmoid stay with NumPy: its SIMD tanh and exp run 2-3x faster
+than Numba's scalar libm calls (measured: 3.2M float32, tanh 8.6 ms NumPy, 27 ms Numba).
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from numba import njit, prange
@@ -30,23 +30,9 @@ def _leaky_backward(dy, mask, slope, dx):
 
 
 @njit(parallel=True, cache=True)
-def _tanh_forward(x, y):
-    for i in prange(x.size):
-        y[i] = math.tanh(x[i])
-
-
-@njit(parallel=True, cache=True)
 def _tanh_backward(dy, y, dx):
     for i in prange(dy.size):
         dx[i] = dy[i] * (1 - y[i] * y[i])
-
-
-@njit(parallel=True, cache=True)
-def _sigmoid_forward(x, y):
-    for i in prange(x.size):
-        v = x[i]
-        e = math.exp(-abs(v))
-        y[i] = 1 / (1 + e) if v >= 0 else e / (1 + e)
 
 
 @njit(parallel=True, cache=True)
@@ -72,22 +58,10 @@ def leaky_relu_backward(dy, mask, slope):
     return dx
 
 
-def tanh_forward(x):
-    y = np.empty(x.shape, dtype=x.dtype)
-    _tanh_forward(_flat(x), y.reshape(-1))
-    return y
-
-
 def tanh_backward(dy, y):
     dx = np.empty(dy.shape, dtype=dy.dtype)
     _tanh_backward(_flat(dy), _flat(y), dx.reshape(-1))
     return dx
-
-
-def sigmoid_forward(x):
-    y = np.empty(x.shape, dtype=x.dtype)
-    _sigmoid_forward(_flat(x), y.reshape(-1))
-    return y
 
 
 def sigmoid_backward(dy, y):
@@ -99,8 +73,6 @@ def sigmoid_backward(dy, y):
 KERNELS = {
     "leaky_relu_forward": leaky_relu_forward,
     "leaky_relu_backward": leaky_relu_backward,
-    "tanh_forward": tanh_forward,
     "tanh_backward": tanh_backward,
-    "sigmoid_forward": sigmoid_forward,
     "sigmoid_backward": sigmoid_backward,
 }

@@ -82,31 +82,31 @@ def col2im(cols, n0, n1, kh, kw, sh, sw, top, left, ho, wo, dx):
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def direct_forward(x, k, sh, sw, top, left, y):
-    """y[b, p, q, f] = sum_{i,j,c} x[b, p*sh+i-top, q*sw+j-left, c] * k[i, j, c, f] (no bias)."""
+def direct_forward(x, kt, sh, sw, top, left, y):
+    """y[b, p, q, f] = sum_{i,j,c} x[b, p*sh+i-top, q*sw+j-left, c] * kt[i, j, f, c] (no bias).
+
+    kt is the kernel with its last two axes swapped, so that the innermost loop is a
+    dot product of two contiguous runs of C values (vectorised)."""
     n, h, w, c = x.shape
-    kh, kw, _, f = k.shape
+    kh, kw, f, _ = kt.shape
     _, ho, wo, _ = y.shape
     for r in prange(n * ho):
         b = r // ho
         p = r % ho
-        acc = np.zeros(f, dtype=y.dtype)
         for q in range(wo):
-            acc[:] = 0
-            for i in range(kh):
-                hi = p * sh + i - top
-                if hi < 0 or hi >= h:
-                    continue
-                for j in range(kw):
-                    wj = q * sw + j - left
-                    if wj < 0 or wj >= w:
-                        continue
-                    for ch in range(c):
-                        xv = x[b, hi, wj, ch]
-                        for o in range(f):
-                            acc[o] += xv * k[i, j, ch, o]
             for o in range(f):
-                y[b, p, q, o] = acc[o]
+                acc = x[0, 0, 0, 0] * 0
+                for i in range(kh):
+                    hi = p * sh + i - top
+                    if hi < 0 or hi >= h:
+                        continue
+                    for j in range(kw):
+                        wj = q * sw + j - left
+                        if wj < 0 or wj >= w:
+                            continue
+                        for ch in range(c):
+                            acc += x[b, hi, wj, ch] * kt[i, j, o, ch]
+                y[b, p, q, o] = acc
 
 
 @njit(parallel=True, cache=True, fastmath=True)
@@ -176,7 +176,7 @@ def conv2d_forward(x, kernel, bias, strides, padding):
     x = np.ascontiguousarray(x)
     if f <= DIRECT_MAX_FILTERS:
         y = np.empty((n, ho, wo, f), dtype=x.dtype)
-        direct_forward(x, np.ascontiguousarray(kernel), strides[0], strides[1], top, left, y)
+        direct_forward(x, np.ascontiguousarray(kernel.transpose(0, 1, 3, 2)), strides[0], strides[1], top, left, y)
         if bias is not None:
             y += bias
         return y
@@ -238,29 +238,8 @@ def conv2d_backward_weights(dy, x, kernel_shape, strides, padding):
     return dk.reshape(kernel_shape)
 
 
-@njit(parallel=True, cache=True)
-def _bias_sum(dy2, out):
-    rows, f = dy2.shape
-    nt = 16
-    parts = np.zeros((nt, f), dtype=np.float64)
-    for t in prange(nt):
-        for r in range(t * rows // nt, (t + 1) * rows // nt):
-            for o in range(f):
-                parts[t, o] += dy2[r, o]
-    for o in range(f):
-        out[o] = parts[:, o].sum()
-
-
-def bias_backward(dy):
-    dy2 = np.ascontiguousarray(dy).reshape(-1, dy.shape[-1])
-    out = np.empty(dy.shape[-1], dtype=dy.dtype)
-    _bias_sum(dy2, out)
-    return out
-
-
 KERNELS = {
     "conv2d_forward": conv2d_forward,
     "conv2d_backward_data": conv2d_backward_data,
     "conv2d_backward_weights": conv2d_backward_weights,
-    "bias_backward": bias_backward,
 }

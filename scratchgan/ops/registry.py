@@ -17,11 +17,21 @@ compare every kernel against it.
 from __future__ import annotations
 
 import functools
+import time
 
 from .. import backend as _backend
 
 #: OPS[name][backend] -> implementation
 OPS: dict[str, dict[str, object]] = {}
+
+#: when set, observer(name, args, seconds) is called after every op (scratchgan bench)
+_observer = None
+
+
+def set_observer(observer) -> None:
+    """Have ``observer(name, args, seconds)`` called after every op call (None: stop)."""
+    global _observer
+    _observer = observer
 
 
 def op(reference):
@@ -35,7 +45,12 @@ def op(reference):
     @functools.wraps(reference)
     def dispatch(*args, **kwargs):
         impl = impls.get(_backend.get_backend(), reference)
-        return impl(*args, **kwargs)
+        if _observer is None:
+            return impl(*args, **kwargs)
+        start = time.perf_counter()
+        out = impl(*args, **kwargs)
+        _observer(name, args, time.perf_counter() - start)
+        return out
 
     dispatch.reference = reference
     dispatch.op_name = name
