@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .threads import threads_for
+
 
 @njit(parallel=True, cache=True)
 def _leaky_forward(x, slope, y, mask):
@@ -48,24 +50,28 @@ def _flat(a):
 def leaky_relu_forward(x, slope):
     y = np.empty(x.shape, dtype=x.dtype)
     mask = np.empty(x.shape, dtype=np.bool_)
+    threads_for(x.size)
     _leaky_forward(_flat(x), x.dtype.type(slope), y.reshape(-1), mask.reshape(-1))
     return y, mask
 
 
 def leaky_relu_backward(dy, mask, slope):
     dx = np.empty(dy.shape, dtype=dy.dtype)
+    threads_for(dy.size)
     _leaky_backward(_flat(dy), _flat(mask), dy.dtype.type(slope), dx.reshape(-1))
     return dx
 
 
 def tanh_backward(dy, y):
     dx = np.empty(dy.shape, dtype=dy.dtype)
+    threads_for(dy.size)
     _tanh_backward(_flat(dy), _flat(y), dx.reshape(-1))
     return dx
 
 
 def sigmoid_backward(dy, y):
     dx = np.empty(dy.shape, dtype=dy.dtype)
+    threads_for(dy.size)
     _sigmoid_backward(_flat(dy), _flat(y), dx.reshape(-1))
     return dx
 

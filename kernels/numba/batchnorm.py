@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .threads import threads_for
+
 BLOCKS = 16  # row blocks for the parallel channel sums
 
 
@@ -56,6 +58,7 @@ def _scale_rows(dy, scale, dx):
 
 
 def _rows(a):
+    threads_for(a.size)
     return np.ascontiguousarray(a).reshape(-1, a.shape[-1])
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .threads import threads_for
+
 from scratchgan.ops.geometry import conv_output_length
 
 CHUNK_BYTES = 8 << 20
@@ -176,6 +178,7 @@ def conv2d_forward(x, kernel, bias, strides, padding):
     x = np.ascontiguousarray(x)
     if f <= DIRECT_MAX_FILTERS:
         y = np.empty((n, ho, wo, f), dtype=x.dtype)
+        threads_for(x.size * kh * kw)
         direct_forward(x, np.ascontiguousarray(kernel.transpose(0, 1, 3, 2)), strides[0], strides[1], top, left, y)
         if bias is not None:
             y += bias
@@ -187,6 +190,7 @@ def conv2d_forward(x, kernel, bias, strides, padding):
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
         rows = (n1 - n0) * ho * wo
+        threads_for(cols.size)
         im2col(x, n0, n1, kh, kw, strides[0], strides[1], top, left, ho, wo, cols)
         np.matmul(cols[:rows], kr, out=y[n0 * ho * wo : n1 * ho * wo])
     if bias is not None:
@@ -201,6 +205,7 @@ def conv2d_backward_data(dy, kernel, x_shape, strides, padding):
     dy = np.ascontiguousarray(dy)
     dx = np.empty(x_shape, dtype=dy.dtype)
     if f <= DIRECT_MAX_FILTERS:
+        threads_for(dx.size * kh * kw)
         direct_backward_data(dy, np.ascontiguousarray(kernel), strides[0], strides[1], top, left, dx)
         return dx
     krt = kernel.reshape(kh * kw * c, f).T
@@ -211,6 +216,7 @@ def conv2d_backward_data(dy, kernel, x_shape, strides, padding):
         n1 = min(n, n0 + chunk)
         rows = (n1 - n0) * ho * wo
         np.matmul(dy2[n0 * ho * wo : n1 * ho * wo], krt, out=dcols[:rows])
+        threads_for(dcols.size)
         col2im(dcols, n0, n1, kh, kw, strides[0], strides[1], top, left, ho, wo, dx)
     return dx
 
@@ -222,6 +228,7 @@ def conv2d_backward_weights(dy, x, kernel_shape, strides, padding):
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
     if f <= DIRECT_MAX_FILTERS:
         dk = np.empty(kernel_shape, dtype=x.dtype)
+        threads_for(x.size * kh * kw)
         direct_backward_weights(dy, x, strides[0], strides[1], top, left, dk)
         return dk
     dy2 = dy.reshape(n * ho * wo, f)
@@ -232,6 +239,7 @@ def conv2d_backward_weights(dy, x, kernel_shape, strides, padding):
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
         rows = (n1 - n0) * ho * wo
+        threads_for(cols.size)
         im2col(x, n0, n1, kh, kw, strides[0], strides[1], top, left, ho, wo, cols)
         np.matmul(cols[:rows].T, dy2[n0 * ho * wo : n1 * ho * wo], out=part)
         dk += part

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .threads import threads_for
+
 
 @njit(parallel=True, cache=True)
 def _apply_forward(x, u, rate, scale, y, keep):
@@ -28,6 +30,7 @@ def dropout_forward(x, rate, rng):
     scale = x.dtype.type(1.0 / (1.0 - rate))
     y = np.empty(x.shape, dtype=x.dtype)
     keep = np.empty(x.shape, dtype=np.uint8)
+    threads_for(x.size)
     _apply_forward(np.ascontiguousarray(x).reshape(-1), u.reshape(-1), np.float32(rate), scale,
                    y.reshape(-1), keep.reshape(-1))
     return y, keep, scale
@@ -35,6 +38,7 @@ def dropout_forward(x, rate, rng):
 
 def dropout_backward(dy, keep, scale):
     dx = np.empty(dy.shape, dtype=dy.dtype)
+    threads_for(dy.size)
     _apply_backward(np.ascontiguousarray(dy).reshape(-1), np.ascontiguousarray(keep).reshape(-1),
                     dy.dtype.type(scale), dx.reshape(-1))
     return dx

@@ -12,6 +12,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .threads import threads_for
+
 
 @njit(parallel=True, cache=True, fastmath=False)
 def _adam(p, g, m, v, alpha, b1, b2, eps):
@@ -57,6 +59,7 @@ def _flat(a):
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
     f = param.dtype.type
     alpha = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+    threads_for(param.size)
     _adam(_flat(param), np.ascontiguousarray(grad, dtype=param.dtype).reshape(-1), _flat(m), _flat(v),
           f(alpha), f(beta1), f(beta2), f(eps))
 
@@ -65,13 +68,16 @@ def sgd_update(param, grad, velocity, lr, momentum, nesterov):
     f = param.dtype.type
     g = np.ascontiguousarray(grad, dtype=param.dtype).reshape(-1)
     if velocity is None:
+        threads_for(param.size)
         _sgd_plain(_flat(param), g, f(lr))
     else:
+        threads_for(param.size)
         _sgd_momentum(_flat(param), g, _flat(velocity), f(lr), f(momentum), bool(nesterov))
 
 
 def rmsprop_update(param, grad, v, lr, rho, eps):
     f = param.dtype.type
+    threads_for(param.size)
     _rmsprop(_flat(param), np.ascontiguousarray(grad, dtype=param.dtype).reshape(-1), _flat(v), f(lr), f(rho), f(eps))
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .threads import threads_for
+
 from scratchgan.ops.geometry import conv_output_length
 
 
@@ -85,6 +87,7 @@ def maxpool_forward(x, pool, strides, padding):
     wo, left, _ = conv_output_length(w, pw, sw, padding)
     y = np.empty((n, ho, wo, c), dtype=x.dtype)
     argmax = np.empty((n, ho, wo, c), dtype=np.int8)
+    threads_for(x.size)
     _maxpool_forward(np.ascontiguousarray(x), ph, pw, sh, sw, top, left, y, argmax)
     return y, argmax
 
@@ -94,6 +97,7 @@ def maxpool_backward(dy, argmax, x_shape, pool, strides, padding):
     _, top, _ = conv_output_length(x_shape[1], ph, sh, padding)
     _, left, _ = conv_output_length(x_shape[2], pw, sw, padding)
     dx = np.empty(x_shape, dtype=dy.dtype)
+    threads_for(dx.size)
     _maxpool_backward(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), pw, sh, sw, top, left, dx)
     return dx
 
@@ -102,6 +106,7 @@ def upsample_nearest_forward(x, size):
     sh, sw = size
     n, h, w, c = x.shape
     y = np.empty((n, h * sh, w * sw, c), dtype=x.dtype)
+    threads_for(y.size)
     _upsample_forward(np.ascontiguousarray(x), sh, sw, y)
     return y
 
@@ -110,6 +115,7 @@ def upsample_nearest_backward(dy, size):
     sh, sw = size
     n, hs, ws, c = dy.shape
     dx = np.empty((n, hs // sh, ws // sw, c), dtype=dy.dtype)
+    threads_for(dy.size)
     _upsample_backward(np.ascontiguousarray(dy), sh, sw, dx)
     return dx
 
