@@ -112,10 +112,13 @@ def direct_forward(x, kt, sh, sw, top, left, y):
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def direct_backward_data(dy, k, sh, sw, top, left, dx):
-    """dx[b, h, w, c] = sum over the taps (i, j) that read (h, w) of sum_f dy[b, p, q, f] * k[i, j, c, f]."""
+def direct_backward_data(dy, kt, sh, sw, top, left, dx):
+    """dx[b, h, w, c] = sum over the taps (i, j) that read (h, w) of sum_f dy[b, p, q, f] * kt[i, j, f, c].
+
+    kt is the kernel with its last two axes swapped: each tap adds dy * (a contiguous run
+    of C kernel values) to the C contiguous values of dx[b, h, w]."""
     n, h, w, c = dx.shape
-    kh, kw, _, f = k.shape
+    kh, kw, f, _ = kt.shape
     _, ho, wo, _ = dy.shape
     for r in prange(n * h):
         b = r // h
@@ -136,35 +139,36 @@ def direct_backward_data(dy, k, sh, sw, top, left, dx):
                     for o in range(f):
                         g = dy[b, p, q, o]
                         for ch in range(c):
-                            dx[b, hh, ww, ch] += g * k[i, j, ch, o]
+                            dx[b, hh, ww, ch] += g * kt[i, j, o, ch]
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def direct_backward_weights(dy, x, sh, sw, top, left, dk):
-    """dk[i, j, c, f] = sum_{b,p,q} x[b, p*sh+i-top, q*sw+j-left, c] * dy[b, p, q, f], one tap per task."""
+def direct_backward_weights(dy, x, sh, sw, top, left, per_image):
+    """per_image[b, i, j, f, c] = sum_{p,q} dy[b, p, q, f] * x[b, p*sh+i-top, q*sw+j-left, c].
+
+    One image per task: its (kh, kw, F, C) partial (25 KB for 7x7x1x128) stays in L1
+    while every output pixel adds dy * (a contiguous run of C inputs) to each tap's row;
+    the partials are added up in float64 afterwards."""
     n, h, w, c = x.shape
-    kh, kw, _, f = dk.shape
-    _, ho, wo, _ = dy.shape
-    for t in prange(kh * kw):
-        i = t // kw
-        j = t % kw
-        acc = np.zeros((c, f), dtype=np.float64)
-        for b in range(n):
-            for p in range(ho):
-                hi = p * sh + i - top
-                if hi < 0 or hi >= h:
-                    continue
-                for q in range(wo):
-                    wj = q * sw + j - left
-                    if wj < 0 or wj >= w:
-                        continue
-                    for o in range(f):
-                        g = dy[b, p, q, o]
-                        for ch in range(c):
-                            acc[ch, o] += x[b, hi, wj, ch] * g
-        for ch in range(c):
-            for o in range(f):
-                dk[i, j, ch, o] = acc[ch, o]
+    _, ho, wo, f = dy.shape
+    _, kh, kw, _, _ = per_image.shape
+    for b in prange(n):
+        local = np.zeros((kh, kw, f, c), dtype=x.dtype)
+        for p in range(ho):
+            for q in range(wo):
+                for o in range(f):
+                    g = dy[b, p, q, o]
+                    for i in range(kh):
+                        hi = p * sh + i - top
+                        if hi < 0 or hi >= h:
+                            continue
+                        for j in range(kw):
+                            wj = q * sw + j - left
+                            if wj < 0 or wj >= w:
+                                continue
+                            for ch in range(c):
+                                local[i, j, o, ch] += g * x[b, hi, wj, ch]
+        per_image[b] = local
 
 
 def _chunk(n, row_bytes):
@@ -206,7 +210,7 @@ def conv2d_backward_data(dy, kernel, x_shape, strides, padding):
     dx = np.empty(x_shape, dtype=dy.dtype)
     if f <= DIRECT_MAX_FILTERS:
         threads_for(dx.size * kh * kw)
-        direct_backward_data(dy, np.ascontiguousarray(kernel), strides[0], strides[1], top, left, dx)
+        direct_backward_data(dy, np.ascontiguousarray(kernel.transpose(0, 1, 3, 2)), strides[0], strides[1], top, left, dx)
         return dx
     krt = kernel.reshape(kh * kw * c, f).T
     dy2 = dy.reshape(n * ho * wo, f)
@@ -227,10 +231,10 @@ def conv2d_backward_weights(dy, x, kernel_shape, strides, padding):
     ho, wo, top, left = geometry(x.shape, kh, kw, strides, padding)
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
     if f <= DIRECT_MAX_FILTERS:
-        dk = np.empty(kernel_shape, dtype=x.dtype)
+        per_image = np.empty((n, kh, kw, f, c), dtype=np.float64)
         threads_for(x.size * kh * kw)
-        direct_backward_weights(dy, x, strides[0], strides[1], top, left, dk)
-        return dk
+        direct_backward_weights(dy, x, strides[0], strides[1], top, left, per_image)
+        return per_image.sum(axis=0).transpose(0, 1, 3, 2).astype(x.dtype)
     dy2 = dy.reshape(n * ho * wo, f)
     dk = np.zeros((kh * kw * c, f), dtype=x.dtype)
     chunk = _chunk(n, ho * wo * kh * kw * c * x.itemsize)
