@@ -97,10 +97,12 @@ def worker(model: str, backend_name: str, batch: int | None) -> None:
     _answer({"ready": True, "batch": recipe.batch_size})
     for line in sys.stdin:
         command = line.strip()
-        if command == "step":
+        if command.startswith("step"):
+            count = int(command.split()[1]) if " " in command else 1
             start = time.perf_counter()
-            trainer.step()
-            _answer({"seconds": time.perf_counter() - start})
+            for _ in range(count):
+                trainer.step()
+            _answer({"seconds": (time.perf_counter() - start) / count})
         elif command == "profile":
             _answer({"ops": _profile_step(trainer)})
         elif command == "quit":
@@ -177,14 +179,16 @@ def torch_available() -> bool:
     return True
 
 
-def bench_model(model, batch, backends, iterations, profile=True):
+def bench_model(model, batch, backends, iterations, profile=True, block=1):
+    """Median seconds per iteration; each worker's turn runs ``block`` iterations back to
+    back (small models: a lone iteration would time thread wake-ups, not training)."""
     workers = [Worker(model, b, batch) for b in backends]
     batch_size = workers[0].ready["batch"]
     times = {w.backend: [] for w in workers}
     for _ in range(iterations):  # interleaved: each backend in turn
         for w in workers:
             time.sleep(0.05)  # let the previous worker's BLAS/OpenMP threads go idle
-            times[w.backend].append(w.ask("step")["seconds"])
+            times[w.backend].append(w.ask(f"step {block}")["seconds"])
     ops = {w.backend: w.ask("profile")["ops"] for w in workers if profile and w.backend != "torch"}
     result = {"model": model, "batch": batch_size, "backends": {}}
     flops = sum(c[3] for c in next(iter(ops.values()), []))
@@ -245,8 +249,8 @@ def run(quick=False, models=None, backends=None, iterations=None, top=10, as_jso
         out(f"SGEMM peak (NumPy BLAS, float32): {peak:.1f} GFLOP/s on {os.cpu_count()} cores; "
             f"PyTorch: {'installed, interleaved with ours' if have_torch else 'not available (not installed)'}")
     for model, batch in plan.items():
-        n = iterations or (3 if quick else (30 if model == "mlp" else 3))
-        result = bench_model(model, batch, backends, n)
+        n = iterations or (3 if quick else (10 if model == "mlp" else 3))
+        result = bench_model(model, batch, backends, n, block=20 if model == "mlp" else 1)
         report["models"].append(result)
         if not as_json:
             _print_model(result, peak, backends, top, have_torch, out)

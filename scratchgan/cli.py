@@ -59,7 +59,7 @@ def build_parser():
     b.add_argument("--json", action="store_true", help="print the whole report as JSON")
     b.add_argument("--models", nargs="+", help="models to bench (default: all five)")
     b.add_argument("--backends", nargs="+", help="backends (default: numpy, numba; torch is added when installed)")
-    b.add_argument("--iterations", type=_positive, help="timed iterations per backend (default 3, mlp 30)")
+    b.add_argument("--iterations", type=_positive, help="timed turns per backend (default 3; mlp: 10 turns of 20 iterations)")
     b.add_argument("--top", type=int, default=10, help="op rows per model (default 10)")
 
     g = sub.add_parser("gradcheck", help="check every layer's backward against finite differences (float64)")
