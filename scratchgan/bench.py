@@ -29,6 +29,8 @@ import time
 
 import numpy as np
 
+from .ops.geometry import window_geometry
+
 QUICK_MODELS = {"mlp": None, "dcgan": 32}  # model -> batch size (None: the recipe's)
 
 
@@ -44,10 +46,7 @@ def op_flops(name, args) -> int:
         return 2 * a.shape[0] * a.shape[1] * b.shape[1]  # dy (N, out), x (N, in)
     if name == "conv2d_forward":
         x, k, _, strides, padding = args
-        from .ops.geometry import conv_output_length
-
-        ho = conv_output_length(x.shape[1], k.shape[0], strides[0], padding)[0]
-        wo = conv_output_length(x.shape[2], k.shape[1], strides[1], padding)[0]
+        ho, wo, _, _ = window_geometry(x.shape, k.shape[:2], strides, padding)
         return 2 * x.shape[0] * ho * wo * int(np.prod(k.shape))
     if name == "conv2d_backward_data":  # dy (N, Ho, Wo, F), kernel (kh, kw, C, F)
         dy, k = args[0], args[1]

@@ -23,17 +23,25 @@ from numba import njit, prange
 
 from .threads import threads_for
 
-from scratchgan.ops.geometry import conv_output_length
+from scratchgan.ops.geometry import window_geometry
 
 CHUNK_BYTES = 8 << 20
 DIRECT_MAX_FILTERS = 4
 
 
 def geometry(x_shape, kh, kw, strides, padding):
-    _, h, w, _ = x_shape
-    ho, top, _ = conv_output_length(h, kh, strides[0], padding)
-    wo, left, _ = conv_output_length(w, kw, strides[1], padding)
+    """(Ho, Wo, top, left): the output size and the padding before each axis."""
+    ho, wo, (top, _), (left, _) = window_geometry(x_shape, (kh, kw), strides, padding)
     return ho, wo, top, left
+
+
+@njit(inline="always")
+def _window_index(pos, pad, tap, stride, out_len):
+    """The output index whose window reads input ``pos`` at ``tap``, or -1 if none does."""
+    t = pos + pad - tap
+    if t < 0 or t % stride != 0 or t // stride >= out_len:
+        return -1
+    return t // stride
 
 
 @njit(parallel=True, cache=True)
@@ -69,15 +77,14 @@ def col2im(cols, n0, n1, kh, kw, sh, sw, top, left, ho, wo, dx):
             for ch in range(c):
                 dx[b, hh, ww, ch] = 0
             for i in range(kh):
-                t = hh + top - i
-                if t < 0 or t % sh != 0 or t // sh >= ho:
+                p = _window_index(hh, top, i, sh, ho)
+                if p < 0:
                     continue
-                p = t // sh
                 for j in range(kw):
-                    u = ww + left - j
-                    if u < 0 or u % sw != 0 or u // sw >= wo:
+                    q = _window_index(ww, left, j, sw, wo)
+                    if q < 0:
                         continue
-                    row = ((b - n0) * ho + p) * wo + u // sw
+                    row = ((b - n0) * ho + p) * wo + q
                     base = (i * kw + j) * c
                     for ch in range(c):
                         dx[b, hh, ww, ch] += cols[row, base + ch]
@@ -127,15 +134,13 @@ def direct_backward_data(dy, kt, sh, sw, top, left, dx):
             for ch in range(c):
                 dx[b, hh, ww, ch] = 0
             for i in range(kh):
-                t = hh + top - i
-                if t < 0 or t % sh != 0 or t // sh >= ho:
+                p = _window_index(hh, top, i, sh, ho)
+                if p < 0:
                     continue
-                p = t // sh
                 for j in range(kw):
-                    u = ww + left - j
-                    if u < 0 or u % sw != 0 or u // sw >= wo:
+                    q = _window_index(ww, left, j, sw, wo)
+                    if q < 0:
                         continue
-                    q = u // sw
                     for o in range(f):
                         g = dy[b, p, q, o]
                         for ch in range(c):

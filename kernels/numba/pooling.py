@@ -12,7 +12,7 @@ from numba import njit, prange
 
 from .threads import threads_for
 
-from scratchgan.ops.geometry import conv_output_length
+from scratchgan.ops.geometry import window_geometry
 
 
 @njit(parallel=True, cache=True)
@@ -82,9 +82,8 @@ def _upsample_backward(dy, sh, sw, dx):
 
 def maxpool_forward(x, pool, strides, padding):
     (ph, pw), (sh, sw) = pool, strides
-    n, h, w, c = x.shape
-    ho, top, _ = conv_output_length(h, ph, sh, padding)
-    wo, left, _ = conv_output_length(w, pw, sw, padding)
+    n, _, _, c = x.shape
+    ho, wo, (top, _), (left, _) = window_geometry(x.shape, pool, strides, padding)
     y = np.empty((n, ho, wo, c), dtype=x.dtype)
     argmax = np.empty((n, ho, wo, c), dtype=np.int8)
     threads_for(x.size)
@@ -93,9 +92,8 @@ def maxpool_forward(x, pool, strides, padding):
 
 
 def maxpool_backward(dy, argmax, x_shape, pool, strides, padding):
-    (ph, pw), (sh, sw) = pool, strides
-    _, top, _ = conv_output_length(x_shape[1], ph, sh, padding)
-    _, left, _ = conv_output_length(x_shape[2], pw, sw, padding)
+    (_, pw), (sh, sw) = pool, strides
+    _, _, (top, _), (left, _) = window_geometry(x_shape, pool, strides, padding)
     dx = np.empty(x_shape, dtype=dy.dtype)
     threads_for(dx.size)
     _maxpool_backward(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), pw, sh, sw, top, left, dx)

@@ -25,17 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import conv_output_length, conv_transpose_output_length
+from .geometry import conv_transpose_output_length, window_geometry
 from .registry import op
-
-
-def _geometry(x_shape, kernel_hw, strides, padding):
-    """(Ho, Wo, (top, bottom), (left, right)) for an NHWC input shape."""
-    _, h, w, _ = x_shape
-    (kh, kw), (sh, sw) = kernel_hw, strides
-    ho, top, bottom = conv_output_length(h, kh, sh, padding)
-    wo, left, right = conv_output_length(w, kw, sw, padding)
-    return ho, wo, (top, bottom), (left, right)
 
 
 def _pad(x, pad_h, pad_w):
@@ -70,7 +61,7 @@ def col2im(cols, padded_shape, strides):
 def conv2d_forward(x, kernel, bias, strides, padding):
     """y = conv(x, kernel) + bias.  x (N,H,W,C), kernel (kh,kw,C,F), bias (F,) or None -> (N,Ho,Wo,F)."""
     kh, kw, c, f = kernel.shape
-    ho, wo, pad_h, pad_w = _geometry(x.shape, (kh, kw), strides, padding)
+    ho, wo, pad_h, pad_w = window_geometry(x.shape, (kh, kw), strides, padding)
     cols = im2col(_pad(x, pad_h, pad_w), kh, kw, strides, ho, wo)
     y = cols.reshape(-1, kh * kw * c) @ kernel.reshape(kh * kw * c, f)
     if bias is not None:
@@ -83,7 +74,7 @@ def conv2d_backward_data(dy, kernel, x_shape, strides, padding):
     """dx = col2im(dy @ kernel^T), cropped to the unpadded input.  dy (N,Ho,Wo,F) -> (N,H,W,C)."""
     kh, kw, c, f = kernel.shape
     n, h, w, _ = x_shape
-    ho, wo, (top, bottom), (left, right) = _geometry(x_shape, (kh, kw), strides, padding)
+    ho, wo, (top, bottom), (left, right) = window_geometry(x_shape, (kh, kw), strides, padding)
     dcols = dy.reshape(-1, f) @ kernel.reshape(kh * kw * c, f).T
     padded_shape = (n, h + top + bottom, w + left + right, c)
     dxpad = col2im(dcols.reshape(n, ho, wo, kh, kw, c), padded_shape, strides)
@@ -94,7 +85,7 @@ def conv2d_backward_data(dy, kernel, x_shape, strides, padding):
 def conv2d_backward_weights(dy, x, kernel_shape, strides, padding):
     """dkernel = im2col(x)^T @ dy.  dy (N,Ho,Wo,F), x (N,H,W,C) -> (kh,kw,C,F)."""
     kh, kw, c, f = kernel_shape
-    ho, wo, pad_h, pad_w = _geometry(x.shape, (kh, kw), strides, padding)
+    ho, wo, pad_h, pad_w = window_geometry(x.shape, (kh, kw), strides, padding)
     cols = im2col(_pad(x, pad_h, pad_w), kh, kw, strides, ho, wo)
     return (cols.reshape(-1, kh * kw * c).T @ dy.reshape(-1, f)).reshape(kernel_shape)
 

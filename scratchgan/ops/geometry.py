@@ -51,3 +51,12 @@ def conv_transpose_output_length(length: int, kernel: int, stride: int, padding:
     if padding == "valid":
         return length * stride + max(kernel - stride, 0)
     return length * stride
+
+
+def window_geometry(x_shape, window, strides, padding):
+    """(Ho, Wo, (top, bottom), (left, right)) of a (kh, kw) window sliding over an NHWC
+    input of shape ``x_shape``: convolutions and pooling alike."""
+    _, h, w, _ = x_shape
+    ho, top, bottom = conv_output_length(h, window[0], strides[0], padding)
+    wo, left, right = conv_output_length(w, window[1], strides[1], padding)
+    return ho, wo, (top, bottom), (left, right)

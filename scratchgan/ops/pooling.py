@@ -18,15 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import conv_output_length
+from .geometry import window_geometry
 from .registry import op
-
-
-def _pool_geometry(x_shape, pool, strides, padding):
-    _, h, w, _ = x_shape
-    ho, top, bottom = conv_output_length(h, pool[0], strides[0], padding)
-    wo, left, right = conv_output_length(w, pool[1], strides[1], padding)
-    return ho, wo, (top, bottom), (left, right)
 
 
 def _taps(ph, pw):
@@ -37,7 +30,7 @@ def _taps(ph, pw):
 def maxpool_forward(x, pool, strides, padding):
     """Returns (y, argmax): y (N,Ho,Wo,C), argmax (N,Ho,Wo,C) int8 tap index i*pw + j."""
     (ph, pw), (sh, sw) = pool, strides
-    ho, wo, pad_h, pad_w = _pool_geometry(x.shape, pool, strides, padding)
+    ho, wo, pad_h, pad_w = window_geometry(x.shape, pool, strides, padding)
     if pad_h != (0, 0) or pad_w != (0, 0):
         x = np.pad(x, ((0, 0), pad_h, pad_w, (0, 0)), constant_values=-np.inf)
     y = None
@@ -58,7 +51,7 @@ def maxpool_backward(dy, argmax, x_shape, pool, strides, padding):
     """dx (N,H,W,C): dy scattered to the winning tap of each window."""
     (ph, pw), (sh, sw) = pool, strides
     n, h, w, c = x_shape
-    ho, wo, (top, bottom), (left, right) = _pool_geometry(x_shape, pool, strides, padding)
+    ho, wo, (top, bottom), (left, right) = window_geometry(x_shape, pool, strides, padding)
     dxpad = np.zeros((n, h + top + bottom, w + left + right, c), dtype=dy.dtype)
     for t, (i, j) in enumerate(_taps(ph, pw)):
         dxpad[:, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw, :] += np.where(
