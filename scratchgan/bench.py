@@ -11,7 +11,8 @@ machine whose absolute speed drifts:
   batch per iteration), GFLOP/s and % of peak, the time from starting the process to
   the end of its first iteration (imports, kernel compilation or cache loading, first
   step), and the process's peak resident memory. PyTorch (CPU, eager) is a worker too
-  when it is installed; it is never a dependency.
+  when it is installed: examples/pytorch_twin.py builds the same layers. It is never a
+  dependency, and the package never imports it.
 * **Per op**: the ops one iteration calls, by name and argument shapes, each backend's
   median time, GFLOP/s for the dense and convolution ops, and % of the SGEMM peak.
 
@@ -20,16 +21,21 @@ FLOPs count the multiply-adds of dense, convolution and transposed convolution l
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from .ops.geometry import window_geometry
+
+#: the PyTorch twin of the zoo (a source checkout's examples/; never imported by the package)
+PYTORCH_TWIN = Path(__file__).resolve().parent.parent / "examples" / "pytorch_twin.py"
 
 QUICK_MODELS = {"mlp": None, "dcgan": 32}  # model -> batch size (None: the recipe's)
 
@@ -78,12 +84,7 @@ def worker(model: str, backend_name: str, batch: int | None) -> None:
     if batch:
         recipe.override(batch_size=batch)
     if backend_name == "torch":
-        import torch
-
-        from .bench_torch import TorchGAN
-
-        torch.set_num_threads(os.cpu_count() or 1)
-        trainer = TorchGAN(g, d, recipe)
+        trainer = load_pytorch_twin().TorchGAN(g, d, recipe, threads=os.cpu_count())
     else:
         from . import backend
         from .train import GANTrainer
@@ -171,11 +172,16 @@ def _timed(fn):
 
 
 def torch_available() -> bool:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """PyTorch is installed and the twin models (examples/pytorch_twin.py) are here."""
+    return importlib.util.find_spec("torch") is not None and PYTORCH_TWIN.is_file()
+
+
+def load_pytorch_twin():
+    """The module examples/pytorch_twin.py, loaded from its file."""
+    spec = importlib.util.spec_from_file_location("scratchgan_pytorch_twin", PYTORCH_TWIN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def bench_model(model, batch, backends, iterations, profile=True, block=1):
@@ -271,7 +277,7 @@ def _print_model(result, peak, backends, top, have_torch, out):
         out(f"{name:<8}{r['ms_per_iter']:>10.1f}{r['images_per_s']:>9.0f}{gf:>9.1f}{100 * gf / peak:>6.0f}%"
             f"{r['first_step_s']:>14.2f}{r['peak_rss_mb']:>9.0f}{vs_np:>9}{vs_t:>9}")
     if not have_torch:
-        out("torch: not available (PyTorch is not installed; `pip install torch` to compare)")
+        out("torch: not available (needs PyTorch installed and a source checkout with examples/pytorch_twin.py)")
     ours = [b for b in backends if b != "torch"]
     out(f"  slowest ops (median ms per call; GFLOP/s and % of peak on {ours[-1]}):")
     out(f"  {'op':<26}{'shapes':<44}{'calls':>5}" + "".join(f"{b:>9}" for b in ours) + f"{'GFLOP/s':>9}{'%peak':>6}")

@@ -8,6 +8,17 @@ from scratchgan import zoo
 from scratchgan.bench import _signature, op_flops
 
 
+def test_the_package_never_imports_a_deep_learning_framework():
+    import pathlib
+    import re
+
+    package = pathlib.Path(__import__("scratchgan").__file__).parent
+    sources = [*package.rglob("*.py"), *(package.parent / "kernels").rglob("*.py")]
+    hits = [f"{p}:{i}" for p in sources for i, line in enumerate(p.read_text().splitlines(), 1)
+            if re.match(r"\s*(import|from)\s+(torch|tensorflow|keras|jax)\b", line)]
+    assert sources and hits == []
+
+
 def test_flops_of_gemm_like_ops():
     x, k = np.zeros((2, 5, 6, 3)), np.zeros((3, 2, 3, 4))
     # same padding, strides (2, 1): output 3 x 6 pixels, each 3*2*3 MACs per filter
@@ -25,11 +36,11 @@ def test_flops_of_gemm_like_ops():
 
 @pytest.mark.parametrize("name", list(zoo.MODELS))
 def test_pytorch_translation_has_the_same_parameters_and_output(name):
-    torch = pytest.importorskip("torch")
-    from scratchgan.bench_torch import TorchGAN
+    pytest.importorskip("torch")
+    from scratchgan.bench import load_pytorch_twin
 
     g, d, recipe = zoo.build(name, seed=0)
-    t = TorchGAN(g, d, recipe)
+    t = load_pytorch_twin().TorchGAN(g, d, recipe)
 
     def count(m):
         return sum(p.numel() for p in m.parameters()) + sum(b.numel() for b in m.buffers() if b.is_floating_point())

@@ -1,6 +1,8 @@
-"""The zoo's models and training iteration in PyTorch, for ``scratchgan bench`` only.
+"""The zoo's models and training iteration in PyTorch: the comparison column of ``scratchgan bench``.
 
-PyTorch is never a dependency: this module is imported only when torch is installed.
+It lives in examples/, outside the package, so that scratchgan never imports a
+deep-learning framework; the bench loads this file from a source checkout when PyTorch
+happens to be installed (it is never a dependency).
 Each scratchgan layer becomes the PyTorch layer with the same shapes and FLOPs (NCHW
 inside, TensorFlow's asymmetric "same" padding reproduced with ZeroPad2d when needed),
 and the iteration follows the recipe: D steps by d_mode, then G through a frozen D.
@@ -10,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import layers as L
-from .ops.geometry import conv_output_length
+from scratchgan import layers as L
+from scratchgan.ops.geometry import conv_output_length
 
 
 class _NHWCReshape(nn.Module):
@@ -96,8 +98,10 @@ def _optimizer(spec, params):
 class TorchGAN:
     """One recipe iteration in PyTorch eager mode (CPU), on random data of the right shape."""
 
-    def __init__(self, generator, discriminator, recipe, seed=0):
+    def __init__(self, generator, discriminator, recipe, seed=0, threads=None):
         torch.manual_seed(seed)
+        if threads:
+            torch.set_num_threads(threads)
         self.G, self.D, self.r = translate(generator), translate(discriminator), recipe
         self.d_opt = _optimizer(recipe.d_optimizer, self.D.parameters())
         self.g_opt = _optimizer(recipe.g_optimizer, self.G.parameters())
