@@ -101,9 +101,7 @@ def cmd_train(args):
         seed = int(arrays["seed"])
     else:
         seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
-        G, D, recipe = zoo.build(args.model, seed=seed)
-        if args.z_dim:
-            G, D, recipe = zoo.build(args.model, seed=seed, z_dim=args.z_dim)
+        G, D, recipe = zoo.build(args.model, seed=seed, z_dim=args.z_dim)
         run_dir = Path(args.out) if args.out else new_run_dir(model=recipe.model)
         if (run_dir / "checkpoint.npz").exists():
             raise FileExistsError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
@@ -111,7 +109,7 @@ def cmd_train(args):
 
     if args.resume and args.z_dim and args.z_dim != recipe.z_dim:
         raise ValueError(f"--z-dim {args.z_dim}: a resumed run keeps its latent size {recipe.z_dim}")
-    recipe.override(**recipe_overrides(args, recipe))
+    recipe.override(**recipe_overrides(args))
     if args.data:
         config["data"] = args.data
     config.setdefault("data", recipe.data)
@@ -130,7 +128,7 @@ def cmd_train(args):
     return 0
 
 
-def recipe_overrides(args, recipe) -> dict:
+def recipe_overrides(args) -> dict:
     """The recipe fields set on the command line."""
     changes = {name: getattr(args, name) for name in (
         "iterations", "batch_size", "sample_interval", "d_steps", "d_mode", "label_smoothing",

@@ -29,7 +29,7 @@ import numpy as np
 from . import zoo
 from .images import save_grid, to_unit_range
 from .io import atomic_save_npz, atomic_write, load_npz
-from .losses import BinaryCrossentropy
+from .losses import BinaryCrossentropy, binary_accuracy
 
 
 class TrainingError(RuntimeError):
@@ -68,6 +68,7 @@ class GANTrainer:
         self.bce = BinaryCrossentropy()
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.history = []
+        self._permutation = None  # (epoch, permutation) of the "shuffle" data order
 
     # --- one iteration ---------------------------------------------------------------
     def real_batch(self, n: int, draw: int):
@@ -78,9 +79,16 @@ class GANTrainer:
         per_epoch = max(count // n, 1)
         epoch, j = divmod(draw, per_epoch)
         index = np.arange(j * n, (j + 1) * n) % count
-        if order == "shuffle":  # a permutation per epoch, a pure function of (seed, epoch)
-            index = np.random.default_rng([self.seed, 3, epoch]).permutation(count)[index]
+        if order == "shuffle":
+            index = self._epoch_permutation(epoch)[index]
         return self.data[index]
+
+    def _epoch_permutation(self, epoch: int):
+        """A permutation per epoch, a pure function of (seed, epoch) so resuming needs no
+        state; drawn once per epoch, not per batch."""
+        if self._permutation is None or self._permutation[0] != epoch:
+            self._permutation = (epoch, np.random.default_rng([self.seed, 3, epoch]).permutation(len(self.data)))
+        return self._permutation[1]
 
     def _targets(self, n_real: int, n_fake: int, dtype):
         """D's targets: real_label (smoothed) then fake_label, plus U(0, label_noise)."""
@@ -95,9 +103,7 @@ class GANTrainer:
         p = self.D.forward(images, training=True)
         loss = self.bce.forward(p, target)
         self.D.backward(self.bce.backward())
-        hard = np.where(np.abs(target - self.recipe.real_label) < 0.5, self.recipe.real_label, self.recipe.fake_label)
-        acc = float(np.mean((p > 0.5) == (hard > 0.5)))
-        return loss, acc
+        return loss, binary_accuracy(p, target)  # noisy or smoothed targets stay on their side of 0.5
 
     def d_step(self, draw: int):
         """One discriminator update (the recipe's d_mode); returns (loss, accuracy)."""

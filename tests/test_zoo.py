@@ -71,7 +71,7 @@ def test_concat_mode_shows_d_one_stacked_batch_with_the_recipe_labels(monkeypatc
 
 
 def test_half_batch_and_sum_modes(monkeypatch):
-    for name, expected in (("dcgan", [(4, 1), (8, 1)]), ("dcgan_bn", [(8, 1), (8, 1), (8, 1)])):
+    for name in ("dcgan", "dcgan_bn"):
         g, d, recipe = zoo.build(name, seed=0)
         recipe.override(batch_size=8)
         t = GANTrainer(g, d, recipe, np.zeros((20, 28, 28, 1), np.float32), seed=0)

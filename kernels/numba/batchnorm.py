@@ -1,7 +1,9 @@
 """Batch-norm kernels over the last axis (channels); x viewed as (m, C) rows.
 
-Training forward: per-channel sums in float64 over row blocks (one block per task, then
-added up), two reads of x for mean and variance, one write pass for y and xhat.
+Training forward: one read of x for the per-channel sums of u = x - shift and u^2, in
+float64 over row blocks (one block per task, then added up), with shift = the first
+row, so mean = shift + sum(u)/m and var = sum(u^2)/m - (sum(u)/m)^2 do not cancel;
+one write pass for y and xhat.
 Training backward: one pass for dbeta = sum(dy), dgamma = sum(dy * xhat); one pass for
     dx = gamma * inv_std / m * (m * dy - dbeta - xhat * dgamma).
 Inference is a per-channel affine map, one pass each way.
@@ -17,8 +19,22 @@ BLOCKS = 16  # row blocks for the parallel channel sums
 
 
 @njit(parallel=True, cache=True)
-def _channel_sums(a, b, shift):
-    """Per channel, in float64: (sum of a - shift, sum of (a - shift) * b)."""
+def _sum_and_dot(a, b):
+    """Per channel, in float64: (sum of a, sum of a * b)."""
+    m, c = a.shape
+    s1 = np.zeros((BLOCKS, c))
+    s2 = np.zeros((BLOCKS, c))
+    for t in prange(BLOCKS):
+        for r in range(t * m // BLOCKS, (t + 1) * m // BLOCKS):
+            for ch in range(c):
+                s1[t, ch] += a[r, ch]
+                s2[t, ch] += a[r, ch] * b[r, ch]
+    return s1.sum(axis=0), s2.sum(axis=0)
+
+
+@njit(parallel=True, cache=True)
+def _shifted_moments(a, shift):
+    """Per channel, in float64: (sum of u, sum of u^2) with u = a - shift."""
     m, c = a.shape
     s1 = np.zeros((BLOCKS, c))
     s2 = np.zeros((BLOCKS, c))
@@ -27,7 +43,7 @@ def _channel_sums(a, b, shift):
             for ch in range(c):
                 u = a[r, ch] - shift[ch]
                 s1[t, ch] += u
-                s2[t, ch] += u * b[r, ch]
+                s2[t, ch] += u * u
     return s1.sum(axis=0), s2.sum(axis=0)
 
 
@@ -58,17 +74,20 @@ def _scale_rows(dy, scale, dx):
 
 
 def _rows(a):
+    """a as (rows, channels); also sets the thread count for the kernels on it."""
     threads_for(a.size)
     return np.ascontiguousarray(a).reshape(-1, a.shape[-1])
 
 
 def batchnorm_forward_train(x, gamma, beta, eps):
     x2 = _rows(x)
-    m, c = x2.shape
-    zero = np.zeros(c, dtype=x.dtype)
-    total, _ = _channel_sums(x2, x2, zero)
-    mean = (total / m).astype(x.dtype)
-    var = (_centered_square_sum(x2, mean) / m).astype(x.dtype)
+    m = x2.shape[0]
+    # one pass of shifted sums in float64 (shift = the first row, a sample of each
+    # channel, so no cancellation): mean = shift + S1/m, var = S2/m - (S1/m)^2
+    shift = x2[0].copy()
+    s1, s2 = _shifted_moments(x2, shift)
+    mean = (shift + s1 / m).astype(x.dtype)
+    var = np.maximum(s2 / m - (s1 / m) ** 2, 0).astype(x.dtype)
     inv_std = (1 / np.sqrt(var + x.dtype.type(eps))).astype(x.dtype)
     y = np.empty_like(x2)
     xhat = np.empty_like(x2)
@@ -76,22 +95,10 @@ def batchnorm_forward_train(x, gamma, beta, eps):
     return y.reshape(x.shape), xhat.reshape(x.shape), inv_std, mean, var
 
 
-@njit(parallel=True, cache=True)
-def _centered_square_sum(a, mean):
-    m, c = a.shape
-    s = np.zeros((BLOCKS, c))
-    for t in prange(BLOCKS):
-        for r in range(t * m // BLOCKS, (t + 1) * m // BLOCKS):
-            for ch in range(c):
-                u = a[r, ch] - mean[ch]
-                s[t, ch] += u * u
-    return s.sum(axis=0)
-
-
 def batchnorm_backward_train(dy, xhat, inv_std, gamma):
     dy2, xhat2 = _rows(dy), _rows(xhat)
-    m, c = dy2.shape
-    dbeta, dgamma = _channel_sums(dy2, xhat2, np.zeros(c, dtype=dy.dtype))
+    m = dy2.shape[0]
+    dbeta, dgamma = _sum_and_dot(dy2, xhat2)
     dbeta, dgamma = dbeta.astype(dy.dtype), dgamma.astype(dy.dtype)
     dx = np.empty_like(dy2)
     _train_dx(dy2, xhat2, (gamma * inv_std / m).astype(dy.dtype), dbeta, dgamma, dy.dtype.type(m), dx)
@@ -109,7 +116,7 @@ def batchnorm_forward_infer(x, gamma, beta, moving_mean, moving_var, eps):
 
 def batchnorm_backward_infer(dy, xhat, scale):
     dy2, xhat2 = _rows(dy), _rows(xhat)
-    dbeta, dgamma = _channel_sums(dy2, xhat2, np.zeros(dy2.shape[1], dtype=dy.dtype))
+    dbeta, dgamma = _sum_and_dot(dy2, xhat2)
     dx = np.empty_like(dy2)
     _scale_rows(dy2, scale.astype(dy.dtype), dx)
     return dx.reshape(dy.shape), dgamma.astype(dy.dtype), dbeta.astype(dy.dtype)
