@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 
 # Numba's parallel loops run on OpenMP threads that, by default, spin for a while after
-# each loop; NumPy's OpenBLAS threads then fight them for the cores. On 2 cores a dense
-# GEMM right after a parallel kernel took 8.7 ms instead of 0.2 ms. Passive waiting
-# (threads sleep at once) removes that; set before the OpenMP runtime starts.
+# each loop; NumPy's OpenBLAS threads then fight them for the cores (on 2 cores, small
+# GEMMs after a parallel kernel ran 10-40x slower; README, "Backends", shows how to see
+# it). Passive waiting (threads sleep at once) removes that; set before OpenMP starts.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from scratchgan.ops.registry import register  # noqa: E402
