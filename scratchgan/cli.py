@@ -31,7 +31,11 @@ def build_parser():
     t.add_argument("--seed", type=int, help="random seed (default: drawn, printed and stored)")
     t.add_argument("--data",
                    help="default: the recipe's. mnist (the embedded 10,000 test images), mnist-full (60,000, "
-                        "downloaded once) or a folder with train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz]")
+                        "downloaded once), fashion-mnist, cifar10, a CIFAR-10 .tar.gz, or a folder: IDX files, "
+                        "CIFAR-10 batches, or any PNG/JPEG pictures (resized to the model)")
+    t.add_argument("--class", dest="classes", metavar="NAMES",
+                   help="keep these classes only, comma-separated names or indices (e.g. frog, or 3,5)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar (the log lines stay)")
     r = t.add_argument_group("recipe overrides (default: the model's tutorial recipe; see `scratchgan models`)")
     r.add_argument("--lr", type=float, help="learning rate of both optimizers")
     r.add_argument("--d-lr", type=float, help="learning rate of D's optimizer")
@@ -51,6 +55,10 @@ def build_parser():
     s.add_argument("--n", type=_positive, default=64, help="how many images (default 64)")
     s.add_argument("--out", required=True, help="FILE.png for a grid, FILE.npy for an (n, H, W, C) array in [0, 1]")
     s.add_argument("--seed", type=int, default=0, help="seed of the latent draws (default 0)")
+    s.add_argument("--nice", action="store_true",
+                   help="draw 20x as many and keep the n that D rates most real (the seed-002 trick)")
+    s.add_argument("--interpolate", type=_positive, metavar="STEPS",
+                   help="a grid walking between latent points: n/STEPS rows, each from one z to another in STEPS")
 
     sub.add_parser("models", help="list the zoo: parameter counts, data, recipe")
 
@@ -88,7 +96,7 @@ def main(argv=None):
 
 def cmd_train(args):
     from . import zoo
-    from .datasets import load_mnist
+    from .datasets import load_dataset
     from .train import GANTrainer, load_checkpoint, new_run_dir, scale_images, write_config
 
     if args.resume:
@@ -112,19 +120,23 @@ def cmd_train(args):
     recipe.override(**recipe_overrides(args))
     if args.data:
         config["data"] = args.data
+    if args.classes:
+        config["classes"] = args.classes.split(",")
     config.setdefault("data", recipe.data)
-    images, _ = load_mnist(config["data"])
-    data = scale_images(images, recipe.data_range, recipe.image_shape)
+    dataset = load_dataset(config["data"], recipe.image_shape, config.get("classes"))
+    data = scale_images(dataset.images, recipe.data_range, recipe.image_shape)
+    for path, reason in dataset.skipped[:5]:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
     trainer = GANTrainer(G, D, recipe, data, seed=seed, run_dir=run_dir)
     if args.resume:
         trainer.load_state_arrays(arrays, source=str(ckpt))
     config["recipe"] = recipe.to_dict()
     write_config(run_dir, config)
-    print(f"run directory: {run_dir}  (model {recipe.model}, seed {seed}, {len(data)} images, "
+    print(f"run directory: {run_dir}  (model {recipe.model}, seed {seed}, {dataset.description}, "
           f"backend {backend.get_backend()}, from iteration {trainer.iteration} to {recipe.iterations})")
-    rate = trainer.train(recipe.iterations, recipe.sample_interval)
-    print(f"done: {trainer.iteration} iterations ({rate:.0f} it/s); samples in {run_dir / 'samples'}, "
-          f"checkpoint {run_dir / 'checkpoint.npz'}")
+    rate = trainer.train(recipe.iterations, recipe.sample_interval, progress=False if args.no_progress else None)
+    print(f"done: {trainer.iteration} iterations ({rate:.2f} it/s); samples in {run_dir / 'samples'}, "
+          f"curves.png, progress.gif, metrics.csv and checkpoint.npz in {run_dir}")
     return 0
 
 
@@ -162,6 +174,7 @@ def cmd_models(args):
 
 def cmd_sample(args):
     from .images import save_grid, to_unit_range
+    from .sampling import interpolate, nicest
     from .train import load_checkpoint, sample_latent
 
     path = Path(args.checkpoint)
@@ -170,15 +183,27 @@ def cmd_sample(args):
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".npy"):
         raise ValueError(f"--out must end in .png (a grid) or .npy (an array), got {out.name!r}")
-    G, _, recipe, _ = load_checkpoint(path)
-    z = sample_latent(np.random.default_rng(args.seed), args.n, recipe)
+    if args.nice and args.interpolate:
+        raise ValueError("--nice and --interpolate do not combine: choose one")
+    G, D, recipe, _ = load_checkpoint(path)
+    rng = np.random.default_rng(args.seed)
+    columns = None
+    if args.interpolate:
+        rows = max(1, args.n // args.interpolate)
+        z = interpolate(sample_latent(rng, rows + 1, recipe), args.interpolate, spherical=recipe.latent == "normal")
+        columns, what = args.interpolate, f"{rows} walks of {args.interpolate} steps"
+    elif args.nice:
+        z, scores = nicest(G, D, recipe, sample_latent(rng, 20 * args.n, recipe), args.n)
+        what = f"the {args.n} of {20 * args.n} samples D rates most real (D's 'real' score {scores.min():.3f}-{scores.max():.3f})"
+    else:
+        z, what = sample_latent(rng, args.n, recipe), f"{args.n} samples"
     images = to_unit_range(G.predict(z), recipe.data_range)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".npy":
         np.save(out, images)
     else:
-        save_grid(images, out)
-    print(f"wrote {args.n} samples {images.shape[1:]} to {out}")
+        save_grid(images, out, columns=columns)
+    print(f"wrote {what} {images.shape[1:]} to {out}")
     return 0
 
 

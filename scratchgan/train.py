@@ -12,10 +12,11 @@ One iteration (k = 1 discriminator step, as in all five tutorials)::
 The reported D loss and accuracy are the means of the real and fake steps, measured
 before each update (as Keras's train_on_batch reports them).
 
-A run directory holds config.json, log.txt (the tutorial's lines), samples/*.png
-(a grid of 16 samples from one fixed z at every interval) and checkpoint.npz (both
-models, both optimizers, the random state and the iteration), rewritten atomically
-at every interval. ``GANTrainer.resume(run_dir)`` continues exactly where it stopped.
+A run directory holds config.json, log.txt (the tutorial's lines), metrics.csv (every
+iteration's losses and accuracy), samples/*.png (a grid of 16 samples from one fixed z
+at every interval) and checkpoint.npz (both models, both optimizers, the random state,
+the iteration and the history), rewritten atomically at every interval; at the end
+curves.png (losses and accuracy) and progress.gif (the grids as an animation). ``GANTrainer.resume(run_dir)`` continues exactly where it stopped.
 """
 from __future__ import annotations
 
@@ -25,11 +26,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from . import zoo
 from .images import save_grid, to_unit_range
 from .io import atomic_save_npz, atomic_write, load_npz
 from .losses import BinaryCrossentropy, binary_accuracy
+from .plots import grids_to_gif, plot_curves
+
+#: the columns of metrics.csv and of a trainer's history
+METRICS = ("iteration", "d_loss", "d_accuracy", "g_loss", "seconds")
 
 
 class TrainingError(RuntimeError):
@@ -67,7 +73,7 @@ class GANTrainer:
         self.iteration = 0
         self.bce = BinaryCrossentropy()
         self.run_dir = None if run_dir is None else Path(run_dir)
-        self.history = []
+        self.history = []  # one row per iteration: METRICS
         self._permutation = None  # (epoch, permutation) of the "shuffle" data order
 
     # --- one iteration ---------------------------------------------------------------
@@ -155,10 +161,13 @@ class GANTrainer:
         return d_loss, acc, g_loss
 
     # --- the loop ----------------------------------------------------------------------
-    def train(self, iterations: int, sample_interval: int, log=print):
+    def train(self, iterations: int, sample_interval: int, log=print, progress=None):
         """Run until ``iterations`` iterations are done in total, logging, sampling and
-        checkpointing every ``sample_interval`` iterations (and at the end).
+        checkpointing every ``sample_interval`` iterations (and at the end); then draw
+        curves.png and progress.gif into the run directory.
 
+        ``progress``: a tqdm bar (iterations per second, D loss, D accuracy, G loss);
+        None shows it only on a terminal, False never.
         Ctrl-C (SIGINT) finishes the iteration under way, writes a checkpoint and raises
         KeyboardInterrupt: nothing is lost, and ``--resume`` continues from there."""
         start, t0 = self.iteration, time.perf_counter()
@@ -169,25 +178,37 @@ class GANTrainer:
                 previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
             except ValueError:  # not the main thread: no handler, Ctrl-C works as usual
                 previous = None
+        bar = tqdm(total=iterations, initial=self.iteration, unit="it", dynamic_ncols=True,
+                   disable=None if progress is None else not progress, leave=True)
+        if not bar.disable:
+            log = bar.write
         try:
-            self._loop(iterations, sample_interval, log, interrupted)
+            self._loop(iterations, sample_interval, log, interrupted, bar)
         finally:
+            bar.close()
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
+        if self.run_dir is not None:
+            if interrupted:
+                self.save_checkpoint(self.run_dir / "checkpoint.npz")
+            self.write_pictures()
         if interrupted:
-            self.save_checkpoint(self.run_dir / "checkpoint.npz")
             log(f"interrupted: checkpoint written at iteration {self.iteration}; "
                 f"continue with --resume {self.run_dir}")
             raise KeyboardInterrupt
         elapsed = time.perf_counter() - t0
         return (self.iteration - start) / elapsed if elapsed > 0 else float("nan")
 
-    def _loop(self, iterations, sample_interval, log, interrupted):
+    def _loop(self, iterations, sample_interval, log, interrupted, bar):
+        t0 = time.perf_counter() - (self.history[-1][4] if self.history else 0.0)
         while self.iteration < iterations and not interrupted:
             d_loss, acc, g_loss = self.step()
+            self.history.append((self.iteration, d_loss, acc, g_loss, time.perf_counter() - t0))
+            bar.update(1)
+            if self.iteration % 10 == 0 or self.iteration == iterations:
+                bar.set_postfix_str(f"D loss {d_loss:.3f}, acc {100 * acc:.1f}%, G loss {g_loss:.3f}", refresh=False)
             if self.iteration % sample_interval == 0 or self.iteration == iterations:
                 line = f"{self.iteration} [D loss: {d_loss:f}, acc.: {100 * acc:.2f}%] [G loss: {g_loss:f}]"
-                self.history.append((self.iteration, d_loss, acc, g_loss))
                 log(line)
                 if self.run_dir is not None:
                     with open(self.run_dir / "log.txt", "a") as f:
@@ -198,6 +219,14 @@ class GANTrainer:
     def save_samples(self, path):
         images = self.G.forward(self.fixed_z, training=False)
         save_grid(to_unit_range(images, self.recipe.data_range), path, columns=4)
+
+    def write_pictures(self):
+        """curves.png (losses and accuracy) and progress.gif (the sample grids) of the run."""
+        if len(self.history) >= 2:
+            plot_curves(self.history, self.run_dir / "curves.png")
+        grids = sorted((self.run_dir / "samples").glob("iter_*.png"))
+        if grids:
+            grids_to_gif([(f"iteration {int(p.stem[5:]):,}", p) for p in grids], self.run_dir / "progress.gif")
 
     # --- checkpoints --------------------------------------------------------------------
     def state_arrays(self) -> dict:
@@ -211,11 +240,18 @@ class GANTrainer:
         arrays["iteration"] = np.array(self.iteration)
         arrays["seed"] = np.array(self.seed)
         arrays["fixed_z"] = self.fixed_z
+        arrays["history"] = np.array(self.history, dtype=np.float64).reshape(-1, len(METRICS))
         arrays["recipe"] = np.array(json.dumps(self.recipe.to_dict()))
         return arrays
 
     def save_checkpoint(self, path):
+        """checkpoint.npz, and beside it metrics.csv: one row per iteration, the same
+        history as the checkpoint holds, so the two always agree."""
+        path = Path(path)
         atomic_save_npz(path, self.state_arrays())
+        with atomic_write(path.parent / "metrics.csv") as tmp:
+            np.savetxt(tmp, np.array(self.history).reshape(-1, len(METRICS)), delimiter=",",
+                       header=",".join(METRICS), comments="", fmt=["%d", "%.6f", "%.4f", "%.6f", "%.3f"])
 
     def load_state_arrays(self, arrays, source="checkpoint"):
         for prefix, model in (("G", self.G), ("D", self.D)):
@@ -229,6 +265,8 @@ class GANTrainer:
         self.rng.bit_generator.state = json.loads(str(arrays["rng"]))
         self.iteration = int(arrays["iteration"])
         self.fixed_z = np.array(arrays["fixed_z"])
+        if "history" in arrays:  # checkpoints from before metrics.csv have none
+            self.history = [tuple(row) for row in arrays["history"].tolist()]
 
 
 def _rng_json(rng):

@@ -1,9 +1,6 @@
 """IDX files, the embedded MNIST, and the checksummed download against a local HTTP server."""
 import gzip
 import hashlib
-import http.server
-import threading
-from functools import partial
 
 import numpy as np
 import pytest
@@ -77,24 +74,6 @@ def test_folder_without_the_files(tmp_path):
     (tmp_path / "readme.txt").write_text("hi")
     with pytest.raises(FileNotFoundError, match=r"expected train-images-idx3-ubyte .* found \['readme.txt'\]"):
         load_mnist(str(tmp_path))
-
-
-@pytest.fixture
-def http_server(tmp_path):
-    """A local HTTP server over tmp_path/www (loopback only); yields (base url, folder)."""
-    www = tmp_path / "www"
-    www.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(www)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", www
-    server.shutdown()
-    server.server_close()
 
 
 def test_download_verifies_and_caches(http_server, tmp_path):

@@ -84,10 +84,12 @@ def test_checkpoint_write_is_atomic(data, tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(np, "savez", crash)
+    csv_before = (tmp_path / "metrics.csv").read_text()
     with pytest.raises(OSError, match="disk full"):
         t.save_checkpoint(path)
     assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz", "metrics.csv"]  # no temporary left
+    assert (tmp_path / "metrics.csv").read_text() == csv_before
 
 
 def test_a_non_finite_loss_stops_with_the_step(data, tmp_path):
@@ -118,13 +120,22 @@ def test_cli_train_resume_sample(tmp_path, capsys):
     straight = tmp_path / "straight"
     assert main(["train", "--iterations", "6", "--out", str(straight), *common]) == 0
     assert (run / "log.txt").read_text() == (straight / "log.txt").read_text()
+    # every iteration's losses, not only the logged ones, equal the uninterrupted run's
+    resumed_rows = np.loadtxt(run / "metrics.csv", delimiter=",", skiprows=1)
+    straight_rows = np.loadtxt(straight / "metrics.csv", delimiter=",", skiprows=1)
+    assert resumed_rows.shape == (6, 5)
+    np.testing.assert_array_equal(resumed_rows[:, :4], straight_rows[:, :4])  # all but the seconds
+    from PIL import Image
+
+    with Image.open(run / "progress.gif") as gif:
+        assert gif.n_frames == 3  # the grids of iterations 2, 4 and 6
+    with Image.open(run / "curves.png") as curves:
+        assert curves.size == (900, 600)
 
     assert main(["sample", str(run / "checkpoint.npz"), "--n", "10", "--out", str(tmp_path / "s.npy")]) == 0
     samples = np.load(tmp_path / "s.npy")
     assert samples.shape == (10, 28, 28, 1) and samples.min() >= 0 and samples.max() <= 1
     assert main(["sample", str(run), "--n", "9", "--out", str(tmp_path / "s.png")]) == 0
-    from PIL import Image
-
     assert Image.open(tmp_path / "s.png").size[0] > 28 * 3
 
 
@@ -141,7 +152,29 @@ def test_cli_errors(tmp_path, capsys):
     assert main(["train", "--model", "vae", "--out", str(tmp_path / "r")]) == 2
     assert "unknown model 'vae'" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path), "--iterations", "1", "--out", str(tmp_path / "r2")]) == 2
-    assert "expected train-images-idx3-ubyte" in capsys.readouterr().err
+    assert "no PNG or JPEG images found" in capsys.readouterr().err
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(b"junk")
+    assert main(["train", "--data", str(tmp_path), "--iterations", "1", "--out", str(tmp_path / "r3")]) == 2
+    assert "expected train-images-idx3-ubyte and train-labels-idx1-ubyte" in capsys.readouterr().err
+    assert main(["train", "--model", "cifar_frog", "--data", "mnist", "--out", str(tmp_path / "r4")]) == 2
+    assert "holds 28x28x1 images but the model expects 32x32x3" in capsys.readouterr().err
+    assert not (tmp_path / "r4" / "checkpoint.npz").exists()
+
+
+def test_a_non_finite_loss_keeps_the_last_good_checkpoint(data, tmp_path):
+    t = _trainer(data, seed=2, run_dir=tmp_path)
+    real_step = t.step
+
+    def step_that_diverges():
+        if t.iteration == 5:
+            t.G.params["dense/kernel"][...] = np.inf
+        return real_step()
+
+    t.step = step_that_diverges
+    with pytest.raises(TrainingError, match="iteration 6: loss is not finite"):
+        t.train(iterations=10, sample_interval=4, log=lambda line: None)
+    _, _, _, arrays = load_checkpoint(tmp_path / "checkpoint.npz")
+    assert int(arrays["iteration"]) == 4 and np.isfinite(arrays["G/dense/kernel"]).all()
 
 
 def test_ctrl_c_finishes_the_step_and_checkpoints(data, tmp_path):

@@ -32,6 +32,12 @@ def cache_dir() -> Path:
     return Path(base) / "scratchgan"
 
 
+def mirror_list(env_var: str, defaults) -> list:
+    """The default mirrors, after the one named by ``env_var`` when it is set."""
+    extra = os.environ.get(env_var)
+    return ([extra] if extra else []) + list(defaults)
+
+
 def md5sum(path, chunk: int = 1 << 20) -> str:
     h = hashlib.md5()
     with open(path, "rb") as f:

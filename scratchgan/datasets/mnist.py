@@ -9,12 +9,11 @@ The 10,000-image test set ships inside this package, so training works offline.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from .download import cache_dir, fetch
+from .download import cache_dir, fetch, mirror_list
 from .idx import IDXFormatError, read_idx
 
 EMBEDDED_DIR = Path(__file__).parent / "mnist"
@@ -35,8 +34,7 @@ MIRRORS = [
 
 
 def mirrors():
-    extra = os.environ.get("SCRATCHGAN_MNIST_MIRROR")
-    return ([extra] if extra else []) + MIRRORS
+    return mirror_list("SCRATCHGAN_MNIST_MIRROR", MIRRORS)
 
 
 def read_pair(images_path, labels_path):
