@@ -1,25 +1,43 @@
-"""The example scripts run (a few iterations each) and write their grids."""
+"""The example scripts, one per tutorial, run (a few iterations each) and write their grids."""
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from scratchgan import zoo
 
 # pytorch_twin.py is not a training script but the module `scratchgan bench` loads for its
 # PyTorch column (needs torch); tests/test_bench.py covers it
 EXAMPLES = sorted(p for p in (Path(__file__).parent.parent / "examples").glob("*.py") if p.name != "pytorch_twin.py")
 
 
+def tiny_cifar_folder(folder, rng, frogs=30):
+    """A CIFAR-10 binary batch of random frogs (label 6) and a few other images."""
+    labels = np.array([6] * frogs + [0, 9, 3], np.uint8)
+    pixels = rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8)
+    folder.mkdir()
+    (folder / "data_batch_1.bin").write_bytes(np.concatenate([labels[:, None], pixels], axis=1).tobytes())
+    return folder
+
+
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
-def test_example_runs(script, tmp_path):
+def test_example_runs(script, tmp_path, rng):
+    extra = ["--data", str(tiny_cifar_folder(tmp_path / "cifar", rng))] if script.stem == "cifar_frog" else []
+    out = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, str(script), "--iterations", "3", "--sample-interval", "3", "--batch-size", "8", "--out", str(tmp_path)],
+        [sys.executable, str(script), "--iterations", "3", "--sample-interval", "3", "--batch-size", "8",
+         "--out", str(out), *extra],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert "3 [D loss: " in result.stdout
-    assert list(tmp_path.glob("*.png"))
+    assert list(out.glob("*.png"))
+    g, d, _ = zoo.build(script.stem)  # the script's networks are the zoo's, layer for layer
+    assert f"Total params: {g.count_params():,}" in result.stdout
+    assert f"Total params: {d.count_params():,}" in result.stdout
 
 
-def test_there_are_examples():
-    assert EXAMPLES
+def test_there_is_one_example_per_zoo_model():
+    assert sorted(p.stem for p in EXAMPLES) == sorted(zoo.MODELS)

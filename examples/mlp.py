@@ -4,7 +4,7 @@ Read it next to the Keras tutorial: the same two networks, the same loop. The on
 difference is that backpropagation is visible: every `backward` call below is a
 hand-written backward pass, and the generator step runs D backward for dL/dx only.
 
-    python examples/mlp_gan.py --iterations 2000 --out runs/example
+    python examples/mlp.py --iterations 2000 --out runs/example
 """
 import argparse
 from pathlib import Path
