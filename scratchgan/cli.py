@@ -60,6 +60,14 @@ def build_parser():
     s.add_argument("--interpolate", type=_positive, metavar="STEPS",
                    help="a grid walking between latent points: n/STEPS rows, each from one z to another in STEPS")
 
+    e = sub.add_parser("evaluate", help="score a generator: Frechet distance, confidence, class coverage")
+    e.add_argument("checkpoint", help="a checkpoint.npz (or the run directory holding one)")
+    e.add_argument("--n", type=_positive, default=5000, help="generated images to score (default 5000)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--data", default="mnist", help="real images to compare with (default: the embedded MNIST)")
+    e.add_argument("--classifier", help="weights from examples/train_mnist_classifier.py (default: the shipped one)")
+    e.add_argument("--json", action="store_true", help="print the scores as JSON")
+
     sub.add_parser("models", help="list the zoo: parameter counts, data, recipe")
 
     b = sub.add_parser("bench", help="time ops and training iterations per backend (and PyTorch if installed)")
@@ -83,7 +91,8 @@ def main(argv=None):
         else:
             backend.get_backend()
         return {"train": cmd_train, "sample": cmd_sample, "gradcheck": cmd_gradcheck,
-                "models": cmd_models, "bench": cmd_bench}[args.command](args)
+                "models": cmd_models, "bench": cmd_bench,
+                "evaluate": cmd_evaluate}[args.command](args)
     except KeyboardInterrupt:
         return 130
     except KeyError as err:  # str(KeyError) wraps the message in quotes
@@ -204,6 +213,33 @@ def cmd_sample(args):
     else:
         save_grid(images, out, columns=columns)
     print(f"wrote {what} {images.shape[1:]} to {out}")
+    return 0
+
+
+def cmd_evaluate(args):
+    from .classifier import load_classifier
+    from .datasets import load_dataset
+    from .evaluate import evaluate_generator
+    from .train import load_checkpoint
+
+    path = Path(args.checkpoint)
+    if path.is_dir():
+        path = path / "checkpoint.npz"
+    G, _, recipe, arrays = load_checkpoint(path)
+    classifier, facts = load_classifier(args.classifier)
+    real = load_dataset(args.data, (28, 28, 1)).images
+    s = evaluate_generator(G, recipe, classifier, real, n=args.n, seed=args.seed)
+    s.update(model=recipe.model, iteration=int(arrays["iteration"]), data=args.data, classifier=facts)
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return 0
+    held_out = facts.get("held_out_accuracy")
+    print(f"{recipe.model} at iteration {s['iteration']:,}: {s['samples']} samples against as many real "
+          f"images of {args.data}" + (f" (classifier held-out accuracy {100 * held_out:.1f}%)" if held_out else ""))
+    print(f"  Frechet distance      {s['frechet_distance']:9.3f}   real vs real floor {s['frechet_distance_real']:.3f}")
+    print(f"  confidence            {s['confidence']:9.3f}   real {s['confidence_real']:.3f}")
+    print(f"  class evenness        {s['evenness']:9.3f}   real {s['evenness_real']:.3f}")
+    print("  class shares (%)      " + " ".join(f"{i}:{100 * x:.0f}" for i, x in enumerate(s["class_shares"])))
     return 0
 
 

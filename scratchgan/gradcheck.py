@@ -172,10 +172,12 @@ def gradcheck_loss(loss, prediction, target, *, h=H, seed=0, max_elements=64, di
     """Check a loss object's backward (dL/dprediction) against central differences."""
     loss = copy.deepcopy(loss)
     p = np.array(prediction, dtype=np.float64)
-    t = np.asarray(target, dtype=np.float64)
+    t = np.asarray(target)
+    t = t.astype(np.float64) if t.dtype.kind == "f" else t  # integer class labels stay integers
     loss.forward(p, t)
     grad = loss.backward()
-    report = GradcheckReport(target=f"{type(loss).__name__}(from_logits={loss.from_logits})")
+    options = f"(from_logits={loss.from_logits})" if hasattr(loss, "from_logits") else ""
+    report = GradcheckReport(target=f"{type(loss).__name__}{options}")
     report.rows.append(
         _check_tensor("prediction", p, grad, lambda: (loss.forward(p, t),) * 2, h, max_elements, directions,
                       np.random.default_rng(seed))

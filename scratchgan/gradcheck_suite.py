@@ -14,7 +14,7 @@ import numpy as np
 from . import layers as L
 from .gradcheck import gradcheck, gradcheck_loss
 from .layers.base import glorot_limit
-from .losses import BinaryCrossentropy
+from .losses import BinaryCrossentropy, SoftmaxCrossentropy
 from .models import Sequential
 
 THRESHOLDS = {"smooth": 1e-7, "kinked": 1e-6, "stack": 1e-5}
@@ -166,11 +166,14 @@ LOSS_CASES = [
     ("BCE on probabilities, hard targets", False, "hard"),
     ("BCE on probabilities, soft targets", False, "soft"),
     ("BCE on logits, noisy targets", True, "soft"),
+    ("softmax cross-entropy (classifier)", None, "classes"),
 ]
 
 
 def run_loss_case(name, from_logits, targets, seed=0):
     rng = np.random.default_rng([seed, sum(map(ord, name))])
+    if targets == "classes":  # logits (7, 10) and integer labels
+        return gradcheck_loss(SoftmaxCrossentropy(), rng.normal(0, 3, (7, 10)), rng.integers(0, 10, 7), seed=seed)
     shape = (7, 1)
     p = rng.normal(0, 3, shape) if from_logits else rng.uniform(0.05, 0.95, shape)
     t = rng.integers(0, 2, shape).astype(float) if targets == "hard" else rng.uniform(0, 1, shape)

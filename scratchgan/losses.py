@@ -68,3 +68,44 @@ def binary_accuracy(probabilities, target, threshold: float = 0.5) -> float:
     p = np.asarray(probabilities)
     t = np.asarray(target)
     return float(np.mean((p > threshold) == (t > threshold)))
+
+
+class SoftmaxCrossentropy:
+    """Cross-entropy of a softmax over logits against integer class labels (a classifier's loss).
+
+    For logits z (N, K) and labels y (N,) in 0..K-1, with s = softmax(z) row by row::
+
+        L = -1/N * sum_i log s[i, y_i]
+          = 1/N * sum_i (logsumexp(z_i) - z[i, y_i])          (computed this way: stable)
+        dL/dz = (s - onehot(y)) / N
+    """
+
+    def __init__(self):
+        self._cache = None
+
+    def forward(self, logits, labels) -> float:
+        z = np.asarray(logits)
+        y = np.asarray(labels)
+        if z.ndim != 2 or z.dtype.kind != "f":
+            raise LossError(f"logits must be floating point (N, classes), got {z.dtype} {z.shape}")
+        if y.shape != (len(z),) or y.dtype.kind not in "iu" or (y.size and (y.min() < 0 or y.max() >= z.shape[1])):
+            raise LossError(f"labels must be {len(z)} integers in 0..{z.shape[1] - 1}, got {y.dtype} {y.shape}")
+        shifted = z - z.max(axis=1, keepdims=True)
+        log_s = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        self._cache = (np.exp(log_s), y)
+        return float(-log_s[np.arange(len(y)), y].mean())
+
+    def backward(self):
+        """dL/dlogits for the last forward, shape (N, classes)."""
+        if self._cache is None:
+            raise LossError("backward() needs a forward(logits, labels) first")
+        (s, y), self._cache = self._cache, None
+        grad = s.copy()
+        grad[np.arange(len(y)), y] -= 1
+        return grad / len(y)
+
+
+def softmax(logits):
+    """Row-wise softmax, shifted by each row's max so exp never overflows."""
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)

@@ -1,0 +1,95 @@
+"""Scoring an MNIST-like generator without a framework: ``scratchgan evaluate CHECKPOINT``.
+
+Three numbers from a classifier of scratchgan's own layers (:mod:`scratchgan.classifier`):
+
+- **Fréchet distance** between the classifier's 64 features of generated and of real
+  images, each set summarised by its mean mu and covariance S (the FID recipe, with our
+  classifier in place of Inception)::
+
+      FD = |mu_g - mu_r|^2 + tr(S_g + S_r - 2 (S_r^1/2 S_g S_r^1/2)^1/2)
+
+  The square root of a symmetric positive semi-definite matrix comes from its
+  eigendecomposition (numpy.linalg.eigh), so no SciPy is needed. Lower is better; the
+  distance between two disjoint halves of the real data, of the same size, is the floor.
+- **confidence**: the classifier's mean top-class probability on generated images
+  (clear digits score near its confidence on real ones; blobs score low).
+- **coverage**: the share of generated images in each class, and its evenness, the
+  entropy of those shares over log(10): 1 when all ten digits are equally common,
+  0 when the generator makes one digit only (mode collapse).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .classifier import features_and_probabilities
+from .images import to_unit_range
+from .train import sample_latent
+
+
+def psd_sqrt(matrix):
+    """The symmetric square root of a symmetric PSD matrix (tiny negative eigenvalues clipped)."""
+    values, vectors = np.linalg.eigh(matrix)
+    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+
+
+def frechet_distance(features_a, features_b) -> float:
+    """FD between Gaussians fitted to two feature sets (N, d), float64."""
+    mu_a, mu_b = features_a.mean(axis=0), features_b.mean(axis=0)
+    cov_a, cov_b = np.cov(features_a, rowvar=False), np.cov(features_b, rowvar=False)
+    root_b = psd_sqrt(cov_b)
+    cross = psd_sqrt(root_b @ cov_a @ root_b)
+    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(cross))
+
+
+def coverage(probabilities, classes: int = 10):
+    """(share of images per predicted class, evenness in [0, 1])."""
+    shares = np.bincount(probabilities.argmax(axis=1), minlength=classes) / len(probabilities)
+    nonzero = shares[shares > 0]
+    return shares, float(-(nonzero * np.log(nonzero)).sum() / np.log(classes))
+
+
+def score(classifier, generated, real_a, real_b) -> dict:
+    """Scores of ``generated`` against ``real_a``, and of ``real_b`` against ``real_a`` (the floor).
+    Images (N, 28, 28, 1) in [0, 1]."""
+    gen_f, gen_p = features_and_probabilities(classifier, generated)
+    a_f, _ = features_and_probabilities(classifier, real_a)
+    b_f, b_p = features_and_probabilities(classifier, real_b)
+    shares, evenness = coverage(gen_p)
+    real_shares, real_evenness = coverage(b_p)
+    return {
+        "frechet_distance": frechet_distance(gen_f, a_f),
+        "frechet_distance_real": frechet_distance(b_f, a_f),
+        "confidence": float(gen_p.max(axis=1).mean()),
+        "confidence_real": float(b_p.max(axis=1).mean()),
+        "class_shares": [round(float(s), 4) for s in shares],
+        "evenness": evenness,
+        "evenness_real": real_evenness,
+        "samples": len(generated),
+    }
+
+
+def generate(G, recipe, n: int, seed: int):
+    """n images from G in [0, 1], drawn in batches."""
+    rng = np.random.default_rng(seed)
+    return to_unit_range(G.predict(sample_latent(rng, n, recipe), batch_size=500), recipe.data_range)
+
+
+def evaluate_generator(G, recipe, classifier, real_images, n: int = 5000, seed: int = 0) -> dict:
+    """Score G on n samples against the first half of ``real_images`` (uint8 or [0, 1] floats),
+    with the second half as the real-versus-real floor; n is capped at half the real images
+    so both distances use samples of the same size."""
+    if tuple(recipe.image_shape) != (28, 28, 1):
+        shape = "x".join(map(str, recipe.image_shape))
+        raise ValueError(f"evaluate scores 28x28x1 (MNIST-like) generators; model {recipe.model!r} makes {shape} images")
+    real = np.asarray(real_images)
+    real = real.astype(np.float32) / 255.0 if real.dtype == np.uint8 else real.astype(np.float32)
+    if real.ndim == 3:
+        real = real[..., None]
+    half = len(real) // 2
+    n = min(n, half)
+    if n < 100:
+        raise ValueError(f"need at least 200 real images to score against, got {len(real)}")
+    rng = np.random.default_rng([seed, 1])
+    order = rng.permutation(len(real))
+    real_a, real_b = real[order[:n]], real[order[half:half + n]]
+    return score(classifier, generate(G, recipe, n, seed), real_a, real_b)
