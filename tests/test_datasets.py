@@ -236,3 +236,21 @@ def test_catalog_checks_the_model_size_and_names_the_sources():
         load_dataset("no/such/thing", (28, 28, 1))
     sevens = load_dataset("mnist:7", (28, 28, 1))
     assert (sevens.labels == 7).all() and len(sevens.images) == 1028
+
+
+def test_cifar_frog_trains_from_the_command_line_on_an_archive(tmp_path, rng, capsys):
+    from scratchgan.cli import main
+
+    images, _ = cifar_batch(rng, 12)
+    labels = np.array([6] * 8 + [1] * 4, np.uint8)
+    write_archive(tmp_path / "cifar-10-binary.tar.gz", "cifar-10-batches-bin",
+                  {"data_batch_1.bin": binary_bytes(images, labels)})
+    run = tmp_path / "run"
+    assert main(["train", "--model", "cifar_frog", "--data", str(tmp_path / "cifar-10-binary.tar.gz"),
+                 "--class", "frog", "--iterations", "2", "--batch-size", "4", "--sample-interval", "1",
+                 "--out", str(run), "--seed", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "8 images: CIFAR-10 archive" in out and "class frog" in out
+    assert (run / "samples" / "iter_000002.png").exists() and (run / "progress.gif").exists()
+    with Image.open(run / "samples" / "iter_000002.png") as grid:
+        assert grid.mode == "RGB"

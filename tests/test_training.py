@@ -206,3 +206,11 @@ def test_ctrl_c_finishes_the_step_and_checkpoints(data, tmp_path):
     for _ in range(3):
         straight.step()
     assert resumed.step() == straight.step()
+
+
+def test_progress_bar_shows_rate_and_losses(data, tmp_path, capsys):
+    t = _trainer(data, seed=5, run_dir=tmp_path)
+    t.train(iterations=20, sample_interval=10, progress=True)
+    err = capsys.readouterr().err
+    assert "20/20" in err and "it/s" in err and "D loss" in err and "acc" in err and "G loss" in err
+    assert (tmp_path / "log.txt").read_text().splitlines()[-1].startswith("20 [D loss: ")
