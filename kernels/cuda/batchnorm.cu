@@ -1,0 +1,101 @@
+// Batch normalisation over the last axis (scratchgan/ops/batchnorm.py); x is seen as
+// m rows of C channels (N*H*W rows for images).
+//
+//   training forward   mu = mean(x), var = mean((x - mu)^2), inv_std = 1 / sqrt(var + eps)
+//                      xhat = (x - mu) * inv_std,  y = gamma * xhat + beta
+//   training backward  dbeta = sum(dy), dgamma = sum(dy * xhat)
+//                      dx = gamma * inv_std / m * (m * dy - dbeta - xhat * dgamma)
+//
+// The per-channel sums are block reductions: blockIdx.x picks the channel, the block's
+// threads stride over the rows and meet in shared memory; moments are accumulated in
+// double around a shift (the channel's first value), as the Numba kernel does, so a
+// large mean does not cancel the variance. The element-wise passes are grid-stride loops.
+
+#define GRID_STRIDE(i, n) \
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
+         i += (long long)blockDim.x * gridDim.x)
+
+#define REDUCE_THREADS 256
+
+// Sums two per-thread values over the block; thread 0 gets the totals.
+__device__ void block_sum2(double* a, double* b) {
+    __shared__ double sa[REDUCE_THREADS], sb[REDUCE_THREADS];
+    sa[threadIdx.x] = *a;
+    sb[threadIdx.x] = *b;
+    __syncthreads();
+    for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
+        if (threadIdx.x < stride) {
+            sa[threadIdx.x] += sa[threadIdx.x + stride];
+            sb[threadIdx.x] += sb[threadIdx.x + stride];
+        }
+        __syncthreads();
+    }
+    *a = sa[0];
+    *b = sb[0];
+}
+
+// Launch with C blocks of REDUCE_THREADS threads (a power of two).
+template <typename T>
+__global__ void channel_moments(const T* x, long long m, int C, T* mean, T* var) {
+    const int c = blockIdx.x;
+    const double shift = (double)x[c];
+    double s = 0.0, ss = 0.0;
+    for (long long r = threadIdx.x; r < m; r += blockDim.x) {
+        const double d = (double)x[r * C + c] - shift;
+        s += d;
+        ss += d * d;
+    }
+    block_sum2(&s, &ss);
+    if (threadIdx.x == 0) {
+        const double d_mean = s / (double)m;
+        mean[c] = (T)(shift + d_mean);
+        var[c] = (T)fmax(ss / (double)m - d_mean * d_mean, 0.0);
+    }
+}
+
+template <typename T>
+__global__ void batchnorm_apply(const T* x, const T* gamma, const T* beta, const T* mean, const T* inv_std,
+                                long long n, int C, T* y, T* xhat) {
+    GRID_STRIDE(i, n) {
+        const int c = (int)(i % C);
+        const T h = (x[i] - mean[c]) * inv_std[c];
+        xhat[i] = h;
+        y[i] = gamma[c] * h + beta[c];
+    }
+}
+
+// dbeta[c] = sum dy, dgamma[c] = sum dy * xhat. Launch like channel_moments.
+template <typename T>
+__global__ void channel_grad_sums(const T* dy, const T* xhat, long long m, int C, T* dbeta, T* dgamma) {
+    const int c = blockIdx.x;
+    double s = 0.0, sx = 0.0;
+    for (long long r = threadIdx.x; r < m; r += blockDim.x) {
+        const double d = (double)dy[r * C + c];
+        s += d;
+        sx += d * (double)xhat[r * C + c];
+    }
+    block_sum2(&s, &sx);
+    if (threadIdx.x == 0) {
+        dbeta[c] = (T)s;
+        dgamma[c] = (T)sx;
+    }
+}
+
+template <typename T>
+__global__ void batchnorm_backward_apply(const T* dy, const T* xhat, const T* gamma, const T* inv_std,
+                                         const T* dbeta, const T* dgamma, long long m, long long n, int C, T* dx) {
+    GRID_STRIDE(i, n) {
+        const int c = (int)(i % C);
+        dx[i] = gamma[c] * inv_std[c] / T(m) * (T(m) * dy[i] - dbeta[c] - xhat[i] * dgamma[c]);
+    }
+}
+
+#define INSTANTIATE(T)                                                                                    \
+    template __global__ void channel_moments<T>(const T*, long long, int, T*, T*);                       \
+    template __global__ void batchnorm_apply<T>(const T*, const T*, const T*, const T*, const T*,        \
+                                                long long, int, T*, T*);                                  \
+    template __global__ void channel_grad_sums<T>(const T*, const T*, long long, int, T*, T*);           \
+    template __global__ void batchnorm_backward_apply<T>(const T*, const T*, const T*, const T*,         \
+                                                         const T*, const T*, long long, long long, int, T*);
+INSTANTIATE(float)
+INSTANTIATE(double)
