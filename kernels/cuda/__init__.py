@@ -3,11 +3,13 @@
 Each ``.cu`` file holds ``template <typename T> __global__`` kernels, explicitly
 instantiated for float and double, written to be loaded with ``cupy.RawModule``
 (NVRTC) and compiled by ``nvcc`` alike: no includes, no host code. The test suite
-compiles every file with nvcc for sm_80 and sm_90 with warnings as errors, and checks
-that every kernel exists in both precisions.
+compiles every file with nvcc for sm_80 and sm_90 with warnings as errors, checks that
+every kernel exists in both precisions, and runs every kernel on the CPU against the NumPy
+reference (tests/cuda_on_cpu/emulate.cpp compiles them as C++ with g++ and calls each
+(block, thread) in turn; tests/test_cuda_on_cpu.py).
 
 Not wired to a backend yet: ``set_backend("cupy")`` still refuses, and the kernels have
-not run on a GPU. What waits for a GPU is listed in issue 5.
+not run on a GPU (races, launch shapes and speed are unchecked). What waits for a GPU is listed in issue 5.
 """
 from __future__ import annotations
 

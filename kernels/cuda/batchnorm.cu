@@ -23,7 +23,7 @@ __device__ void block_sum2(double* a, double* b) {
     sa[threadIdx.x] = *a;
     sb[threadIdx.x] = *b;
     __syncthreads();
-    for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
+    for (unsigned stride = blockDim.x / 2; stride > 0; stride /= 2) {
         if (threadIdx.x < stride) {
             sa[threadIdx.x] += sa[threadIdx.x + stride];
             sb[threadIdx.x] += sb[threadIdx.x + stride];
