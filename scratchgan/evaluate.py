@@ -86,9 +86,9 @@ def evaluate_generator(G, recipe, classifier, real_images, n: int = 5000, seed: 
     if real.ndim == 3:
         real = real[..., None]
     half = len(real) // 2
-    n = min(n, half)
-    if n < 100:
+    if half < 100:
         raise ValueError(f"need at least 200 real images to score against, got {len(real)}")
+    n = min(n, half)
     rng = np.random.default_rng([seed, 1])
     order = rng.permutation(len(real))
     real_a, real_b = real[order[:n]], real[order[half:half + n]]

@@ -13,7 +13,7 @@ import numpy as np
 
 def realness(D, recipe, images, batch: int = 500):
     """D's belief that each image is real, in [0, 1], whatever the recipe's label convention."""
-    p = np.concatenate([D.predict(images[i:i + batch])[:, 0] for i in range(0, len(images), batch)])
+    p = D.predict(images, batch_size=batch)[:, 0]
     return p if recipe.real_label > recipe.fake_label else 1.0 - p
 
 
@@ -21,7 +21,7 @@ def nicest(G, D, recipe, z, n: int):
     """(z of the n samples D rates most real, their scores), best first."""
     if n > len(z):
         raise ValueError(f"asked for the best {n} of only {len(z)} draws")
-    images = np.concatenate([G.predict(z[i:i + 500]) for i in range(0, len(z), 500)])
+    images = G.predict(z, batch_size=500)
     scores = realness(D, recipe, images)
     best = np.argsort(-scores, kind="stable")[:n]
     return z[best], scores[best]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .download import cache_dir, fetch, mirror_list
-from .mnist import load_folder, read_pair
+from .download import cache_dir, mirror_list
+from .mnist import download_pair, load_folder
 
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -35,9 +35,5 @@ def load_fashion_mnist(split: str = "train"):
     """(images uint8 (N, 28, 28), labels uint8 (N,)): 60,000 for "train", 10,000 for "test"."""
     if system_dir().is_dir():
         return load_folder(system_dir(), split)
-    prefix = "train" if split == "train" else "t10k"
-    folder = cache_dir() / "fashion-mnist"
-    paths = [fetch(f"{prefix}-{kind}.gz", FILES[f"{prefix}-{kind}.gz"],
-                   mirror_list("SCRATCHGAN_FASHION_MNIST_MIRROR", MIRRORS), folder)
-             for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
-    return read_pair(*paths)
+    return download_pair(split, FILES, mirror_list("SCRATCHGAN_FASHION_MNIST_MIRROR", MIRRORS),
+                         cache_dir() / "fashion-mnist")

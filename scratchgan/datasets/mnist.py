@@ -76,9 +76,14 @@ def load_mnist(source: str = "embedded", split: str = "train"):
     if source in ("embedded", "mnist"):
         return read_pair(EMBEDDED_DIR / "t10k-images-idx3-ubyte.gz", EMBEDDED_DIR / "t10k-labels-idx1-ubyte.gz")
     if source in ("full", "mnist-full"):
-        prefix = "train" if split == "train" else "t10k"
-        folder = cache_dir() / "mnist"
-        paths = [fetch(f"{prefix}-{kind}.gz", FILES[f"{prefix}-{kind}.gz"], mirrors(), folder)
-                 for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
-        return read_pair(*paths)
+        return download_pair(split, FILES, mirrors(), cache_dir() / "mnist")
     return load_folder(source, split)
+
+
+def download_pair(split: str, files: dict, mirror_urls, folder):
+    """The ``split`` IDX pair in MNIST's file names, fetched into ``folder`` and checked
+    against ``files`` (name -> MD5); MNIST and Fashion-MNIST share this layout."""
+    prefix = "train" if split == "train" else "t10k"
+    paths = [fetch(f"{prefix}-{kind}.gz", files[f"{prefix}-{kind}.gz"], mirror_urls, folder)
+             for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
+    return read_pair(*paths)
