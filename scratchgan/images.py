@@ -7,12 +7,13 @@ import numpy as np
 from PIL import Image
 
 from .io import atomic_write
+from .xp import to_host
 
 
 def to_unit_range(images, data_range):
     """Map generator outputs from ``data_range`` ((-1, 1) or (0, 1)) to [0, 1], clipped."""
     lo, hi = data_range
-    return np.clip((np.asarray(images, dtype=np.float32) - lo) / (hi - lo), 0.0, 1.0)
+    return np.clip((to_host(images).astype(np.float32, copy=False) - lo) / (hi - lo), 0.0, 1.0)
 
 
 def grid_shape(n: int, columns: int | None = None):

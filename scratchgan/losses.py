@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
+from .xp import array_module, like, to_float
 
 
 class LossError(ValueError):
@@ -32,15 +33,16 @@ class BinaryCrossentropy:
 
     def forward(self, prediction, target) -> float:
         """The mean loss over all elements, as a Python float."""
-        p = np.asarray(prediction)
+        p = prediction if array_module(prediction) is not np else np.asarray(prediction)
         if p.dtype.kind != "f":
             raise LossError(f"predictions must be floating point, got dtype {p.dtype}")
-        t = np.asarray(target, dtype=p.dtype)
+        t = like(target, p, dtype=p.dtype)
+        xp = array_module(p)
         if t.shape != p.shape:
             if t.ndim != 0:
                 raise LossError(f"targets have shape {t.shape}, expected the predictions' shape {p.shape}")
-            t = np.full(p.shape, t, dtype=p.dtype)
-        if not self.from_logits and (np.any(p < 0) or np.any(p > 1)):
+            t = xp.full(p.shape, t, dtype=p.dtype)
+        if not self.from_logits and bool(((p < 0) | (p > 1)).any()):
             raise LossError(
                 "predictions must be probabilities in [0, 1]; for raw scores use "
                 "BinaryCrossentropy(from_logits=True)"
@@ -65,9 +67,9 @@ class BinaryCrossentropy:
 
 def binary_accuracy(probabilities, target, threshold: float = 0.5) -> float:
     """Fraction of predictions on the right side of ``threshold`` (Keras's binary accuracy)."""
-    p = np.asarray(probabilities)
-    t = np.asarray(target)
-    return float(np.mean((p > threshold) == (t > threshold)))
+    p = probabilities if array_module(probabilities) is not np else np.asarray(probabilities)
+    t = like(target, p)
+    return to_float(((p > threshold) == (t > threshold)).mean())
 
 
 class SoftmaxCrossentropy:

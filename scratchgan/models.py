@@ -14,6 +14,7 @@ import numpy as np
 
 from .io import atomic_save_npz, load_npz
 from .layers.base import Layer, LayerError, _fmt
+from .xp import array_module, like, to_host
 
 
 class Sequential:
@@ -69,10 +70,16 @@ class Sequential:
     __call__ = forward
 
     def predict(self, x, batch_size: int = 1024):
-        """Inference-mode forward in batches, keeping no cache."""
-        x = np.asarray(x)
+        """Inference-mode forward in batches, keeping no cache.
+
+        ``x`` may live on the host or the device; it is moved to where the weights are,
+        and so is the result (``scratchgan.xp.to_host`` brings it back).
+        """
+        weights = next(iter(self.params.values()), None)
+        x = like(x, weights) if weights is not None else np.asarray(x)
+        xp = array_module(x)
         outs = [self.forward(x[i : i + batch_size], training=False) for i in range(0, len(x), batch_size)]
-        return np.concatenate(outs) if outs else np.empty((0, *self.output_shape[1:]))
+        return xp.concatenate(outs) if outs else xp.empty((0, *self.output_shape[1:]))
 
     def backward(self, dy, need_param_grads: bool = True):
         for layer in reversed(self.layers):
@@ -98,6 +105,12 @@ class Sequential:
 
     def count_params(self) -> int:
         return sum(layer.count_params() for layer in self.layers)
+
+    def to_backend(self):
+        """Move every weight to the active backend's arrays (after ``set_backend``)."""
+        for layer in self.layers:
+            layer.to_backend()
+        return self
 
     def astype(self, dtype):
         for layer in self.layers:
@@ -139,8 +152,8 @@ class Sequential:
 
     # --- saving ----------------------------------------------------------------------
     def weights(self) -> dict:
-        """Every parameter and buffer, keyed "layer/name" (copies)."""
-        return {k: np.array(v) for k, v in {**self.params, **self.buffers}.items()}
+        """Every parameter and buffer, keyed "layer/name" (NumPy copies, also from the GPU)."""
+        return {k: np.array(to_host(v)) for k, v in {**self.params, **self.buffers}.items()}
 
     def set_weights(self, arrays: dict, source: str = "weights") -> None:
         """Copy ``arrays`` into the model's parameters and buffers; names and shapes must match."""
@@ -152,10 +165,10 @@ class Sequential:
                 f"unexpected {unexpected or 'nothing'}"
             )
         for key, target in own.items():
-            value = np.asarray(arrays[key])
+            value = to_host(arrays[key])
             if value.shape != target.shape:
                 raise ValueError(f"{source}: {key} has shape {value.shape}, model {self.name!r} expects {target.shape}")
-            target[...] = value
+            target[...] = like(value, target)
 
     def save_weights(self, path) -> None:
         """All parameters and buffers to an .npz file, written atomically."""

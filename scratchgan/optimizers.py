@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
+from .xp import array_module, like, to_host
 
 
 class OptimizerError(ValueError):
@@ -51,10 +52,12 @@ class Optimizer:
             if grad.shape != param.shape:
                 raise OptimizerError(f"gradient of {name!r} has shape {grad.shape}, the parameter {param.shape}")
             if self.clipvalue is not None:
-                grad = np.clip(grad, -self.clipvalue, self.clipvalue)
+                grad = array_module(grad).clip(grad, -self.clipvalue, self.clipvalue)
             state = self.state.get(name)
             if state is None:
-                state = self.state[name] = {s: np.zeros_like(param) for s in self.slots}
+                state = self.state[name] = {s: array_module(param).zeros_like(param) for s in self.slots}
+            elif state and array_module(*state.values()) is not array_module(param):
+                state = self.state[name] = {s: like(a, param) for s, a in state.items()}  # after a resume
             self._update(param, grad, state)
 
     def _update(self, param, grad, state) -> None:
@@ -65,17 +68,18 @@ class Optimizer:
         out = {"iterations": np.array(self.iterations)}
         for name, slots in self.state.items():
             for slot, arr in slots.items():
-                out[f"{name}/{slot}"] = arr
+                out[f"{name}/{slot}"] = to_host(arr)
         return out
 
     def load_state_dict(self, flat: dict) -> None:
+        """Restore from ``state_dict()`` (host arrays; the next step moves them beside their parameter)."""
         self.iterations = int(flat["iterations"])
         self.state = {}
         for key, arr in flat.items():
             if key == "iterations":
                 continue
             name, slot = key.rsplit("/", 1)
-            self.state.setdefault(name, {})[slot] = np.array(arr)
+            self.state.setdefault(name, {})[slot] = np.array(to_host(arr))
 
     def get_config(self) -> dict:
         return {"lr": self.lr, "clipvalue": self.clipvalue}

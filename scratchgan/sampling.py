@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .xp import to_host
+
 
 def realness(D, recipe, images, batch: int = 500):
     """D's belief that each image is real, in [0, 1], whatever the recipe's label convention."""
-    p = D.predict(images, batch_size=batch)[:, 0]
+    p = to_host(D.predict(images, batch_size=batch))[:, 0]
     return p if recipe.real_label > recipe.fake_label else 1.0 - p
 
 
@@ -21,7 +23,7 @@ def nicest(G, D, recipe, z, n: int):
     """(z of the n samples D rates most real, their scores), best first."""
     if n > len(z):
         raise ValueError(f"asked for the best {n} of only {len(z)} draws")
-    images = G.predict(z, batch_size=500)
+    images = G.predict(z, batch_size=500)  # stays on the GPU for D on the cupy backend
     scores = realness(D, recipe, images)
     best = np.argsort(-scores, kind="stable")[:n]
     return z[best], scores[best]

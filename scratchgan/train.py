@@ -33,6 +33,7 @@ from .images import save_grid, to_unit_range
 from .io import atomic_save_npz, atomic_write, load_npz
 from .losses import BinaryCrossentropy, binary_accuracy
 from .plots import grids_to_gif, plot_curves
+from .xp import array_module, like, to_device, to_host
 
 #: the columns of metrics.csv and of a trainer's history
 METRICS = ("iteration", "d_loss", "d_accuracy", "g_loss", "seconds")
@@ -64,7 +65,8 @@ def sample_latent(rng, n: int, recipe):
 class GANTrainer:
     def __init__(self, generator, discriminator, recipe, data, seed: int, run_dir=None):
         self.G, self.D, self.recipe = generator, discriminator, recipe
-        self.data = data
+        # on the cupy backend the whole dataset moves to the GPU once; batches are cut there
+        self.data = to_device(data)
         self.seed = int(seed)
         self.d_opt = recipe.make_optimizer("d")
         self.g_opt = recipe.make_optimizer("g")
@@ -81,13 +83,18 @@ class GANTrainer:
         """The ``draw``-th real batch of n images, by the recipe's data order."""
         order, count = self.recipe.data_order, len(self.data)
         if order == "random":
-            return self.data[self.rng.integers(0, count, n)]
+            return self.data[self._here(self.rng.integers(0, count, n))]
         per_epoch = max(count // n, 1)
         epoch, j = divmod(draw, per_epoch)
         index = np.arange(j * n, (j + 1) * n) % count
         if order == "shuffle":
             index = self._epoch_permutation(epoch)[index]
-        return self.data[index]
+        return self.data[self._here(index)]
+
+    def _here(self, host_array):
+        """A host array (drawn by NumPy's generator, so every backend draws the same numbers)
+        moved to where the data and weights live: a small copy to the GPU on the cupy backend."""
+        return like(host_array, self.data)
 
     def _epoch_permutation(self, epoch: int):
         """A permutation per epoch, a pure function of (seed, epoch) so resuming needs no
@@ -103,7 +110,7 @@ class GANTrainer:
         t = np.concatenate([np.full(n_real, real), np.full(n_fake, r.fake_label)]).astype(dtype)[:, None]
         if r.label_noise:
             t += (r.label_noise * self.rng.random(t.shape)).astype(dtype)
-        return t
+        return self._here(t)
 
     def _d_forward_backward(self, images, target):
         p = self.D.forward(images, training=True)
@@ -115,14 +122,15 @@ class GANTrainer:
         """One discriminator update (the recipe's d_mode); returns (loss, accuracy)."""
         r, n = self.recipe, self.recipe.d_batch
         real = self.real_batch(n, draw)
-        fake = self.G.forward(sample_latent(self.rng, n, r), training=r.fake_training_mode)
+        fake = self.G.forward(self._here(sample_latent(self.rng, n, r)), training=r.fake_training_mode)
         self.D.zero_grad()
         if r.d_mode == "concat":
             t = self._targets(n, n, real.dtype)
-            loss, acc = self._d_forward_backward(np.concatenate([real, fake]), t)
+            loss, acc = self._d_forward_backward(array_module(real).concatenate([real, fake]), t)
             self.d_opt.step(self.D.params, self.D.grads)
             return loss, acc
-        t_real, t_fake = np.split(self._targets(n, n, real.dtype), 2)
+        t = self._targets(n, n, real.dtype)
+        t_real, t_fake = t[:n], t[n:]
         loss_real, acc_real = self._d_forward_backward(real, t_real)
         if r.d_mode == "separate":  # two train_on_batch calls: update, then the fake batch
             self.d_opt.step(self.D.params, self.D.grads)
@@ -136,11 +144,11 @@ class GANTrainer:
     def g_step(self):
         """One generator update through the frozen D (non-saturating loss); returns the loss."""
         r = self.recipe
-        z = sample_latent(self.rng, r.batch_size, r)
+        z = self._here(sample_latent(self.rng, r.batch_size, r))
         self.G.zero_grad()
         fake = self.G.forward(z, training=True)
         p = self.D.forward(fake, training=True)
-        g_loss = self.bce.forward(p, np.full(p.shape, r.real_label, dtype=p.dtype))
+        g_loss = self.bce.forward(p, array_module(p).full(p.shape, r.real_label, dtype=p.dtype))
         d_fake = self.D.backward(self.bce.backward(), need_param_grads=False)
         self.G.backward(d_fake)
         self.g_opt.step(self.G.params, self.G.grads)
@@ -217,7 +225,7 @@ class GANTrainer:
                     self.save_checkpoint(self.run_dir / "checkpoint.npz")
 
     def save_samples(self, path):
-        images = self.G.forward(self.fixed_z, training=False)
+        images = to_host(self.G.forward(self._here(self.fixed_z), training=False))
         save_grid(to_unit_range(images, self.recipe.data_range), path, columns=4)
 
     def write_pictures(self):

@@ -11,6 +11,11 @@ Gradients *accumulate* (``+=``) across backward calls until ``zero_grad()``, so
 needs of the discriminator. ``buffers`` holds state that is not trained
 (BatchNorm's moving statistics); Keras counts it among the parameters and so do we.
 
+Weights live where the active backend keeps arrays (:mod:`scratchgan.xp`): NumPy arrays,
+or CuPy arrays on the GPU for the cupy backend. They are drawn on the host with NumPy's
+generator (so every backend starts from the same weights) and moved once, when built;
+``to_backend()`` moves a built layer after ``set_backend``.
+
 The cache lives in one slot, ``self._cache``: every forward empties it and
 forward(training=True) fills it; backward consumes and frees it. So a backward
 always differentiates the latest forward, or fails clearly if that kept no cache.
@@ -20,6 +25,8 @@ from __future__ import annotations
 import re
 
 import numpy as np
+
+from ..xp import array_module, backend_module, is_device_array, to_device
 
 
 class LayerError(ValueError):
@@ -79,7 +86,10 @@ class Layer:
         return {2: "batch, features", 4: "batch, height, width, channels"}.get(self.input_ndim, "")
 
     def _add_param(self, key, value) -> None:
-        self.params[key] = np.asarray(value, dtype=self.dtype)
+        self.params[key] = to_device(value, dtype=self.dtype)
+
+    def _add_buffer(self, key, value) -> None:
+        self.buffers[key] = to_device(value, dtype=self.dtype)
 
     # --- running ------------------------------------------------------------------
     def __call__(self, x, training: bool = True, keep_cache=None):
@@ -111,7 +121,7 @@ class Layer:
                 f"{self.name}: backward() needs a forward(x, training=True) first "
                 f"(each forward's cache serves exactly one backward)"
             )
-        dy = np.asarray(dy)
+        dy = self._as_array(dy)
         (cache, output_shape), self._cache = self._cache, None
         if tuple(dy.shape) != tuple(output_shape):
             raise LayerError(
@@ -119,9 +129,20 @@ class Layer:
             )
         return self._backward(dy, cache, need_param_grads and self.trainable)
 
+    def _as_array(self, a):
+        """``a`` as an array of the module the weights live in; a clear error on a mix-up."""
+        if not isinstance(a, np.ndarray) and not is_device_array(a):
+            a = backend_module().asarray(a)
+        weights = next(iter(self.params.values()), None)
+        if weights is not None and array_module(a) is not array_module(weights):
+            raise LayerError(
+                f"{self.name}: input is a {_where(a)} array but the weights are {_where(weights)} arrays; "
+                f"build the model under the backend you run it with, or call model.to_backend()"
+            )
+        return a
+
     def _check_input(self, x):
-        if not isinstance(x, np.ndarray):
-            x = np.asarray(x)
+        x = self._as_array(x)
         if x.dtype.kind != "f":
             raise LayerError(f"{self.name}: expected a floating-point input, got dtype {x.dtype}")
         self._check_input_shape(x.shape)
@@ -153,6 +174,14 @@ class Layer:
         """Weights and buffers, as Keras counts them."""
         return int(sum(a.size for a in self.params.values()) + sum(a.size for a in self.buffers.values()))
 
+    def to_backend(self):
+        """Move params and buffers to the active backend's array module; returns self."""
+        for store in (self.params, self.buffers):
+            for k, v in store.items():
+                store[k] = to_device(v)
+        self.zero_grad()
+        return self
+
     def astype(self, dtype):
         """Cast params and buffers to ``dtype`` in place; returns self."""
         self.dtype = np.dtype(dtype)
@@ -168,6 +197,10 @@ class Layer:
     def __repr__(self):
         cfg = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({cfg})"
+
+
+def _where(a) -> str:
+    return "CuPy (GPU)" if is_device_array(a) else "NumPy (host)"
 
 
 def _fmt(shape) -> str:

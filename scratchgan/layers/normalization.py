@@ -38,8 +38,8 @@ class BatchNormalization(Layer):
         c = input_shape[-1]
         self._add_param("gamma", np.ones(c))
         self._add_param("beta", np.zeros(c))
-        self.buffers["moving_mean"] = np.zeros(c, dtype=self.dtype)
-        self.buffers["moving_variance"] = np.ones(c, dtype=self.dtype)
+        self._add_buffer("moving_mean", np.zeros(c))
+        self._add_buffer("moving_variance", np.ones(c))
 
     def _forward(self, x, training):
         gamma, beta = self.params["gamma"], self.params["beta"]

@@ -9,7 +9,7 @@ The backward of tanh and sigmoid needs only y, so layers cache y, not x.
 """
 from __future__ import annotations
 
-import numpy as np
+from ..xp import array_module
 
 from .registry import op
 
@@ -18,19 +18,19 @@ from .registry import op
 def leaky_relu_forward(x, slope):
     """y = max(x, slope*x) for 0 <= slope <= 1; returns (y, mask) with mask = x > 0."""
     mask = x > 0
-    return np.where(mask, x, x * x.dtype.type(slope)), mask
+    return array_module(x).where(mask, x, x * x.dtype.type(slope)), mask
 
 
 @op
 def leaky_relu_backward(dy, mask, slope):
     """dx = dy where x > 0, slope*dy elsewhere."""
-    return np.where(mask, dy, dy * dy.dtype.type(slope))
+    return array_module(dy).where(mask, dy, dy * dy.dtype.type(slope))
 
 
 @op
 def tanh_forward(x):
     """y = tanh(x)."""
-    return np.tanh(x)
+    return array_module(x).tanh(x)
 
 
 @op
@@ -42,8 +42,9 @@ def tanh_backward(dy, y):
 @op
 def sigmoid_forward(x):
     """Numerically stable 1 / (1 + exp(-x)): exp is only ever taken of a non-positive number."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    xp = array_module(x)
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
 @op

@@ -18,7 +18,7 @@ statistic, with the biased batch variance (as Keras 3 does).
 """
 from __future__ import annotations
 
-import numpy as np
+from ..xp import array_module
 
 from .registry import op
 
@@ -34,7 +34,7 @@ def batchnorm_forward_train(x, gamma, beta, eps):
     mean = x.mean(axis=axes)
     centered = x - mean
     var = (centered * centered).mean(axis=axes)
-    inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
+    inv_std = 1 / array_module(x).sqrt(var + x.dtype.type(eps))
     xhat = centered * inv_std
     return xhat * gamma + beta, xhat, inv_std, mean, var
 
@@ -54,7 +54,7 @@ def batchnorm_backward_train(dy, xhat, inv_std, gamma):
 @op
 def batchnorm_forward_infer(x, gamma, beta, moving_mean, moving_var, eps):
     """Returns (y, xhat, scale) with scale = gamma / sqrt(moving_var + eps)."""
-    inv_std = 1 / np.sqrt(moving_var + x.dtype.type(eps))
+    inv_std = 1 / array_module(x).sqrt(moving_var + x.dtype.type(eps))
     xhat = (x - moving_mean) * inv_std
     return xhat * gamma + beta, xhat, gamma * inv_std
 

@@ -23,7 +23,7 @@ three ops with the roles swapped (see conv2d_transpose_*): no zero-dilated input
 """
 from __future__ import annotations
 
-import numpy as np
+from ..xp import array_module
 
 from .geometry import conv_transpose_output_length, window_geometry
 from .registry import op
@@ -32,14 +32,14 @@ from .registry import op
 def _pad(x, pad_h, pad_w):
     if pad_h == (0, 0) and pad_w == (0, 0):
         return x
-    return np.pad(x, ((0, 0), pad_h, pad_w, (0, 0)))
+    return array_module(x).pad(x, ((0, 0), pad_h, pad_w, (0, 0)))
 
 
 def im2col(xpad, kh, kw, strides, ho, wo):
     """Patches of a padded NHWC image: (N, Ho, Wo, kh, kw, C), one strided copy per tap."""
     n, _, _, c = xpad.shape
     sh, sw = strides
-    cols = np.empty((n, ho, wo, kh, kw, c), dtype=xpad.dtype)
+    cols = array_module(xpad).empty((n, ho, wo, kh, kw, c), dtype=xpad.dtype)
     for i in range(kh):
         for j in range(kw):
             cols[:, :, :, i, j, :] = xpad[:, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw, :]
@@ -50,7 +50,7 @@ def col2im(cols, padded_shape, strides):
     """Adjoint of im2col: add every patch of ``cols`` (N, Ho, Wo, kh, kw, C) back onto a zero image."""
     _, ho, wo, kh, kw, _ = cols.shape
     sh, sw = strides
-    xpad = np.zeros(padded_shape, dtype=cols.dtype)
+    xpad = array_module(cols).zeros(padded_shape, dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
             xpad[:, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw, :] += cols[:, :, :, i, j, :]

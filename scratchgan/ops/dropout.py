@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..xp import like
 from .registry import op
 
 
 @op
 def dropout_forward(x, rate, rng):
     """Returns (y, keep, scale); keep is a uint8 mask drawn from the numpy Generator ``rng``."""
-    keep = (rng.random(x.shape, dtype=np.float32) >= rate).astype(np.uint8)
+    keep = like((rng.random(x.shape, dtype=np.float32) >= rate).astype(np.uint8), x)
     scale = x.dtype.type(1.0 / (1.0 - rate))
     return x * keep * scale, keep, scale
 

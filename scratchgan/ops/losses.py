@@ -14,7 +14,7 @@ On logits z (sigmoid folded in)::
 """
 from __future__ import annotations
 
-import numpy as np
+from ..xp import array_module, to_float
 
 from .activations import sigmoid_forward
 from .registry import op
@@ -25,23 +25,25 @@ EPSILON = 1e-7
 @op
 def bce_forward(p, t, eps=EPSILON):
     """Returns (loss as a Python float, clipped probabilities)."""
-    pc = np.clip(p, eps, 1 - eps)
-    loss = -np.mean(t * np.log(pc) + (1 - t) * np.log(1 - pc))
-    return float(loss), pc
+    xp = array_module(p)
+    pc = xp.clip(p, eps, 1 - eps)
+    loss = -xp.mean(t * xp.log(pc) + (1 - t) * xp.log(1 - pc))
+    return to_float(loss), pc
 
 
 @op
 def bce_backward(p, pc, t, eps=EPSILON):
     """dL/dp, zero where p was clipped."""
     inside = (p > eps) & (p < 1 - eps)
-    return np.where(inside, (pc - t) / (pc * (1 - pc)), 0).astype(p.dtype, copy=False) / p.size
+    return array_module(p).where(inside, (pc - t) / (pc * (1 - pc)), 0).astype(p.dtype, copy=False) / p.size
 
 
 @op
 def bce_logits_forward(z, t):
     """Returns (loss as a Python float, sigmoid(z))."""
-    loss = np.mean(np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z))))
-    return float(loss), sigmoid_forward(z)
+    xp = array_module(z)
+    loss = xp.mean(xp.maximum(z, 0) - z * t + xp.log1p(xp.exp(-xp.abs(z))))
+    return to_float(loss), sigmoid_forward(z)
 
 
 @op

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
+from ..xp import array_module
 
 from .registry import op
 
@@ -26,7 +26,7 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
     m += (1 - beta1) * grad
     v *= beta2
     v += (1 - beta2) * (grad * grad)
-    param -= param.dtype.type(alpha) * m / (np.sqrt(v) + param.dtype.type(eps))
+    param -= param.dtype.type(alpha) * m / (array_module(v).sqrt(v) + param.dtype.type(eps))
 
 
 @op
@@ -48,4 +48,4 @@ def rmsprop_update(param, grad, v, lr, rho, eps):
     """Update param and v in place."""
     v *= rho
     v += (1 - rho) * (grad * grad)
-    param -= param.dtype.type(lr) * grad / np.sqrt(v + param.dtype.type(eps))
+    param -= param.dtype.type(lr) * grad / array_module(v).sqrt(v + param.dtype.type(eps))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..xp import array_module
 from .geometry import window_geometry
 from .registry import op
 
@@ -30,18 +31,19 @@ def _taps(ph, pw):
 def maxpool_forward(x, pool, strides, padding):
     """Returns (y, argmax): y (N,Ho,Wo,C), argmax (N,Ho,Wo,C) int8 tap index i*pw + j."""
     (ph, pw), (sh, sw) = pool, strides
+    xp = array_module(x)
     ho, wo, pad_h, pad_w = window_geometry(x.shape, pool, strides, padding)
     if pad_h != (0, 0) or pad_w != (0, 0):
-        x = np.pad(x, ((0, 0), pad_h, pad_w, (0, 0)), constant_values=-np.inf)
+        x = xp.pad(x, ((0, 0), pad_h, pad_w, (0, 0)), constant_values=-np.inf)
     y = None
-    argmax = np.zeros((x.shape[0], ho, wo, x.shape[3]), dtype=np.int8)
+    argmax = xp.zeros((x.shape[0], ho, wo, x.shape[3]), dtype=np.int8)
     for t, (i, j) in enumerate(_taps(ph, pw)):
         window = x[:, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw, :]
         if y is None:
             y = window.copy()
             continue
         better = window > y  # strict: the first maximum keeps the gradient
-        np.copyto(y, window, where=better)
+        xp.copyto(y, window, where=better)
         argmax[better] = t
     return y, argmax
 
@@ -52,9 +54,10 @@ def maxpool_backward(dy, argmax, x_shape, pool, strides, padding):
     (ph, pw), (sh, sw) = pool, strides
     n, h, w, c = x_shape
     ho, wo, (top, bottom), (left, right) = window_geometry(x_shape, pool, strides, padding)
-    dxpad = np.zeros((n, h + top + bottom, w + left + right, c), dtype=dy.dtype)
+    xp = array_module(dy)
+    dxpad = xp.zeros((n, h + top + bottom, w + left + right, c), dtype=dy.dtype)
     for t, (i, j) in enumerate(_taps(ph, pw)):
-        dxpad[:, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw, :] += np.where(
+        dxpad[:, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw, :] += xp.where(
             argmax == t, dy, 0
         )
     return dxpad[:, top : top + h, left : left + w, :]
@@ -65,7 +68,7 @@ def upsample_nearest_forward(x, size):
     """(N,H,W,C) -> (N,H*sh,W*sw,C), each pixel repeated into an sh x sw block."""
     sh, sw = size
     n, h, w, c = x.shape
-    y = np.broadcast_to(x[:, :, None, :, None, :], (n, h, sh, w, sw, c))
+    y = array_module(x).broadcast_to(x[:, :, None, :, None, :], (n, h, sh, w, sw, c))
     return y.reshape(n, h * sh, w * sw, c)
 
 
