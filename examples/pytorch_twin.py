@@ -95,50 +95,71 @@ def _optimizer(spec, params):
     return torch.optim.RMSprop(params, lr, alpha=spec.get("rho", 0.9), eps=spec.get("epsilon", 1e-7))
 
 
-class TorchGAN:
-    """One recipe iteration in PyTorch eager mode (CPU), on random data of the right shape."""
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
 
-    def __init__(self, generator, discriminator, recipe, seed=0, threads=None):
+
+class TorchGAN:
+    """One recipe iteration in PyTorch eager mode, on random data of the right shape.
+
+    ``device="cuda"`` runs it on the GPU (the comparison for the cupy backend). Like
+    scratchgan's trainer, each step reads its D and G losses back as Python floats.
+    """
+
+    def __init__(self, generator, discriminator, recipe, seed=0, threads=None, device="cpu"):
         torch.manual_seed(seed)
         if threads:
             torch.set_num_threads(threads)
-        self.G, self.D, self.r = translate(generator), translate(discriminator), recipe
+        self.device = torch.device(device)
+        self.G, self.D, self.r = translate(generator).to(self.device), translate(discriminator).to(self.device), recipe
         self.d_opt = _optimizer(recipe.d_optimizer, self.D.parameters())
         self.g_opt = _optimizer(recipe.g_optimizer, self.G.parameters())
         h, w, c = recipe.image_shape
-        self.data = torch.rand(max(4 * recipe.batch_size, 64), c, h, w) * 2 - 1
+        self.data = torch.rand(max(4 * recipe.batch_size, 64), c, h, w, device=self.device) * 2 - 1
         self.bce = nn.BCELoss()
+
+    def synchronize(self):
+        """Wait for queued CUDA work (timings need it); nothing to wait for on the CPU."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
 
     def _z(self, n):
         if self.r.latent == "uniform":
-            return torch.rand(n, self.r.z_dim) * 2 - 1
-        return torch.randn(n, self.r.z_dim)
+            return torch.rand(n, self.r.z_dim, device=self.device) * 2 - 1
+        return torch.randn(n, self.r.z_dim, device=self.device)
 
     def step(self):
         r, n = self.r, self.r.d_batch
         for _ in range(r.d_steps):
-            real = self.data[torch.randint(0, len(self.data), (n,))]
+            real = self.data[torch.randint(0, len(self.data), (n,), device=self.device)]
             with torch.no_grad():
                 self.G.train(r.fake_training_mode)
                 fake = self.G(self._z(n))
                 self.G.train(True)
-            ones, zeros = torch.full((n, 1), r.real_label), torch.full((n, 1), r.fake_label)
+            ones = torch.full((n, 1), r.real_label, device=self.device)
+            zeros = torch.full((n, 1), r.fake_label, device=self.device)
             self.d_opt.zero_grad()
             if r.d_mode == "concat":
-                self.bce(self.D(torch.cat([real, fake])), torch.cat([ones, zeros])).backward()
+                d_loss = self.bce(self.D(torch.cat([real, fake])), torch.cat([ones, zeros]))
+                d_loss.backward()
             elif r.d_mode == "sum":
-                (self.bce(self.D(real), ones) + self.bce(self.D(fake), zeros)).backward()
+                d_loss = self.bce(self.D(real), ones) + self.bce(self.D(fake), zeros)
+                d_loss.backward()
             else:
-                self.bce(self.D(real), ones).backward()
+                d_loss = self.bce(self.D(real), ones)
+                d_loss.backward()
                 self.d_opt.step()
                 self.d_opt.zero_grad()
                 self.bce(self.D(fake), zeros).backward()
             self.d_opt.step()
+            d_loss = float(d_loss)
         for p in self.D.parameters():
             p.requires_grad_(False)
         self.g_opt.zero_grad()
         p = self.D(self.G(self._z(r.batch_size)))
-        self.bce(p, torch.full_like(p, r.real_label)).backward()
+        g_loss = self.bce(p, torch.full_like(p, r.real_label))
+        g_loss.backward()
         self.g_opt.step()
         for p in self.D.parameters():
             p.requires_grad_(True)
+        return d_loss, float(g_loss)

@@ -4,7 +4,7 @@ There is one switch for the whole library::
 
     scratchgan.set_backend("numpy")     # the readable reference (always present)
     scratchgan.set_backend("numba")     # CPU kernels    (kernels/numba)
-    scratchgan.set_backend("cupy")      # CUDA kernels   (kernels/cuda,  issue 5)
+    scratchgan.set_backend("cupy")      # CUDA kernels   (kernels/cuda, needs CuPy and a GPU)
 
 It can also be set with the environment variable ``SCRATCHGAN_BACKEND`` (read
 once, at the first use) and with ``--backend`` on the command line.
@@ -45,6 +45,8 @@ def _check_available(name: str) -> None:
                 f"backend 'numba' needs the numba package ({err}); install it with "
                 f"`pip install numba`, or use set_backend('numpy')"
             ) from None
+    if name == "cupy":
+        _check_cupy()
     from . import ops
 
     if not ops.registry.backend_has_kernels(name):
@@ -53,6 +55,24 @@ def _check_available(name: str) -> None:
             f"its kernels have not been written yet. "
             f"Use set_backend('numpy') or set_backend('numba')."
         )
+
+
+def _check_cupy() -> None:
+    """CuPy imports, sees a CUDA GPU, and its kernels register; else a BackendError saying which."""
+    try:
+        import cupy
+    except ImportError as err:
+        raise BackendError(
+            f"backend 'cupy' needs CuPy ({err}); install it with `pip install 'scratchgan[gpu]'` "
+            f"(the cupy-cuda12x wheel; use cupy-cuda13x for CUDA 13), or use set_backend('numba')"
+        ) from None
+    try:
+        gpus = cupy.cuda.runtime.getDeviceCount()
+    except Exception as err:  # CUDARuntimeError: no driver, no device
+        raise BackendError(f"backend 'cupy' found no usable CUDA GPU ({err}); use set_backend('numba')") from None
+    if gpus < 1:
+        raise BackendError("backend 'cupy' found no CUDA GPU; use set_backend('numba')")
+    import scratchgan.kernels.cuda.launch  # noqa: F401  (registers the kernels)
 
 
 def set_backend(name: str) -> None:

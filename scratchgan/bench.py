@@ -13,6 +13,11 @@ machine whose absolute speed drifts:
   step), and the process's peak resident memory. PyTorch (CPU, eager) is a worker too
   when it is installed: examples/pytorch_twin.py builds the same layers. It is never a
   dependency, and the package never imports it.
+* **On a GPU** (the cupy backend, when CuPy sees one): the GPU's own SGEMM peak is
+  measured with CuPy (cuBLAS, float32), cupy's figures are percentages of it, and
+  PyTorch eager on CUDA ("torch-cuda") is the comparison column when PyTorch sees the
+  GPU. ``--batch-sizes 64 256 1024`` repeats each model at those batches (throughput
+  scaling). GPU timings synchronise the device before reading the clock.
 * **Per op**: the ops one iteration calls, by name and argument shapes, each backend's
   median time, GFLOP/s for the dense and convolution ops, and % of the SGEMM peak.
 
@@ -80,16 +85,20 @@ def worker(model: str, backend_name: str, batch: int | None) -> None:
     """Read commands on stdin ("step", "profile", "quit"), answer one JSON line each."""
     from . import zoo
 
+    if backend_name not in ("torch", "torch-cuda"):
+        from . import backend
+
+        backend.set_backend(backend_name)  # first: the weights are built where the backend keeps arrays
     g, d, recipe = zoo.build(model, seed=0)
     if batch:
         recipe.override(batch_size=batch)
     if backend_name == "torch":
         trainer = load_pytorch_twin().TorchGAN(g, d, recipe, threads=os.cpu_count())
+    elif backend_name == "torch-cuda":
+        trainer = load_pytorch_twin().TorchGAN(g, d, recipe, device="cuda")
     else:
-        from . import backend
         from .train import GANTrainer
 
-        backend.set_backend(backend_name)
         lo, hi = recipe.data_range
         data = np.random.default_rng(0).uniform(lo, hi, (max(4 * recipe.batch_size, 64), *recipe.image_shape))
         trainer = GANTrainer(g, d, recipe, data.astype(np.float32), seed=0)
@@ -102,6 +111,7 @@ def worker(model: str, backend_name: str, batch: int | None) -> None:
             start = time.perf_counter()
             for _ in range(count):
                 trainer.step()
+            _synchronize(trainer)
             _answer({"seconds": (time.perf_counter() - start) / count})
         elif command == "profile":
             _answer({"ops": _profile_step(trainer)})
@@ -110,6 +120,16 @@ def worker(model: str, backend_name: str, batch: int | None) -> None:
 
             _answer({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
             return
+
+
+def _synchronize(trainer) -> None:
+    """Wait for queued GPU work, so a timing covers it (the twin knows how for PyTorch)."""
+    if hasattr(trainer, "synchronize"):
+        trainer.synchronize()
+    else:
+        from .xp import synchronize
+
+        synchronize()
 
 
 def _profile_step(trainer):
@@ -165,6 +185,30 @@ def sgemm_peak(size=2048, repeats=5) -> float:
     return 2 * size**3 / best / 1e9
 
 
+def gpu_sgemm_peak(size=8192, repeats=5) -> float:
+    """The best float32 GEMM rate CuPy (cuBLAS) reaches on the current GPU, GFLOP/s."""
+    import cupy
+
+    a = cupy.random.random((size, size), dtype=cupy.float32)
+    b = cupy.random.random((size, size), dtype=cupy.float32)
+    best = float("inf")
+    for _ in range(repeats + 1):  # the first product loads cuBLAS
+        cupy.cuda.get_current_stream().synchronize()
+        start = time.perf_counter()
+        a @ b
+        cupy.cuda.get_current_stream().synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+GPU_BACKENDS = ("cupy", "torch-cuda")
+
+
+def torch_sees_gpu() -> bool:
+    """PyTorch is installed and can run on a CUDA GPU (asked of the twin module)."""
+    return torch_available() and load_pytorch_twin().cuda_available()
+
+
 def _timed(fn):
     start = time.perf_counter()
     fn()
@@ -194,7 +238,7 @@ def bench_model(model, batch, backends, iterations, profile=True, block=1):
         for w in workers:
             time.sleep(0.05)  # let the previous worker's BLAS/OpenMP threads go idle
             times[w.backend].append(w.ask(f"step {block}")["seconds"])
-    ops = {w.backend: w.ask("profile")["ops"] for w in workers if profile and w.backend != "torch"}
+    ops = {w.backend: w.ask("profile")["ops"] for w in workers if profile and not w.backend.startswith("torch")}
     result = {"model": model, "batch": batch_size, "backends": {}}
     flops = sum(c[3] for c in next(iter(ops.values()), []))
     for w in workers:
@@ -226,7 +270,8 @@ def _op_table(ops_by_backend):
     return table
 
 
-def run(quick=False, models=None, backends=None, iterations=None, top=10, as_json=False, out=print):
+def run(quick=False, models=None, backends=None, iterations=None, top=10, as_json=False, out=print,
+        batch_sizes=None):
     from . import zoo
     from .backend import BackendError, set_backend
 
@@ -237,11 +282,18 @@ def run(quick=False, models=None, backends=None, iterations=None, top=10, as_jso
             backends.append("numba")
         except BackendError:
             pass
+        try:
+            set_backend("cupy")
+            backends.append("cupy")
+        except BackendError:
+            pass
         finally:
             set_backend("numpy")
     have_torch = torch_available()
     if have_torch and "torch" not in backends:
         backends = [*backends, "torch"]
+    if "cupy" in backends and "torch-cuda" not in backends and torch_sees_gpu():
+        backends = [*backends, "torch-cuda"]
     plan = dict(QUICK_MODELS) if quick else {m: None for m in zoo.MODELS}
     if models:
         unknown = [m for m in models if m not in zoo.MODELS]
@@ -249,36 +301,44 @@ def run(quick=False, models=None, backends=None, iterations=None, top=10, as_jso
             raise KeyError(f"unknown model {unknown[0]!r}: available models are {', '.join(zoo.MODELS)}")
         plan = {m: plan.get(m) for m in models}
     peak = sgemm_peak(1024 if quick else 2048)
-    report = {"sgemm_peak_gflops": peak, "cpu_count": os.cpu_count(), "torch": have_torch, "models": []}
+    gpu_peak = gpu_sgemm_peak() if any(b in GPU_BACKENDS for b in backends) else None
+    report = {"sgemm_peak_gflops": peak, "gpu_sgemm_peak_gflops": gpu_peak, "cpu_count": os.cpu_count(),
+              "torch": have_torch, "backends": backends, "models": []}
+    peaks = {b: gpu_peak if b in GPU_BACKENDS else peak for b in backends}
     if not as_json:
         out(f"SGEMM peak (NumPy BLAS, float32): {peak:.1f} GFLOP/s on {os.cpu_count()} cores; "
             f"PyTorch: {'installed, interleaved with ours' if have_torch else 'not available (not installed)'}")
+        if gpu_peak:
+            out(f"GPU SGEMM peak (CuPy/cuBLAS, float32, 8192^3): {gpu_peak:.0f} GFLOP/s")
     for model, batch in plan.items():
-        n = iterations or (3 if quick else (10 if model == "mlp" else 3))
-        result = bench_model(model, batch, backends, n, block=20 if model == "mlp" else 1)
-        report["models"].append(result)
-        if not as_json:
-            _print_model(result, peak, backends, top, have_torch, out)
+        for size in batch_sizes or [batch]:
+            n = iterations or (3 if quick else (10 if model == "mlp" else 3))
+            result = bench_model(model, size, backends, n, block=20 if model == "mlp" else 1)
+            report["models"].append(result)
+            if not as_json:
+                _print_model(result, peaks, backends, top, have_torch, out)
     if as_json:
         out(json.dumps(report, indent=1))
     return report
 
 
-def _print_model(result, peak, backends, top, have_torch, out):
+def _print_model(result, peaks, backends, top, have_torch, out):
     out(f"\n== {result['model']} (batch {result['batch']}, {result['gflop_per_iter']:.2f} GFLOP/iter) ==")
-    out(f"{'backend':<8}{'ms/iter':>10}{'img/s':>9}{'GFLOP/s':>9}{'%peak':>7}{'first step s':>14}{'peak MB':>9}"
+    out(f"{'backend':<10}{'ms/iter':>8}{'img/s':>9}{'GFLOP/s':>9}{'%peak':>7}{'first step s':>14}{'peak MB':>9}"
         f"{'vs numpy':>9}{'vs torch':>9}")
     ref = result["backends"]["numpy"]["ms_per_iter"] if "numpy" in result["backends"] else None
-    torch_ms = result["backends"].get("torch", {}).get("ms_per_iter")
     for name, r in result["backends"].items():
+        twin = "torch-cuda" if name in GPU_BACKENDS else "torch"  # like against like: GPU with GPU
+        torch_ms = result["backends"].get(twin, {}).get("ms_per_iter")
         gf = r["gflops"] or 0
         vs_np = f"{ref / r['ms_per_iter']:.2f}x" if ref else "-"
         vs_t = f"{torch_ms / r['ms_per_iter']:.2f}x" if torch_ms else "n/a"
-        out(f"{name:<8}{r['ms_per_iter']:>10.1f}{r['images_per_s']:>9.0f}{gf:>9.1f}{100 * gf / peak:>6.0f}%"
+        out(f"{name:<10}{r['ms_per_iter']:>8.1f}{r['images_per_s']:>9.0f}{gf:>9.1f}{100 * gf / peaks[name]:>6.0f}%"
             f"{r['first_step_s']:>14.2f}{r['peak_rss_mb']:>9.0f}{vs_np:>9}{vs_t:>9}")
     if not have_torch:
         out("torch: not available (needs PyTorch installed and a source checkout with examples/pytorch_twin.py)")
-    ours = [b for b in backends if b != "torch"]
+    ours = [b for b in backends if not b.startswith("torch")]
+    peak = peaks[ours[-1]]
     out(f"  slowest ops (median ms per call; GFLOP/s and % of peak on {ours[-1]}):")
     out(f"  {'op':<26}{'shapes':<44}{'calls':>5}" + "".join(f"{b:>9}" for b in ours) + f"{'GFLOP/s':>9}{'%peak':>6}")
     for row in result["ops"][:top]:

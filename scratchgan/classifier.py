@@ -19,6 +19,7 @@ from .layers import Dense, Flatten, LeakyReLU
 from .losses import SoftmaxCrossentropy, softmax
 from .models import Sequential
 from .optimizers import Adam
+from .xp import to_device, to_host
 
 WEIGHTS = Path(__file__).parent / "data" / "mnist_classifier.npz"
 #: the layers up to here (inclusive) give the features
@@ -34,12 +35,12 @@ def features_and_probabilities(model: Sequential, images, batch: int = 1000):
     """(features (N, 64) float64, class probabilities (N, 10)) of images in [0, 1]."""
     feats, probs = [], []
     for i in range(0, len(images), batch):
-        x = np.asarray(images[i:i + batch], dtype=np.float32)
+        x = to_device(to_host(images[i:i + batch]), dtype=np.float32)  # the GPU on the cupy backend
         for k, layer in enumerate(model.layers):
             x = layer.forward(x, training=False)
             if k + 1 == FEATURE_LAYERS:
-                feats.append(x.astype(np.float64))
-        probs.append(softmax(x.astype(np.float64)))
+                feats.append(to_host(x).astype(np.float64))
+        probs.append(softmax(to_host(x).astype(np.float64)))
     return np.concatenate(feats), np.concatenate(probs)
 
 

@@ -74,9 +74,11 @@ def build_parser():
     b.add_argument("--quick", action="store_true", help="mlp and a batch-32 dcgan only: under a minute")
     b.add_argument("--json", action="store_true", help="print the whole report as JSON")
     b.add_argument("--models", nargs="+", help="models to bench (default: all five)")
-    b.add_argument("--backends", nargs="+", help="backends (default: numpy, numba; torch is added when installed)")
+    b.add_argument("--backends", nargs="+", help="backends (default: numpy, numba, and cupy where a GPU is; torch and torch-cuda are added when PyTorch is installed)")
     b.add_argument("--iterations", type=_positive, help="timed turns per backend (default 3; mlp: 10 turns of 20 iterations)")
     b.add_argument("--top", type=int, default=10, help="op rows per model (default 10)")
+    b.add_argument("--batch-sizes", nargs="+", type=_positive,
+                   help="bench each model at these batch sizes (e.g. 64 256 1024; default: the recipe's)")
 
     g = sub.add_parser("gradcheck", help="check every layer's backward against finite differences (float64)")
     g.add_argument("--seed", type=int, default=0)
@@ -165,7 +167,7 @@ def cmd_bench(args):
     from .bench import run
 
     run(quick=args.quick, models=args.models, backends=args.backends, iterations=args.iterations,
-        top=args.top, as_json=args.json)
+        top=args.top, as_json=args.json, batch_sizes=args.batch_sizes)
     return 0
 
 

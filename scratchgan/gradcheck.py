@@ -32,9 +32,12 @@ Protocol (cs231n and chainer, see docs):
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .xp import backend_module, like, to_float, to_host
 
 H = 1e-5
 FLOOR = 1e-8
@@ -126,7 +129,8 @@ def gradcheck(target, x, dy=None, *, training=True, h=H, max_elements=64, direct
     model = copy.deepcopy(target)
     for layer in _layers(model):
         layer.astype(np.float64)
-    x = np.array(x, dtype=np.float64)
+    xp = backend_module()  # on the cupy backend the whole check runs on the GPU
+    x = xp.array(to_host(x) if xp is not np else x, dtype=np.float64)
     # Salted, so that dy never repeats a stream the caller drew x from with the same seed
     # (dy proportional to x would make BatchNorm's true dx zero).
     rng = np.random.default_rng([seed, 0x5C6A])
@@ -144,14 +148,14 @@ def gradcheck(target, x, dy=None, *, training=True, h=H, max_elements=64, direct
     y = run(x, False)
     if dy is None:
         dy = rng.standard_normal(y.shape)
-    dy = np.asarray(dy, dtype=np.float64)
+    dy = like(to_host(dy), y, dtype=np.float64)
     if dy.shape != y.shape:
         raise ValueError(f"dy has shape {dy.shape}, expected the output's shape {y.shape}")
 
     def f(inp):
         """(f, sum of |terms|): the value and the scale of its rounding error."""
         terms = run(inp, False) * dy
-        return float(np.sum(terms)), float(np.sum(np.abs(terms)))
+        return to_float(terms.sum()), to_float(abs(terms).sum())
 
     for layer in _layers(model):
         layer.zero_grad()
@@ -190,7 +194,7 @@ def _check_tensor(name, value, analytic, f, h, max_elements, directions, rng):
     if analytic.shape != value.shape:
         raise AssertionError(f"{name}: gradient has shape {analytic.shape}, the tensor {value.shape}")
     flat = value.reshape(-1)  # a view: perturbing it perturbs the tensor the model reads
-    h = h * max(1.0, float(np.sqrt(np.mean(flat * flat))))
+    h = h * max(1.0, math.sqrt(to_float((flat * flat).mean())))
     gflat = analytic.reshape(-1)
     if flat.size <= max_elements:
         idx = np.arange(flat.size)
@@ -214,21 +218,23 @@ def _check_tensor(name, value, analytic, f, h, max_elements, directions, rng):
             flat[i] = old + step
 
         numeric, res = central_difference(move_element)
-        errors.append(rel_error(gflat[i], numeric, res))
-        raw.append(rel_error(gflat[i], numeric))
+        analytic_i = to_float(gflat[i])
+        errors.append(rel_error(analytic_i, numeric, res))
+        raw.append(rel_error(analytic_i, numeric))
     mode, checks = "elements", len(idx)
     if flat.size > max_elements:
         original = flat.copy()
         for _ in range(directions):
             u = rng.standard_normal(flat.size)
-            u /= np.linalg.norm(u)
+            u = like(u / np.linalg.norm(u), flat)
 
             def move_along_u(step, u=u):
                 flat[:] = original + step * u
 
             numeric, res = central_difference(move_along_u)
-            errors.append(rel_error(float(gflat @ u), numeric, res))
-            raw.append(rel_error(float(gflat @ u), numeric))
+            along_u = to_float(gflat @ u)
+            errors.append(rel_error(along_u, numeric, res))
+            raw.append(rel_error(along_u, numeric))
         mode = f"el.+{directions} dir."
     return TensorCheck(name, tuple(value.shape), mode, checks, float(np.max(errors)), float(np.max(raw)))
 

@@ -16,6 +16,7 @@ from .gradcheck import gradcheck, gradcheck_loss
 from .layers.base import glorot_limit
 from .losses import BinaryCrossentropy, SoftmaxCrossentropy
 from .models import Sequential
+from .xp import like
 
 THRESHOLDS = {"smooth": 1e-7, "kinked": 1e-6, "stack": 1e-5}
 
@@ -56,14 +57,15 @@ def randomize(target, rng):
         for layer in getattr(part, "layers", [part]):
             for key, value in layer.params.items():
                 if key == "gamma":
-                    value[...] = rng.uniform(0.5, 1.5, value.shape)
+                    value[...] = like(rng.uniform(0.5, 1.5, value.shape), value)
                 elif key == "kernel":
-                    value[...] = glorot_limit(value.shape) * rng.uniform(-1, 1, value.shape)
+                    value[...] = like(glorot_limit(value.shape) * rng.uniform(-1, 1, value.shape), value)
                 else:
-                    value[...] = 0.5 * rng.standard_normal(value.shape)
+                    value[...] = like(0.5 * rng.standard_normal(value.shape), value)
             if "moving_mean" in layer.buffers:
-                layer.buffers["moving_mean"][...] = rng.standard_normal(layer.buffers["moving_mean"].shape)
-                layer.buffers["moving_variance"][...] = rng.uniform(0.5, 2.0, layer.buffers["moving_variance"].shape)
+                mean, var = layer.buffers["moving_mean"], layer.buffers["moving_variance"]
+                mean[...] = like(rng.standard_normal(mean.shape), mean)
+                var[...] = like(rng.uniform(0.5, 2.0, var.shape), var)
 
 
 def build_target(target, input_shape):

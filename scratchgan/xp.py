@@ -62,6 +62,13 @@ def to_host(a):
     return np.asarray(a)
 
 
+def synchronize() -> None:
+    """Wait for the GPU to finish queued work (timings need it: launches return at once)."""
+    cupy = sys.modules.get("cupy")
+    if cupy is not None:
+        cupy.cuda.get_current_stream().synchronize()
+
+
 def to_float(value) -> float:
     """A 0-d array or scalar from either module as a Python float (one sync on the GPU)."""
     return float(to_host(value))

@@ -1,7 +1,12 @@
+import ctypes
 import http.server
 import os
+import shutil
+import subprocess
+import sys
 import threading
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,3 +48,36 @@ def http_server(tmp_path):
     yield f"http://127.0.0.1:{server.server_address[1]}", www
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="session")
+def cuda_emulator(tmp_path_factory):
+    """kernels/cuda/*.cu compiled for the CPU by g++ (tests/cuda_on_cpu/emulate.cpp), as a ctypes library."""
+    gxx = shutil.which("g++")
+    if gxx is None:
+        pytest.skip("g++ is needed to run the CUDA kernels on the CPU")
+    source = Path(__file__).parent / "cuda_on_cpu" / "emulate.cpp"
+    lib = tmp_path_factory.mktemp("cuda_on_cpu") / "emulate.so"
+    result = subprocess.run([gxx, "-O1", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-o", str(lib), str(source)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return ctypes.CDLL(str(lib))
+
+
+@pytest.fixture
+def fake_cupy(cuda_emulator, monkeypatch):
+    """The cupy backend with CuPy replaced by tests/cuda_on_cpu/fake_cupy.py: launch.py and the
+    CUDA kernels' arithmetic run on the CPU. The ops registry is restored afterwards."""
+    from cuda_on_cpu import fake_cupy as fake
+
+    from scratchgan import ops
+
+    saved = {name: dict(impls) for name, impls in ops.OPS.items()}
+    monkeypatch.setitem(sys.modules, "cupy", fake.make(cuda_emulator))
+    sys.modules.pop("scratchgan.kernels.cuda.launch", None)  # re-imported against the fake
+    yield sys.modules["cupy"]
+    scratchgan.set_backend("numpy")
+    sys.modules.pop("scratchgan.kernels.cuda.launch", None)
+    for name, impls in saved.items():
+        ops.OPS[name].clear()
+        ops.OPS[name].update(impls)

@@ -1,6 +1,7 @@
 """The backend switch and the op registry (the seam the Numba and CuPy kernels plug into)."""
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -20,10 +21,29 @@ def test_unknown_backend_is_a_clear_error():
         scratchgan.set_backend("torch")
 
 
-@pytest.mark.parametrize("name", ["cupy"])
-def test_backends_without_kernels_refuse_instead_of_falling_back(name):
-    with pytest.raises(BackendError, match=f"backend '{name}' is not available"):
-        scratchgan.set_backend(name)
+def test_cupy_backend_without_cupy_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy -> ImportError, as where it is not installed
+    with pytest.raises(BackendError, match=r"needs CuPy .*pip install 'scratchgan\[gpu\]'"):
+        scratchgan.set_backend("cupy")
+    assert scratchgan.get_backend() == "numpy"  # refused, never a silent fallback
+
+
+@pytest.mark.parametrize("devices, message", [
+    (RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected"), "found no usable CUDA GPU .*no CUDA-capable"),
+    (0, "found no CUDA GPU"),
+])
+def test_cupy_backend_without_a_gpu_refuses_clearly(monkeypatch, devices, message):
+    """CuPy installed on a machine without a GPU (or without a driver): a clear error."""
+    def get_device_count():
+        if isinstance(devices, Exception):
+            raise devices
+        return devices
+
+    fake = types.ModuleType("cupy")
+    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=get_device_count))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    with pytest.raises(BackendError, match=message):
+        scratchgan.set_backend("cupy")
     assert scratchgan.get_backend() == "numpy"
 
 
@@ -37,11 +57,12 @@ def test_environment_variable_selects_the_backend():
     assert bad.returncode != 0 and "SCRATCHGAN_BACKEND='tpu'" in bad.stderr
 
 
-def test_cli_backend_flag(capsys):
+def test_cli_backend_flag(capsys, monkeypatch):
     from scratchgan.cli import main
 
+    monkeypatch.setitem(sys.modules, "cupy", None)  # as on a machine without CuPy
     assert main(["--backend", "cupy", "gradcheck"]) == 2
-    assert "backend 'cupy' is not available" in capsys.readouterr().err
+    assert "backend 'cupy' needs CuPy" in capsys.readouterr().err
 
 
 def test_a_registered_kernel_is_dispatched_for_its_backend(rng):
@@ -52,11 +73,11 @@ def test_a_registered_kernel_is_dispatched_for_its_backend(rng):
         calls.append(x.shape)
         return ops.leaky_relu_forward.reference(x, slope)
 
+    scratchgan.set_backend("numba")  # registers the numba kernels first; the fake then replaces one
     impls = ops.OPS["leaky_relu_forward"]
-    saved = impls.get("numba")
+    saved = impls["numba"]
     impls["numba"] = fake_leaky_relu_forward
     try:
-        scratchgan.set_backend("numba")
         x = rng.standard_normal((2, 3)).astype(np.float32)
         y = L.LeakyReLU(0.2).forward(x)
         L.Dense(2).forward(x)  # an op with no kernel for this backend: the reference runs

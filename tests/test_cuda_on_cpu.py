@@ -22,12 +22,8 @@ TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol
 
 
 @pytest.fixture(scope="module")
-def emu(tmp_path_factory):
-    lib = tmp_path_factory.mktemp("cuda_on_cpu") / "emulate.so"
-    result = subprocess.run([GXX, "-O1", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-o", str(lib), str(SOURCE)],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    return ctypes.CDLL(str(lib))
+def emu(cuda_emulator):
+    return cuda_emulator
 
 
 class Geometry(ctypes.Structure):

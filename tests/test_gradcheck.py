@@ -93,3 +93,18 @@ def test_gradcheck_command_prints_the_table(capsys):
     out = capsys.readouterr().out
     assert "Conv2DTranspose k3 s2 same" in out and "max rel. error" in out
     assert f"{len(CASES) + len(LOSS_CASES)} of {len(CASES) + len(LOSS_CASES)} checks passed" in out
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_layer_gradients_on_the_gpu(case):
+    """The same checks with the cupy backend: weights, inputs and perturbations on the GPU, float64."""
+    try:
+        scratchgan.set_backend("cupy")
+    except scratchgan.backend.BackendError as err:
+        pytest.skip(f"the cupy backend cannot run here: {err}")
+    try:
+        report = run_case(case)
+    finally:
+        scratchgan.set_backend("numpy")
+    assert report.max_error < case.threshold, str(report)

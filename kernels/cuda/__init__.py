@@ -8,17 +8,21 @@ every kernel exists in both precisions, and runs every kernel on the CPU against
 reference (tests/cuda_on_cpu/emulate.cpp compiles them as C++ with g++ and calls each
 (block, thread) in turn; tests/test_cuda_on_cpu.py).
 
-Not wired to a backend yet: ``set_backend("cupy")`` still refuses, and the kernels have
-not run on a GPU (races, launch shapes and speed are unchecked). What waits for a GPU is listed in issue 5.
+``launch.py`` (which needs CuPy) loads them with ``cupy.RawModule`` and registers them
+for the ops of scratchgan/ops under the backend name "cupy". This module needs nothing
+but the standard library and NumPy, so the sources can be listed and checked anywhere.
 """
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).parent
 FAMILIES = ("activations", "batchnorm", "conv", "dropout", "losses", "optim", "pooling")
 _KERNEL = re.compile(r"template <typename T>\s*__global__ void (\w+)\(")
+_STRUCT = re.compile(r"struct (\w+) \{\s*int ([\w\s,]+);\s*\};")
 
 
 def source_path(family: str) -> Path:
@@ -35,3 +39,13 @@ def kernel_names(family: str) -> list:
 def name_expressions(family: str) -> list:
     """What cupy.RawModule(name_expressions=...) needs: "kernel<float>", "kernel<double>"."""
     return [f"{name}<{t}>" for name in kernel_names(family) for t in ("float", "double")]
+
+
+def struct_dtype(family: str, name: str) -> np.dtype:
+    """The NumPy dtype of an all-int struct a kernel takes by value (e.g. conv's Geometry),
+    read from the source itself so host and device layouts cannot drift apart. A one-element
+    array of it is what CuPy passes as the struct argument."""
+    for struct, fields in _STRUCT.findall(source_path(family).read_text()):
+        if struct == name:
+            return np.dtype([(f.strip(), np.int32) for f in fields.split(",")])
+    raise KeyError(f"{family}.cu defines no all-int struct {name!r}")

@@ -20,6 +20,7 @@ import functools
 import time
 
 from .. import backend as _backend
+from ..xp import synchronize
 
 #: OPS[name][backend] -> implementation
 OPS: dict[str, dict[str, object]] = {}
@@ -47,8 +48,10 @@ def op(reference):
         impl = impls.get(_backend.get_backend(), reference)
         if _observer is None:
             return impl(*args, **kwargs)
+        synchronize()  # on a GPU, time the op's kernels, not only their launch
         start = time.perf_counter()
         out = impl(*args, **kwargs)
+        synchronize()
         _observer(name, args, time.perf_counter() - start)
         return out
 

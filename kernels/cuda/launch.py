@@ -1,0 +1,373 @@
+"""The CuPy backend: the CUDA kernels of this folder, launched on CuPy arrays.
+
+Importing this module (``set_backend("cupy")`` does) registers one launcher per op of
+scratchgan/ops under the backend name "cupy"; each has the NumPy reference's signature
+and returns CuPy arrays. Ops not listed here run their reference on CuPy arrays, which
+CuPy executes on the GPU: the GEMMs of dense layers and convolutions (cuBLAS), tanh,
+the bias gradient's column sum, and batch norm in inference mode.
+
+Each ``.cu`` file is compiled once per process by ``cupy.RawModule`` (NVRTC), for float
+and double, and CuPy caches the binary on disk. Launches use a grid-stride loop: blocks of
+THREADS threads, at most MAX_BLOCKS blocks, so one launch covers any size.
+
+Convolutions run im2col -> cuBLAS GEMM -> col2im in batch chunks whose ``cols`` matrix
+stays under CHUNK_BYTES: dcgan's last layer (a 7x7 conv over 28x28x128) would otherwise
+need 20 GB of ``cols`` at batch 1024.
+
+Dropout draws its uniforms on the GPU from a counter-based hash (splitmix64 of
+seed + index), with the seed drawn from the layer's NumPy generator each call: nothing
+crosses from the host but one integer, and a resumed run draws the same masks.
+"""
+from __future__ import annotations
+
+import math
+
+import cupy as cp
+import numpy as np
+
+from scratchgan.ops.geometry import window_geometry
+from scratchgan.ops.registry import register
+
+from . import name_expressions, source_path, struct_dtype
+
+THREADS = 256
+MAX_BLOCKS = 4096
+REDUCE_THREADS = 256  # batchnorm.cu's block size for its per-channel reductions
+CHUNK_BYTES = 512 << 20
+
+_TYPE_NAMES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+_modules: dict[str, cp.RawModule] = {}
+
+
+def kernel(family: str, name: str, dtype):
+    """The compiled kernel ``name<float>`` or ``name<double>`` of ``family``.cu."""
+    dtype = np.dtype(dtype)
+    if dtype not in _TYPE_NAMES:
+        raise TypeError(f"the CUDA kernels take float32 or float64 arrays, got {dtype}")
+    module = _modules.get(family)
+    if module is None:
+        module = _modules[family] = cp.RawModule(
+            code=source_path(family).read_text(), options=("-std=c++14",),
+            name_expressions=name_expressions(family),
+        )
+    return module.get_function(f"{name}<{_TYPE_NAMES[dtype]}>")
+
+
+def launch(fn, n: int, args) -> None:
+    """Run a grid-stride kernel over n elements (nothing to do for n = 0)."""
+    if n > 0:
+        blocks = min(math.ceil(n / THREADS), MAX_BLOCKS)
+        fn((blocks,), (THREADS,), args)
+
+
+def _c(a):
+    return cp.ascontiguousarray(a)
+
+
+def _i64(v):
+    return np.int64(v)
+
+
+def _i32(v):
+    return np.int32(v)
+
+
+def _struct(family, name, **fields):
+    s = np.zeros(1, dtype=struct_dtype(family, name))
+    for key, value in fields.items():
+        s[key] = value
+    return s
+
+
+# --- activations --------------------------------------------------------------------
+def leaky_relu_forward(x, slope):
+    x = _c(x)
+    y, mask = cp.empty_like(x), cp.empty(x.shape, dtype=cp.uint8)
+    launch(kernel("activations", "leaky_relu_forward", x.dtype), x.size,
+           (x, x.dtype.type(slope), _i64(x.size), y, mask))
+    return y, mask.view(cp.bool_)
+
+
+def leaky_relu_backward(dy, mask, slope):
+    dy, mask = _c(dy), _c(mask).view(cp.uint8)
+    dx = cp.empty_like(dy)
+    launch(kernel("activations", "leaky_relu_backward", dy.dtype), dy.size,
+           (dy, mask, dy.dtype.type(slope), _i64(dy.size), dx))
+    return dx
+
+
+def _elementwise_backward(name):
+    def run(dy, y):
+        dy, y = _c(dy), _c(y)
+        dx = cp.empty_like(dy)
+        launch(kernel("activations", name, dy.dtype), dy.size, (dy, y, _i64(dy.size), dx))
+        return dx
+
+    run.__name__ = name
+    return run
+
+
+def sigmoid_forward(x):
+    x = _c(x)
+    y = cp.empty_like(x)
+    launch(kernel("activations", "sigmoid_forward", x.dtype), x.size, (x, _i64(x.size), y))
+    return y
+
+
+# --- batch normalisation ------------------------------------------------------------
+def batchnorm_forward_train(x, gamma, beta, eps):
+    x = _c(x)
+    c = x.shape[-1]
+    m = x.size // c
+    mean, var = cp.empty(c, x.dtype), cp.empty(c, x.dtype)
+    if m:
+        kernel("batchnorm", "channel_moments", x.dtype)((c,), (REDUCE_THREADS,), (x, _i64(m), _i32(c), mean, var))
+    inv_std = 1 / cp.sqrt(var + x.dtype.type(eps))
+    y, xhat = cp.empty_like(x), cp.empty_like(x)
+    launch(kernel("batchnorm", "batchnorm_apply", x.dtype), x.size,
+           (x, _c(gamma), _c(beta), mean, inv_std, _i64(x.size), _i32(c), y, xhat))
+    return y, xhat, inv_std, mean, var
+
+
+def batchnorm_backward_train(dy, xhat, inv_std, gamma):
+    dy, xhat = _c(dy), _c(xhat)
+    c = dy.shape[-1]
+    m = dy.size // c
+    dbeta, dgamma = cp.zeros(c, dy.dtype), cp.zeros(c, dy.dtype)
+    if m:
+        kernel("batchnorm", "channel_grad_sums", dy.dtype)((c,), (REDUCE_THREADS,), (dy, xhat, _i64(m), _i32(c), dbeta, dgamma))
+    dx = cp.empty_like(dy)
+    launch(kernel("batchnorm", "batchnorm_backward_apply", dy.dtype), dy.size,
+           (dy, xhat, _c(gamma), _c(inv_std), dbeta, dgamma, _i64(m), _i64(dy.size), _i32(c), dx))
+    return dx, dgamma, dbeta
+
+
+# --- convolution --------------------------------------------------------------------
+def _geometry(x_shape, kernel_shape, strides, padding):
+    n, h, w, c = x_shape
+    kh, kw = kernel_shape[:2]
+    ho, wo, (top, _), (left, _) = window_geometry(x_shape, (kh, kw), strides, padding)
+    return dict(N=n, H=h, W=w, C=c, kh=kh, kw=kw, sh=strides[0], sw=strides[1], top=top, left=left, Ho=ho, Wo=wo)
+
+
+def _chunks(g, itemsize):
+    """Batch ranges whose cols matrix (rows Ho*Wo per image, kh*kw*C columns) fits CHUNK_BYTES."""
+    per_image = g["Ho"] * g["Wo"] * g["kh"] * g["kw"] * g["C"] * itemsize
+    step = max(1, CHUNK_BYTES // max(per_image, 1))
+    return [(n0, min(n0 + step, g["N"])) for n0 in range(0, g["N"], step)]
+
+
+def _im2col(x, g, n0, n1):
+    rows, width = (n1 - n0) * g["Ho"] * g["Wo"], g["kh"] * g["kw"] * g["C"]
+    cols = cp.empty((rows, width), dtype=x.dtype)
+    launch(kernel("conv", "im2col", x.dtype), rows * width, (x[n0:n1], _struct("conv", "Geometry", **{**g, "N": n1 - n0}), cols))
+    return cols
+
+
+def conv2d_forward(x, kern, bias, strides, padding):
+    x = _c(x)
+    g = _geometry(x.shape, kern.shape, strides, padding)
+    f = kern.shape[3]
+    k2 = _c(kern).reshape(-1, f)
+    y = cp.empty((g["N"], g["Ho"], g["Wo"], f), dtype=x.dtype)
+    for n0, n1 in _chunks(g, x.dtype.itemsize):
+        cp.matmul(_im2col(x, g, n0, n1), k2, out=y[n0:n1].reshape(-1, f))
+    if bias is not None:
+        y += bias
+    return y
+
+
+def conv2d_backward_data(dy, kern, x_shape, strides, padding):
+    dy = _c(dy)
+    g = _geometry(x_shape, kern.shape, strides, padding)
+    f = kern.shape[3]
+    k2t = _c(kern).reshape(-1, f).T
+    dx = cp.empty(tuple(x_shape), dtype=dy.dtype)
+    fold = kernel("conv", "col2im", dy.dtype)
+    for n0, n1 in _chunks(g, dy.dtype.itemsize):
+        dcols = dy[n0:n1].reshape(-1, f) @ k2t
+        launch(fold, (n1 - n0) * g["H"] * g["W"] * g["C"], (dcols, _struct("conv", "Geometry", **{**g, "N": n1 - n0}), dx[n0:n1]))
+    return dx
+
+
+def conv2d_backward_weights(dy, x, kernel_shape, strides, padding):
+    dy, x = _c(dy), _c(x)
+    g = _geometry(x.shape, kernel_shape, strides, padding)
+    f = kernel_shape[3]
+    dk = cp.zeros((g["kh"] * g["kw"] * g["C"], f), dtype=x.dtype)
+    for n0, n1 in _chunks(g, x.dtype.itemsize):
+        dk += _im2col(x, g, n0, n1).T @ dy[n0:n1].reshape(-1, f)
+    return dk.reshape(kernel_shape)
+
+
+# --- pooling and upsampling -----------------------------------------------------------
+def _window(x_shape, pool, strides, padding):
+    n, h, w, c = x_shape
+    ho, wo, (top, _), (left, _) = window_geometry(x_shape, pool, strides, padding)
+    return dict(N=n, H=h, W=w, C=c, ph=pool[0], pw=pool[1], sh=strides[0], sw=strides[1], top=top, left=left, Ho=ho, Wo=wo)
+
+
+def maxpool_forward(x, pool, strides, padding):
+    x = _c(x)
+    g = _window(x.shape, pool, strides, padding)
+    y = cp.empty((g["N"], g["Ho"], g["Wo"], g["C"]), dtype=x.dtype)
+    argmax = cp.empty(y.shape, dtype=cp.int8)
+    launch(kernel("pooling", "maxpool_forward", x.dtype), y.size, (x, _struct("pooling", "Window", **g), y, argmax))
+    return y, argmax
+
+
+def maxpool_backward(dy, argmax, x_shape, pool, strides, padding):
+    dy, argmax = _c(dy), _c(argmax)
+    g = _window(tuple(x_shape), pool, strides, padding)
+    dx = cp.empty(tuple(x_shape), dtype=dy.dtype)
+    launch(kernel("pooling", "maxpool_backward", dy.dtype), dx.size, (dy, argmax, _struct("pooling", "Window", **g), dx))
+    return dx
+
+
+def upsample_nearest_forward(x, size):
+    x = _c(x)
+    n, h, w, c = x.shape
+    y = cp.empty((n, h * size[0], w * size[1], c), dtype=x.dtype)
+    launch(kernel("pooling", "upsample_nearest_forward", x.dtype), y.size,
+           (x, *map(_i32, (n, h, w, c, *size)), y))
+    return y
+
+
+def upsample_nearest_backward(dy, size):
+    dy = _c(dy)
+    n, hs, ws, c = dy.shape
+    h, w = hs // size[0], ws // size[1]
+    dx = cp.empty((n, h, w, c), dtype=dy.dtype)
+    launch(kernel("pooling", "upsample_nearest_backward", dy.dtype), dx.size,
+           (dy, *map(_i32, (n, h, w, c, *size)), dx))
+    return dx
+
+
+# --- dropout --------------------------------------------------------------------------
+_uniform = cp.ElementwiseKernel(
+    "uint64 seed", "float32 u",
+    """
+    unsigned long long z = seed + (unsigned long long)i * 0x9E3779B97F4A7C15ULL;  // splitmix64
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+    u = (float)(z >> 40) * (1.0f / 16777216.0f);                                    // 24 bits: [0, 1)
+    """,
+    "scratchgan_uniform",
+)
+
+
+def device_uniform(seed: int, shape):
+    """U[0, 1) float32 of ``shape``, a pure function of (seed, index)."""
+    u = cp.empty(shape, dtype=cp.float32)
+    _uniform(np.uint64(seed), u)
+    return u
+
+
+def dropout_forward(x, rate, rng):
+    x = _c(x)
+    return dropout_with_uniforms(x, rate, device_uniform(int(rng.integers(0, 2**63)), x.shape))
+
+
+def dropout_with_uniforms(x, rate, u):
+    """The dropout kernel on given U[0, 1) draws ``u`` (float32, x's shape): keep where u >= rate."""
+    x, u = _c(x), _c(u).astype(cp.float32, copy=False)
+    scale = x.dtype.type(1.0 / (1.0 - rate))
+    y, keep = cp.empty_like(x), cp.empty(x.shape, dtype=cp.uint8)
+    launch(kernel("dropout", "dropout_forward", x.dtype), x.size, (x, u, np.float32(rate), scale, _i64(x.size), y, keep))
+    return y, keep, scale
+
+
+def dropout_backward(dy, keep, scale):
+    dy, keep = _c(dy), _c(keep).view(cp.uint8)
+    dx = cp.empty_like(dy)
+    launch(kernel("dropout", "dropout_backward", dy.dtype), dy.size, (dy, keep, dy.dtype.type(scale), _i64(dy.size), dx))
+    return dx
+
+
+# --- binary cross-entropy -------------------------------------------------------------
+def bce_forward(p, t, eps=1e-7):
+    p, t = _c(p), _c(t)
+    term, pc = cp.empty_like(p), cp.empty_like(p)
+    launch(kernel("losses", "bce_forward_terms", p.dtype), p.size, (p, t, p.dtype.type(eps), _i64(p.size), term, pc))
+    return float(term.mean()), pc
+
+
+def bce_backward(p, pc, t, eps=1e-7):
+    p, pc, t = _c(p), _c(pc), _c(t)
+    dp = cp.empty_like(p)
+    launch(kernel("losses", "bce_backward", p.dtype), p.size, (p, pc, t, p.dtype.type(eps), _i64(p.size), dp))
+    return dp
+
+
+def bce_logits_forward(z, t):
+    z, t = _c(z), _c(t)
+    term, sig = cp.empty_like(z), cp.empty_like(z)
+    launch(kernel("losses", "bce_logits_forward_terms", z.dtype), z.size, (z, t, _i64(z.size), term, sig))
+    return float(term.mean()), sig
+
+
+def bce_logits_backward(sig, t):
+    sig, t = _c(sig), _c(t)
+    dz = cp.empty_like(sig)
+    launch(kernel("losses", "bce_logits_backward", sig.dtype), sig.size, (sig, t, _i64(sig.size), dz))
+    return dz
+
+
+# --- optimizers (in place; parameters and their state are contiguous) ---------------------
+def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
+    T = param.dtype.type
+    alpha = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+    launch(kernel("optim", "adam_update", param.dtype), param.size,
+           (param, _c(grad), m, v, T(alpha), T(beta1), T(beta2), T(eps), _i64(param.size)))
+
+
+def sgd_update(param, grad, velocity, lr, momentum, nesterov):
+    T = param.dtype.type
+    if velocity is None:
+        launch(kernel("optim", "sgd_update", param.dtype), param.size, (param, _c(grad), T(lr), _i64(param.size)))
+        return
+    launch(kernel("optim", "sgd_momentum_update", param.dtype), param.size,
+           (param, _c(grad), velocity, T(lr), T(momentum), _i32(bool(nesterov)), _i64(param.size)))
+
+
+def rmsprop_update(param, grad, v, lr, rho, eps):
+    T = param.dtype.type
+    launch(kernel("optim", "rmsprop_update", param.dtype), param.size,
+           (param, _c(grad), v, T(lr), T(rho), T(eps), _i64(param.size)))
+
+
+KERNELS = {
+    "leaky_relu_forward": leaky_relu_forward,
+    "leaky_relu_backward": leaky_relu_backward,
+    "tanh_backward": _elementwise_backward("tanh_backward"),
+    "sigmoid_forward": sigmoid_forward,
+    "sigmoid_backward": _elementwise_backward("sigmoid_backward"),
+    "batchnorm_forward_train": batchnorm_forward_train,
+    "batchnorm_backward_train": batchnorm_backward_train,
+    "conv2d_forward": conv2d_forward,
+    "conv2d_backward_data": conv2d_backward_data,
+    "conv2d_backward_weights": conv2d_backward_weights,
+    "maxpool_forward": maxpool_forward,
+    "maxpool_backward": maxpool_backward,
+    "upsample_nearest_forward": upsample_nearest_forward,
+    "upsample_nearest_backward": upsample_nearest_backward,
+    "dropout_forward": dropout_forward,
+    "dropout_backward": dropout_backward,
+    "bce_forward": bce_forward,
+    "bce_backward": bce_backward,
+    "bce_logits_forward": bce_logits_forward,
+    "bce_logits_backward": bce_logits_backward,
+    "adam_update": adam_update,
+    "sgd_update": sgd_update,
+    "rmsprop_update": rmsprop_update,
+}
+
+#: ops whose NumPy reference runs on CuPy arrays instead, because CuPy already does it in
+#: one library call: GEMMs (cuBLAS), tanh (one element-wise kernel), the bias gradient's
+#: column sum (one reduction), and batch norm's inference mode (a few element-wise kernels)
+REFERENCE_ON_GPU = ("dense_forward", "dense_backward_data", "dense_backward_weights", "tanh_forward",
+                    "bias_backward", "batchnorm_forward_infer", "batchnorm_backward_infer")
+
+for _name, _fn in KERNELS.items():
+    register(_name, "cupy", _fn)

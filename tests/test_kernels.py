@@ -1,0 +1,345 @@
+"""Every kernel of each fast backend (Numba on the CPU, CuPy on a GPU) against the NumPy
+reference: odd sizes, strides 1-3, both paddings, batch 1, float32 and float64. Then whole
+models: equal losses on the backend and on the reference.
+
+The cupy cases are marked ``gpu`` and skip, saying why, where CuPy or a GPU is missing;
+on a GPU machine the same cases run there, inputs copied to the device and results back.
+"""
+import importlib
+import itertools
+
+import numpy as np
+import pytest
+
+import scratchgan
+from scratchgan import ops, zoo
+from scratchgan.backend import BackendError
+from scratchgan.train import GANTrainer
+from scratchgan.xp import to_host
+
+DTYPES = [np.float32, np.float64]
+
+
+def _unavailable(name):
+    """None if backend ``name`` runs here, else the reason it does not."""
+    try:
+        scratchgan.set_backend(name)
+        return None
+    except BackendError as err:
+        return str(err)
+    finally:
+        scratchgan.set_backend("numpy")
+
+
+@pytest.fixture(params=["numba", pytest.param("cupy", marks=pytest.mark.gpu), "cupy-emulated"])
+def backend(request):
+    """The backend under test, by its registry name. "cupy-emulated" is the cupy backend with
+    CuPy faked on the CPU (tests/cuda_on_cpu/fake_cupy.py): launch.py and the CUDA kernels'
+    arithmetic, run wherever g++ is; "cupy" is the real thing on a GPU."""
+    name = request.param
+    if name == "cupy-emulated":
+        request.getfixturevalue("fake_cupy")
+        name = "cupy"
+    elif name == "cupy" and _unavailable(name) is None and "fake" in repr(importlib.import_module("cupy")):
+        pytest.skip("CuPy is faked here")
+    why = _unavailable(name)
+    if why:
+        pytest.skip(f"the {request.param} backend cannot run here: {why}")
+    return name
+
+
+def device(backend, a):
+    """``a`` where ``backend`` keeps arrays (a CuPy copy for cupy; unchanged otherwise)."""
+    if backend == "cupy" and isinstance(a, np.ndarray):
+        import cupy
+
+        return cupy.asarray(a)
+    return a
+
+
+def host(result):
+    if isinstance(result, tuple):
+        return tuple(host(r) for r in result)
+    return result if result is None or np.isscalar(result) else to_host(result)
+
+
+def tol(dtype):
+    return {"rtol": 2e-4, "atol": 2e-4} if dtype == np.float32 else {"rtol": 1e-10, "atol": 1e-10}
+
+
+def both(backend, name, *args):
+    """(backend's result, reference result) of op ``name``, both on the host. Where the backend
+    has no kernel, its dispatcher runs the reference on the backend's arrays: so does this."""
+    impl = ops.OPS[name].get(backend, ops.OPS[name]["numpy"])
+    got = impl(*[device(backend, a) for a in args])
+    return host(got), ops.OPS[name]["numpy"](*args)
+
+
+def assert_close(got, want, dtype):
+    if isinstance(want, tuple):
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            assert_close(g, w, dtype)
+        return
+    if np.isscalar(want) or np.ndim(want) == 0:
+        np.testing.assert_allclose(got, want, **tol(dtype))
+        return
+    assert got.shape == want.shape, (got.shape, want.shape)
+    if want.dtype.kind == "f":
+        assert got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, **tol(dtype))
+    else:
+        np.testing.assert_array_equal(got.astype(want.dtype), want)
+
+
+CONV_CASES = [  # (n, h, w, c, kh, kw, f), strides, padding
+    (n, h, w, c, kh, kw, f, s, pad)
+    for (n, h, w, c, kh, kw, f), s, pad in itertools.product(
+        [(1, 7, 5, 3, 3, 2, 5), (3, 9, 11, 2, 4, 3, 1), (2, 6, 7, 5, 5, 5, 7), (2, 8, 8, 3, 1, 1, 3)],
+        [(1, 1), (2, 3), (3, 2)],
+        ["same", "valid"],
+    )
+    if not (pad == "valid" and (kh > h or kw > w))
+]
+
+
+@pytest.fixture(params=[False, True], ids=["one-chunk", "many-chunks"])
+def chunking(request, backend, monkeypatch):
+    """Also run the chunked im2col path with a tiny chunk (one image per GEMM)."""
+    if request.param:
+        module = {"numba": "scratchgan.kernels.numba.conv", "cupy": "scratchgan.kernels.cuda.launch"}[backend]
+        monkeypatch.setattr(importlib.import_module(module), "CHUNK_BYTES", 1)
+    return request.param
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: "x".join(map(str, c[:7])) + f"-s{c[7][0]}{c[7][1]}-{c[8]}")
+def test_convolution_kernels(backend, case, dtype, chunking, rng):
+    n, h, w, c, kh, kw, f, strides, pad = case
+    x = rng.standard_normal((n, h, w, c)).astype(dtype)
+    k = rng.standard_normal((kh, kw, c, f)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    y, y_ref = both(backend, "conv2d_forward", x, k, b, strides, pad)
+    assert_close(y, y_ref, dtype)
+    dy = rng.standard_normal(y_ref.shape).astype(dtype)
+    assert_close(*both(backend, "conv2d_backward_data", dy, k, x.shape, strides, pad), dtype)
+    assert_close(*both(backend, "conv2d_backward_weights", dy, x, k.shape, strides, pad), dtype)
+
+
+@pytest.mark.parametrize("f", [1, 4, 5])  # both sides of DIRECT_MAX_FILTERS
+def test_direct_and_gemm_convolutions_agree_at_the_switch(f, rng):
+    backend = "numba"
+    if _unavailable(backend):
+        pytest.skip(_unavailable(backend))
+    x = rng.standard_normal((2, 9, 7, 6))
+    k = rng.standard_normal((3, 5, 6, f))
+    y, y_ref = both(backend, "conv2d_forward", x, k, None, (2, 1), "same")
+    assert_close(y, y_ref, np.float64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 7), (3, 5, 7, 2), (13,)])
+def test_elementwise_kernels(backend, shape, dtype, rng):
+    x = (3 * rng.standard_normal(shape)).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    for slope in (0.0, 0.3):
+        y, y_ref = both(backend, "leaky_relu_forward", x, slope)
+        assert_close(y, y_ref, dtype)
+        assert_close(*both(backend, "leaky_relu_backward", dy, y_ref[1], slope), dtype)
+    for name in ("tanh", "sigmoid"):  # forwards stay NumPy's (faster)
+        y_ref = ops.OPS[f"{name}_forward"]["numpy"](x)
+        assert_close(*both(backend, f"{name}_backward", dy, y_ref), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 3), (7, 5), (3, 5, 7, 9), (1, 2, 3, 4)])
+def test_batchnorm_kernels(backend, shape, dtype, rng):
+    x = (5 * rng.standard_normal(shape) + 12).astype(dtype)
+    c = shape[-1]
+    gamma, beta = rng.standard_normal(c).astype(dtype), rng.standard_normal(c).astype(dtype)
+    out, ref = both(backend, "batchnorm_forward_train", x, gamma, beta, 1e-3)
+    assert_close(out, ref, dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    assert_close(*both(backend, "batchnorm_backward_train", dy, ref[1], ref[2], gamma), dtype)
+    mm, mv = rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2, c).astype(dtype)
+    out, ref = both(backend, "batchnorm_forward_infer", x, gamma, beta, mm, mv, 1e-3)
+    assert_close(out, ref, dtype)
+    assert_close(*both(backend, "batchnorm_backward_infer", dy, ref[1], ref[2]), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("pool, strides, pad", [((2, 2), (2, 2), "valid"), ((3, 2), (1, 3), "same"),
+                                                 ((3, 3), (2, 2), "same"), ((2, 3), (3, 1), "valid")])
+def test_pooling_kernels(backend, pool, strides, pad, dtype, rng):
+    x = rng.standard_normal((2, 7, 9, 3)).astype(dtype)
+    x[0, 0, :2, 0] = 1.5  # a tie: the first maximum wins on both backends
+    (y, arg), (y_ref, arg_ref) = both(backend, "maxpool_forward", x, pool, strides, pad)
+    assert_close(y, y_ref, dtype)
+    np.testing.assert_array_equal(arg, arg_ref)
+    dy = rng.standard_normal(y_ref.shape).astype(dtype)
+    assert_close(*both(backend, "maxpool_backward", dy, arg_ref, x.shape, pool, strides, pad), dtype)
+    for size in ((2, 2), (1, 3), (3, 2)):
+        up, up_ref = both(backend, "upsample_nearest_forward", x, size)
+        assert_close(up, up_ref, dtype)
+        d = rng.standard_normal(up_ref.shape).astype(dtype)
+        assert_close(*both(backend, "upsample_nearest_backward", d, size), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_kernels_drop_the_same_elements(backend, dtype, rng):
+    """Given the reference's uniform draws, the kernel keeps and scales the same elements.
+    (Numba draws them from the same NumPy generator; the GPU draws its own, so it is handed them.)"""
+    x = rng.standard_normal((3, 5, 7)).astype(dtype)
+    want = ops.OPS["dropout_forward"]["numpy"](x, 0.4, np.random.default_rng(5))
+    if backend == "cupy":
+        from scratchgan.kernels.cuda import launch
+
+        u = np.random.default_rng(5).random(x.shape, dtype=np.float32)  # the reference's draws
+        got = host(launch.dropout_with_uniforms(device(backend, x), 0.4, device(backend, u)))
+    else:
+        got = ops.OPS["dropout_forward"][backend](x, 0.4, np.random.default_rng(5))
+    assert_close(got, want, dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    assert_close(*both(backend, "dropout_backward", dy, want[1], want[2]), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bce_kernels(backend, dtype, rng):
+    p = rng.uniform(0, 1, (7, 1)).astype(dtype)
+    p[0, 0], p[1, 0] = 0.0, 1.0  # clipped: zero gradient on both backends
+    t = rng.uniform(0, 1, (7, 1)).astype(dtype)
+    (loss, pc), (loss_ref, pc_ref) = both(backend, "bce_forward", p, t)
+    assert_close((loss, pc), (loss_ref, pc_ref), dtype)
+    assert_close(*both(backend, "bce_backward", p, pc_ref, t), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name, extra", [
+    ("adam_update", (1e-3, 0.9, 0.999, 1e-7, 3)),
+    ("sgd_update", (1e-2, 0.9, True)),
+    ("sgd_update", (1e-2, 0.9, False)),
+    ("sgd_update", (1e-2, 0.0, False)),
+    ("rmsprop_update", (1e-3, 0.9, 1e-7)),
+])
+def test_optimizer_kernels_update_in_place(backend, name, extra, dtype, rng):
+    shape = (5, 3, 7)
+    param, grad = rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype)
+    slots = {"adam_update": 2, "rmsprop_update": 1}.get(name, 1)
+    states = [np.abs(rng.standard_normal(shape)).astype(dtype) for _ in range(slots)]
+    if name == "sgd_update" and extra[1] == 0:
+        states = [None]
+    runs = []
+    for which in (backend, "numpy"):
+        p = device(which, param.copy())
+        s = [None if a is None else device(which, a.copy()) for a in states]
+        ops.OPS[name][which](p, device(which, grad), *s, *extra)
+        runs.append(host((p, *[a for a in s if a is not None])))
+    assert_close(runs[0], runs[1], dtype)
+    assert not np.array_equal(runs[0][0], param)
+
+
+def _first_losses(name, dtype, backend, monkeypatch, iterations=3):
+    small = name == "cifar_frog"  # its G is 6.3 M parameters of 32x32 convolutions: keep it short
+    if backend == "cupy":  # the GPU's dropout draws its own uniforms: hand it the reference's
+        import cupy
+
+        from scratchgan.kernels.cuda import launch
+
+        monkeypatch.setitem(ops.OPS["dropout_forward"], "cupy", lambda x, rate, rng: launch.dropout_with_uniforms(
+            x, rate, cupy.asarray(rng.random(x.shape, dtype=np.float32))))
+    losses = {}
+    for which in ("numpy", backend):
+        scratchgan.set_backend(which)
+        g, d, recipe = zoo.build(name, seed=4)
+        g.astype(dtype), d.astype(dtype)
+        recipe.override(batch_size=2 if small else 6)
+        lo, hi = recipe.data_range
+        data = np.random.default_rng(0).uniform(lo, hi, (24, *recipe.image_shape)).astype(dtype)
+        trainer = GANTrainer(g, d, recipe, data, seed=4)
+        losses[which] = np.array([trainer.step() for _ in range(2 if small else iterations)])
+    scratchgan.set_backend("numpy")
+    return losses[backend], losses["numpy"]
+
+
+@pytest.mark.parametrize("name", list(zoo.MODELS))
+def test_models_train_alike_on_both_backends(backend, name, monkeypatch):
+    """Same seed, same data: the first iterations' losses agree, in float64 to rounding."""
+    got, want = _first_losses(name, np.float64, backend, monkeypatch)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(zoo.MODELS))
+def test_models_train_alike_in_float32(backend, name, monkeypatch):
+    """In float32 too. cifar_frog only for its first iteration: RMSprop's first step moves
+    every weight by about lr * sqrt(10) * sign(g) whatever |g| is, so a gradient that is
+    zero up to rounding gets a full step whose sign is the rounding's (float64 agrees)."""
+    got, want = _first_losses(name, np.float32, backend, monkeypatch)
+    if name == "cifar_frog":
+        got, want = got[:1], want[:1]
+    np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
+
+
+def test_every_op_has_a_numba_kernel_or_a_reason_not_to():
+    from scratchgan.kernels.numba import NUMPY_IS_FASTER
+
+    scratchgan.set_backend("numba")
+    assert scratchgan.get_backend() == "numba"
+    missing = sorted(name for name, impls in ops.OPS.items() if "numba" not in impls)
+    assert missing == sorted(NUMPY_IS_FASTER)
+
+
+# --- the GPU alone -------------------------------------------------------------------------
+gpu = pytest.mark.gpu
+
+
+@pytest.fixture(params=[pytest.param("cupy", marks=pytest.mark.gpu), "cupy-emulated"])
+def cupy_backend(request):
+    if request.param == "cupy-emulated":
+        request.getfixturevalue("fake_cupy")
+    why = _unavailable("cupy")
+    if why:
+        pytest.skip(f"the cupy backend cannot run here: {why}")
+    scratchgan.set_backend("cupy")
+    yield importlib.import_module("cupy")
+    scratchgan.set_backend("numpy")
+
+
+@gpu
+def test_every_op_has_a_cuda_kernel_or_runs_its_reference_on_the_gpu(cupy_backend):
+    from scratchgan.kernels.cuda.launch import KERNELS, REFERENCE_ON_GPU
+
+    assert sorted(set(ops.OPS) - set(KERNELS)) == sorted(REFERENCE_ON_GPU)
+    x = cupy_backend.asarray(np.random.default_rng(0).standard_normal((3, 4)), dtype=np.float32)
+    for name in ("dense_forward", "tanh_forward"):  # the references stay on the device
+        out = ops.OPS[name]["numpy"](*((x, cupy_backend.ones((4, 2), np.float32), None) if name == "dense_forward" else (x,)))
+        assert isinstance(out, cupy_backend.ndarray)
+
+
+@gpu
+def test_gpu_dropout_draws_are_uniform_and_reproducible(cupy_backend):
+    from scratchgan.kernels.cuda import launch
+
+    u = launch.device_uniform(7, (1000, 1001))
+    assert u.dtype == np.float32 and float(u.min()) >= 0 and float(u.max()) < 1
+    assert abs(float(u.mean()) - 0.5) < 2e-3 and abs(float(u.var()) - 1 / 12) < 2e-3
+    assert bool((u == launch.device_uniform(7, (1000, 1001))).all())
+    assert float((u == launch.device_uniform(8, (1000, 1001))).mean()) < 1e-3
+    x = cupy_backend.ones((500, 1001), np.float32)
+    y, keep, scale = launch.dropout_forward(x, 0.4, np.random.default_rng(0))
+    assert abs(float(keep.mean()) - 0.6) < 5e-3
+    assert bool((y == keep * np.float32(1 / 0.6)).all())
+
+
+@gpu
+def test_training_on_the_gpu_keeps_every_array_on_the_device(cupy_backend):
+    g, d, recipe = zoo.build("dcgan", seed=0)
+    recipe.override(batch_size=8)
+    data = np.random.default_rng(0).uniform(0, 1, (32, 28, 28, 1)).astype(np.float32)
+    trainer = GANTrainer(g, d, recipe, data, seed=0)
+    trainer.step()
+    arrays = [trainer.data, *g.params.values(), *d.params.values(),
+              *(a for opt in (trainer.g_opt, trainer.d_opt) for slots in opt.state.values() for a in slots.values())]
+    assert all(isinstance(a, cupy_backend.ndarray) for a in arrays)
+    with pytest.raises(scratchgan.layers.base.LayerError, match="input is a NumPy \\(host\\) array but the weights are CuPy"):
+        g.forward(np.zeros((2, 100), np.float32))
+    assert isinstance(g.predict(np.zeros((2, 100), np.float32)), cupy_backend.ndarray)  # predict moves its input
