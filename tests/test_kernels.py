@@ -7,6 +7,7 @@ on a GPU machine the same cases run there, inputs copied to the device and resul
 """
 import importlib
 import itertools
+import sys
 
 import numpy as np
 import pytest
@@ -239,7 +240,12 @@ def test_optimizer_kernels_update_in_place(backend, name, extra, dtype, rng):
 
 
 def _first_losses(name, dtype, backend, monkeypatch, iterations=3):
-    small = name == "cifar_frog"  # its G is 6.3 M parameters of 32x32 convolutions: keep it short
+    # cifar_frog's G is 6.3 M parameters of 32x32 convolutions, and the emulated CUDA kernels
+    # run one (block, thread) at a time on the CPU: keep those short
+    emulated = backend == "cupy" and getattr(sys.modules.get("cupy"), "EMULATED", False)
+    small = name == "cifar_frog" or emulated
+    if emulated and name == "cifar_frog":
+        iterations = 1  # about 35 s on 2 cores even so
     if backend == "cupy":  # the GPU's dropout draws its own uniforms: hand it the reference's
         import cupy
 
@@ -256,7 +262,7 @@ def _first_losses(name, dtype, backend, monkeypatch, iterations=3):
         lo, hi = recipe.data_range
         data = np.random.default_rng(0).uniform(lo, hi, (24, *recipe.image_shape)).astype(dtype)
         trainer = GANTrainer(g, d, recipe, data, seed=4)
-        losses[which] = np.array([trainer.step() for _ in range(2 if small else iterations)])
+        losses[which] = np.array([trainer.step() for _ in range(min(2, iterations) if small else iterations)])
     scratchgan.set_backend("numpy")
     return losses[backend], losses["numpy"]
 
@@ -273,6 +279,8 @@ def test_models_train_alike_in_float32(backend, name, monkeypatch):
     """In float32 too. cifar_frog only for its first iteration: RMSprop's first step moves
     every weight by about lr * sqrt(10) * sign(g) whatever |g| is, so a gradient that is
     zero up to rounding gets a full step whose sign is the rounding's (float64 agrees)."""
+    if name == "cifar_frog" and getattr(sys.modules.get("cupy"), "EMULATED", False) and backend == "cupy":
+        pytest.skip("emulated CUDA: cifar_frog is checked in float64 only (its kernels are the same, and slow here)")
     got, want = _first_losses(name, np.float32, backend, monkeypatch)
     if name == "cifar_frog":
         got, want = got[:1], want[:1]

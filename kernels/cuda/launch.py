@@ -37,11 +37,15 @@ CHUNK_BYTES = 512 << 20
 
 _TYPE_NAMES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 _modules: dict[str, cp.RawModule] = {}
+_functions: dict[tuple, object] = {}
 
 
 def kernel(family: str, name: str, dtype):
-    """The compiled kernel ``name<float>`` or ``name<double>`` of ``family``.cu."""
+    """The compiled kernel ``name<float>`` or ``name<double>`` of ``family``.cu (looked up once)."""
     dtype = np.dtype(dtype)
+    fn = _functions.get((family, name, dtype))
+    if fn is not None:
+        return fn
     if dtype not in _TYPE_NAMES:
         raise TypeError(f"the CUDA kernels take float32 or float64 arrays, got {dtype}")
     module = _modules.get(family)
@@ -50,7 +54,8 @@ def kernel(family: str, name: str, dtype):
             code=source_path(family).read_text(), options=("-std=c++14",),
             name_expressions=name_expressions(family),
         )
-    return module.get_function(f"{name}<{_TYPE_NAMES[dtype]}>")
+    fn = _functions[(family, name, dtype)] = module.get_function(f"{name}<{_TYPE_NAMES[dtype]}>")
+    return fn
 
 
 def launch(fn, n: int, args) -> None:

@@ -18,6 +18,7 @@ limits, NVRTC, cuBLAS, speed. Those wait for a real GPU (the same tests run ther
 from __future__ import annotations
 
 import ctypes
+import functools
 import re
 import types
 from pathlib import Path
@@ -46,6 +47,7 @@ def _device(result):
     return result
 
 
+@functools.lru_cache(maxsize=None)
 def _signatures():
     """{kernel name: [parameter type, ...]} from every .cu file."""
     out = {}
@@ -87,8 +89,12 @@ class _Kernel:
             return ctype(arg)
         # a struct passed by value: a one-element structured array with the struct's int fields
         assert isinstance(arg, np.ndarray) and arg.dtype.names and arg.shape == (1,), f"{where}: got {arg!r}"
-        struct = type(param, (ctypes.Structure,), {"_fields_": [(f, ctypes.c_int) for f in arg.dtype.names]})
-        return struct(*(int(arg[f][0]) for f in arg.dtype.names))
+        return _struct_type(param, arg.dtype.names)(*(int(arg[f][0]) for f in arg.dtype.names))
+
+
+@functools.lru_cache(maxsize=None)
+def _struct_type(name, fields):
+    return type(name, (ctypes.Structure,), {"_fields_": [(f, ctypes.c_int) for f in fields]})
 
 
 class RawModule:
@@ -126,6 +132,7 @@ def make(emulator) -> types.ModuleType:
     global _EMULATOR
     _EMULATOR = emulator
     module = types.ModuleType("cupy")
+    module.EMULATED = True
     module.ndarray = ndarray
     module.RawModule = RawModule
     module.ElementwiseKernel = ElementwiseKernel
