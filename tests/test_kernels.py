@@ -41,8 +41,6 @@ def backend(request):
     if name == "cupy-emulated":
         request.getfixturevalue("fake_cupy")
         name = "cupy"
-    elif name == "cupy" and _unavailable(name) is None and "fake" in repr(importlib.import_module("cupy")):
-        pytest.skip("CuPy is faked here")
     why = _unavailable(name)
     if why:
         pytest.skip(f"the {request.param} backend cannot run here: {why}")
