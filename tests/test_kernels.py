@@ -349,3 +349,23 @@ def test_training_on_the_gpu_keeps_every_array_on_the_device(cupy_backend):
     with pytest.raises(scratchgan.layers.base.LayerError, match="input is a NumPy \\(host\\) array but the weights are CuPy"):
         g.forward(np.zeros((2, 100), np.float32))
     assert isinstance(g.predict(np.zeros((2, 100), np.float32)), cupy_backend.ndarray)  # predict moves its input
+
+
+@pytest.mark.parametrize("model", ["mlp", "dcgan_bn"])
+def test_the_command_line_trains_samples_and_evaluates_on_the_gpu(cupy_backend, model, tmp_path, capsys):
+    """train (checkpoint, curves, GIF), resume, sample and evaluate with --backend cupy."""
+    from PIL import Image
+
+    from scratchgan.cli import main
+
+    run = tmp_path / "run"
+    common = ["--backend", "cupy"]
+    size = ["--batch-size", "4"] if model != "mlp" else []
+    assert main([*common, "train", "--model", model, "--iterations", "2", "--sample-interval", "1",
+                 "--no-progress", "--out", str(run), *size]) == 0
+    assert main([*common, "train", "--resume", str(run), "--iterations", "3", "--no-progress"]) == 0
+    assert (run / "checkpoint.npz").is_file() and (run / "curves.png").is_file()
+    assert main([*common, "sample", str(run), "--n", "4", "--nice", "--out", str(tmp_path / "s.png")]) == 0
+    assert Image.open(tmp_path / "s.png").size[0] > 28
+    assert main([*common, "evaluate", str(run), "--n", "200", "--json"]) == 0
+    assert '"frechet_distance"' in capsys.readouterr().out
