@@ -369,3 +369,16 @@ def test_the_command_line_trains_samples_and_evaluates_on_the_gpu(cupy_backend, 
     assert Image.open(tmp_path / "s.png").size[0] > 28
     assert main([*common, "evaluate", str(run), "--n", "200", "--json"]) == 0
     assert '"frechet_distance"' in capsys.readouterr().out
+
+
+def test_a_model_built_on_the_host_moves_to_the_gpu_with_to_backend(cupy_backend, rng):
+    scratchgan.set_backend("numpy")
+    g, _, _ = zoo.build("dcgan_bn", seed=0)
+    z = rng.standard_normal((3, 100)).astype(np.float32)
+    want = g.predict(z)
+    scratchgan.set_backend("cupy")
+    with pytest.raises(scratchgan.layers.base.LayerError, match="call model.to_backend"):
+        g.forward(cupy_backend.asarray(z), training=False)
+    g.to_backend()
+    assert all(isinstance(a, cupy_backend.ndarray) for a in [*g.params.values(), *g.buffers.values()])
+    np.testing.assert_allclose(to_host(g.predict(z)), want, rtol=1e-4, atol=1e-5)
