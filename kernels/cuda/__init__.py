@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).parent
+#: what launch.py gives cupy.RawModule (NVRTC); CuPy adds the GPU's architecture itself
+NVRTC_OPTIONS = ("-std=c++14",)
 FAMILIES = ("activations", "batchnorm", "conv", "dropout", "losses", "optim", "pooling")
 _KERNEL = re.compile(r"template <typename T>\s*__global__ void (\w+)\(")
 _STRUCT = re.compile(r"struct (\w+) \{\s*int ([\w\s,]+);\s*\};")

@@ -28,7 +28,7 @@ import numpy as np
 from scratchgan.ops.geometry import window_geometry
 from scratchgan.ops.registry import register
 
-from . import name_expressions, source_path, struct_dtype
+from . import NVRTC_OPTIONS, name_expressions, source_path, struct_dtype
 
 THREADS = 256
 MAX_BLOCKS = 4096
@@ -51,7 +51,7 @@ def kernel(family: str, name: str, dtype):
     module = _modules.get(family)
     if module is None:
         module = _modules[family] = cp.RawModule(
-            code=source_path(family).read_text(), options=("-std=c++14",),
+            code=source_path(family).read_text(), options=NVRTC_OPTIONS,
             name_expressions=name_expressions(family),
         )
     fn = _functions[(family, name, dtype)] = module.get_function(f"{name}<{_TYPE_NAMES[dtype]}>")
