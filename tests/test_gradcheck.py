@@ -95,10 +95,13 @@ def test_gradcheck_command_prints_the_table(capsys):
     assert f"{len(CASES) + len(LOSS_CASES)} of {len(CASES) + len(LOSS_CASES)} checks passed" in out
 
 
-@pytest.mark.gpu
+@pytest.mark.parametrize("where", [pytest.param("gpu", marks=pytest.mark.gpu), "emulated"])
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_layer_gradients_on_the_gpu(case):
-    """The same checks with the cupy backend: weights, inputs and perturbations on the GPU, float64."""
+def test_layer_gradients_on_the_gpu(case, where, request):
+    """The same checks with the cupy backend: weights, inputs and perturbations on the GPU,
+    float64; "emulated" runs them through launch.py and the CUDA kernels on the CPU."""
+    if where == "emulated":
+        request.getfixturevalue("fake_cupy")
     try:
         scratchgan.set_backend("cupy")
     except scratchgan.backend.BackendError as err:
