@@ -382,3 +382,22 @@ def test_a_model_built_on_the_host_moves_to_the_gpu_with_to_backend(cupy_backend
     g.to_backend()
     assert all(isinstance(a, cupy_backend.ndarray) for a in [*g.params.values(), *g.buffers.values()])
     np.testing.assert_allclose(to_host(g.predict(z)), want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("model", ["dcgan", "dcgan_upsample"])
+def test_a_gpu_training_step_reads_back_only_scalars(fake_cupy, model):
+    """No host round trip per step beyond the scalars that are logged: counted on the emulated
+    GPU, whose arrays log every read. A step reads D's loss and accuracy, G's loss, and the
+    loss's check that predictions are probabilities: one number each."""
+    from cuda_on_cpu.fake_cupy import READS
+
+    scratchgan.set_backend("cupy")
+    g, d, recipe = zoo.build(model, seed=0)
+    recipe.override(batch_size=4)
+    lo, hi = recipe.data_range
+    trainer = GANTrainer(g, d, recipe, np.random.default_rng(0).uniform(lo, hi, (16, 28, 28, 1)).astype(np.float32), seed=0)
+    trainer.step()  # the first step may set things up
+    READS.clear()
+    trainer.step()
+    assert READS and all(size == 1 for size in READS), READS
+    assert len(READS) <= 5, READS

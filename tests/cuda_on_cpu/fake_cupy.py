@@ -8,6 +8,7 @@
   order, pointer element types, ``long long`` / ``int`` / ``T`` / ``float`` scalars, structs,
   and that every array is C-contiguous. A launch with a wrong argument fails here.
 * Every other CuPy function is NumPy's, its array results wrapped as "device" arrays.
+* Every read back to the host (``.get()``, ``float()``, ``bool()``) is logged in ``READS``.
 * ``ElementwiseKernel`` knows only launch.py's uniform generator (splitmix64, re-derived in
   NumPy's wrapping uint64 arithmetic).
 
@@ -29,11 +30,24 @@ CUDA_DIR = Path(__file__).resolve().parents[2] / "kernels" / "cuda"
 _SIGNATURE = re.compile(r"template <typename T>\s*__global__ void (\w+)\(([^)]*)\)\s*\{")
 
 
+#: the size of every array read back to the host ("device to host" copies), in order
+READS: list = []
+
+
 class ndarray(np.ndarray):
-    """A NumPy array that scratchgan takes for a CuPy array."""
+    """A NumPy array that scratchgan takes for a CuPy array; reads back to the host are logged."""
 
     def get(self):
+        READS.append(self.size)
         return np.array(self.view(np.ndarray))
+
+    def __float__(self):
+        READS.append(self.size)
+        return float(self.view(np.ndarray))
+
+    def __bool__(self):
+        READS.append(self.size)
+        return bool(self.view(np.ndarray))
 
 
 ndarray.__module__ = "cupy._core.core"
