@@ -35,7 +35,7 @@ def features_and_probabilities(model: Sequential, images, batch: int = 1000):
     """(features (N, 64) float64, class probabilities (N, 10)) of images in [0, 1]."""
     feats, probs = [], []
     for i in range(0, len(images), batch):
-        x = to_device(to_host(images[i:i + batch]), dtype=np.float32)  # the GPU on the cupy backend
+        x = to_device(images[i:i + batch], dtype=np.float32)  # the GPU on the cupy backend
         for k, layer in enumerate(model.layers):
             x = layer.forward(x, training=False)
             if k + 1 == FEATURE_LAYERS:

@@ -130,7 +130,7 @@ def gradcheck(target, x, dy=None, *, training=True, h=H, max_elements=64, direct
     for layer in _layers(model):
         layer.astype(np.float64)
     xp = backend_module()  # on the cupy backend the whole check runs on the GPU
-    x = xp.array(to_host(x) if xp is not np else x, dtype=np.float64)
+    x = xp.array(to_host(x), dtype=np.float64)  # a float64 copy
     # Salted, so that dy never repeats a stream the caller drew x from with the same seed
     # (dy proportional to x would make BatchNorm's true dx zero).
     rng = np.random.default_rng([seed, 0x5C6A])

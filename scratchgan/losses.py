@@ -33,7 +33,7 @@ class BinaryCrossentropy:
 
     def forward(self, prediction, target) -> float:
         """The mean loss over all elements, as a Python float."""
-        p = prediction if array_module(prediction) is not np else np.asarray(prediction)
+        p = array_module(prediction).asarray(prediction)  # host or GPU, wherever it already is
         if p.dtype.kind != "f":
             raise LossError(f"predictions must be floating point, got dtype {p.dtype}")
         t = like(target, p, dtype=p.dtype)
@@ -67,7 +67,7 @@ class BinaryCrossentropy:
 
 def binary_accuracy(probabilities, target, threshold: float = 0.5) -> float:
     """Fraction of predictions on the right side of ``threshold`` (Keras's binary accuracy)."""
-    p = probabilities if array_module(probabilities) is not np else np.asarray(probabilities)
+    p = array_module(probabilities).asarray(probabilities)
     t = like(target, p)
     return to_float(((p > threshold) == (t > threshold)).mean())
 

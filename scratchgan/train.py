@@ -77,6 +77,7 @@ class GANTrainer:
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.history = []  # one row per iteration: METRICS
         self._permutation = None  # (epoch, permutation) of the "shuffle" data order
+        self._label_cache = {}  # (n_real, n_fake, dtype) -> D's noiseless targets
 
     # --- one iteration ---------------------------------------------------------------
     def real_batch(self, n: int, draw: int):
@@ -104,13 +105,18 @@ class GANTrainer:
         return self._permutation[1]
 
     def _targets(self, n_real: int, n_fake: int, dtype):
-        """D's targets: real_label (smoothed) then fake_label, plus U(0, label_noise)."""
+        """D's targets: real_label (smoothed) then fake_label, plus U(0, label_noise).
+        The noiseless labels are built once per shape (and moved to the GPU once there)."""
         r = self.recipe
-        real = r.real_label + r.label_smoothing * (r.fake_label - r.real_label)
-        t = np.concatenate([np.full(n_real, real), np.full(n_fake, r.fake_label)]).astype(dtype)[:, None]
-        if r.label_noise:
-            t += (r.label_noise * self.rng.random(t.shape)).astype(dtype)
-        return self._here(t)
+        key = (n_real, n_fake, np.dtype(dtype))
+        base = self._label_cache.get(key)
+        if base is None:
+            real = r.real_label + r.label_smoothing * (r.fake_label - r.real_label)
+            labels = np.concatenate([np.full(n_real, real), np.full(n_fake, r.fake_label)]).astype(dtype)[:, None]
+            base = self._label_cache[key] = self._here(labels)
+        if r.label_noise:  # drawn on the host by the trainer's generator: every backend adds the same noise
+            return base + self._here((r.label_noise * self.rng.random(base.shape)).astype(dtype))
+        return base
 
     def _d_forward_backward(self, images, target):
         p = self.D.forward(images, training=True)

@@ -127,9 +127,10 @@ def test_convolution_kernels(backend, case, dtype, chunking, rng):
 
 @pytest.mark.parametrize("f", [1, 4, 5])  # both sides of DIRECT_MAX_FILTERS
 def test_direct_and_gemm_convolutions_agree_at_the_switch(f, rng):
-    backend = "numba"
-    if _unavailable(backend):
-        pytest.skip(_unavailable(backend))
+    backend = "numba"  # the direct kernels are Numba's alone
+    why = _unavailable(backend)
+    if why:
+        pytest.skip(why)
     x = rng.standard_normal((2, 9, 7, 6))
     k = rng.standard_normal((3, 5, 6, f))
     y, y_ref = both(backend, "conv2d_forward", x, k, None, (2, 1), "same")
