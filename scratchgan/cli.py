@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend
+from .zoo import FIXED_FIELDS, OPTIMIZERS
 
 
 def _positive(value):
@@ -47,6 +48,24 @@ def build_parser():
     r.add_argument("--latent", choices=("normal", "uniform"), help="z ~ N(0, 1) or U(-1, 1)")
     r.add_argument("--z-dim", type=_positive, help="latent size (a new run only)")
     r.add_argument("--data-order", choices=("random", "shuffle", "sequential"), help="how real batches are drawn")
+    r.add_argument("--real-label", type=float, help="D's target for real images (G is trained towards it)")
+    r.add_argument("--fake-label", type=float, help="D's target for fake images")
+    r.add_argument("--d-half-batch", action=argparse.BooleanOptionalAction,
+                   help="D sees batch/2 real + batch/2 fake (else a batch of each)")
+    r.add_argument("--fake-training-mode", action=argparse.BooleanOptionalAction,
+                   help="G makes D's fakes in training mode (batch statistics); no: Keras's predict()")
+    r.add_argument("--data-range", type=float, nargs=2, metavar=("LOW", "HIGH"), help="scale images to [LOW, HIGH]")
+    r.add_argument("--optimizer", choices=OPTIMIZERS,
+                   help="both optimizers; one other than the recipe's starts from its own (Keras's) defaults")
+    r.add_argument("--d-optimizer", choices=OPTIMIZERS, help="D's optimizer")
+    r.add_argument("--g-optimizer", choices=OPTIMIZERS, help="G's optimizer")
+    r.add_argument("--momentum", type=float, help="SGD momentum (both optimizers)")
+    r.add_argument("--nesterov", action=argparse.BooleanOptionalAction, help="SGD Nesterov momentum (both)")
+    r.add_argument("--beta1", type=float, help="Adam beta_1 (both optimizers)")
+    r.add_argument("--beta2", type=float, help="Adam beta_2 (both optimizers)")
+    r.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="any other recipe field, repeatable: e.g. --set d_optimizer.epsilon=1e-8, "
+                        "--set g_optimizer.clipvalue=1 (values are read as JSON, else as text)")
     t.add_argument("--out", help="run directory (default: runs/MODEL-TIMESTAMP)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
 
@@ -128,7 +147,11 @@ def cmd_train(args):
 
     if args.resume and args.z_dim and args.z_dim != recipe.z_dim:
         raise ValueError(f"--z-dim {args.z_dim}: a resumed run keeps its latent size {recipe.z_dim}")
+    optimizers_before = (recipe.d_optimizer["name"], recipe.g_optimizer["name"])
     recipe.override(**recipe_overrides(args))
+    if args.resume and (recipe.d_optimizer["name"], recipe.g_optimizer["name"]) != optimizers_before:
+        raise ValueError(f"a resumed run keeps its optimizers (D {optimizers_before[0]}, G {optimizers_before[1]}): "
+                         "their state in the checkpoint is for those; start a new run to change them")
     if args.data:
         config["data"] = args.data
     if args.classes:
@@ -156,10 +179,30 @@ def recipe_overrides(args) -> dict:
     changes = {name: getattr(args, name) for name in (
         "iterations", "batch_size", "sample_interval", "d_steps", "d_mode", "label_smoothing",
         "label_noise", "latent", "data_order")}
+    changes.update(real_label=args.real_label, fake_label=args.fake_label, d_half_batch=args.d_half_batch,
+                   fake_training_mode=args.fake_training_mode, data_range=args.data_range)
+    settings = {"momentum": args.momentum, "nesterov": args.nesterov, "beta_1": args.beta1, "beta_2": args.beta2}
     for which in ("d", "g"):
-        lr = getattr(args, f"{which}_lr") or args.lr
-        if lr:
-            changes[f"{which}_optimizer"] = {"lr": lr}
+        spec = {"name": getattr(args, f"{which}_optimizer") or args.optimizer,
+                "lr": getattr(args, f"{which}_lr") or args.lr, **settings}
+        spec = {k: v for k, v in spec.items() if v is not None}
+        if spec:
+            changes[f"{which}_optimizer"] = spec
+    for item in args.set:
+        field, _, value = item.partition("=")
+        if not _ or not field:
+            raise ValueError(f"--set {item!r}: expected FIELD=VALUE, e.g. --set d_optimizer.epsilon=1e-8")
+        name, _, key = field.partition(".")
+        if name in FIXED_FIELDS:
+            raise ValueError(f"--set {item!r}: {name} is the model itself; choose another --model")
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            pass  # plain text, e.g. SGD or sequential
+        if key:
+            changes[name] = {**changes.get(name, {}), key: value}
+        else:
+            changes[name] = value
     return changes
 
 

@@ -90,6 +90,11 @@ class Adam(Optimizer):
 
     def __init__(self, lr=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7, clipvalue=None):
         super().__init__(lr, clipvalue)
+        for name, value in (("beta_1", beta_1), ("beta_2", beta_2)):
+            if not 0 <= value < 1:
+                raise OptimizerError(f"Adam: {name} must be in [0, 1), got {value}")
+        if epsilon <= 0:
+            raise OptimizerError(f"Adam: epsilon must be positive, got {epsilon}")
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
 
     def _update(self, param, grad, state):
@@ -119,6 +124,10 @@ class RMSprop(Optimizer):
 
     def __init__(self, lr=1e-3, rho=0.9, epsilon=1e-7, clipvalue=None, decay=0.0):
         super().__init__(lr, clipvalue)
+        if not 0 <= rho < 1:
+            raise OptimizerError(f"RMSprop: rho must be in [0, 1), got {rho}")
+        if epsilon <= 0 or decay < 0:
+            raise OptimizerError(f"RMSprop: epsilon must be positive and decay not negative, got {epsilon}, {decay}")
         self.rho, self.epsilon, self.decay = float(rho), float(epsilon), float(decay)
 
     def _update(self, param, grad, state):

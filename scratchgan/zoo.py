@@ -19,6 +19,7 @@ cifar_frog          6,264,579     790,913  CIFAR-10 class frog, 32x32x3
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from . import optimizers
@@ -41,6 +42,10 @@ from .models import Sequential
 D_MODES = ("separate", "sum", "concat")
 #: how real batches are drawn from the data
 DATA_ORDERS = ("random", "shuffle", "sequential")
+#: the optimizers a recipe can name
+OPTIMIZERS = ("Adam", "SGD", "RMSprop")
+#: fields that are the model itself, not how it is trained
+FIXED_FIELDS = ("model", "image_shape")
 
 
 @dataclass
@@ -103,11 +108,24 @@ class Recipe:
         need(self.real_label != self.fake_label, "real_label and fake_label must differ")
         lo, hi = self.data_range
         need(lo < hi, f"data_range must be (low, high) with low < high, got {self.data_range}")
+        for which in ("d_optimizer", "g_optimizer"):
+            spec = dict(getattr(self, which))
+            name = spec.pop("name", None)
+            need(name in OPTIMIZERS, f"{which}: name must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
+            takes = [p for p in inspect.signature(getattr(optimizers, name)).parameters]
+            unknown = sorted(set(spec) - set(takes))
+            need(not unknown, f"{which}: {name} takes {', '.join(takes)}; not {', '.join(unknown)}")
+            try:
+                getattr(optimizers, name)(**spec)
+            except optimizers.OptimizerError as err:
+                need(False, f"{which}: {err}")
 
     def override(self, **changes):
         """Set fields by name (None values are skipped), converting to the field's type.
 
-        All or nothing: an invalid value raises and leaves the recipe as it was."""
+        An optimizer dict is merged into the current one; naming another optimizer
+        starts from that optimizer's defaults. All or nothing: an invalid value raises
+        and leaves the recipe as it was."""
         types = {f.name: type(getattr(self, f.name)) for f in fields(self)}
         new = {}
         for name, value in changes.items():
@@ -116,9 +134,15 @@ class Recipe:
             if name not in types:
                 raise KeyError(f"recipe has no field {name!r}; fields: {', '.join(types)}")
             if name.endswith("_optimizer"):
-                value = {**getattr(self, name), **value}
+                current = getattr(self, name)
+                same = value.get("name", current.get("name")) == current.get("name")
+                value = {**current, **value} if same else dict(value)
             elif types[name] is tuple:
                 value = tuple(value)
+            elif types[name] is bool and isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(f"recipe field {name} takes true or false, got {value!r}")
+                value = value.lower() in ("true", "1")
             elif types[name] in (int, float, bool):
                 value = types[name](value)
             new[name] = value

@@ -110,6 +110,70 @@ def test_recipe_overrides_are_typed_and_checked():
     assert zoo.Recipe.from_dict(r.to_dict()) == r
 
 
+def test_optimizer_overrides_merge_or_restart_and_are_checked():
+    _, _, r = zoo.dcgan_upsample(seed=0)
+    r.override(d_optimizer={"momentum": 0.5})
+    assert r.d_optimizer == {"name": "SGD", "lr": 1e-3, "momentum": 0.5, "nesterov": True}
+    r.override(g_optimizer={"name": "Adam", "beta_1": 0.5})  # another optimizer: its own defaults
+    assert r.g_optimizer == {"name": "Adam", "beta_1": 0.5}
+    assert type(r.make_optimizer("g")).__name__ == "Adam" and r.make_optimizer("g").lr == 1e-3
+    with pytest.raises(ValueError, match="g_optimizer: Adam takes lr, beta_1, beta_2, epsilon, clipvalue; not momentum"):
+        r.override(g_optimizer={"momentum": 0.9})
+    with pytest.raises(ValueError, match="d_optimizer: name must be one of Adam, SGD, RMSprop, got 'Adagrad'"):
+        r.override(d_optimizer={"name": "Adagrad"})
+    with pytest.raises(ValueError, match=r"d_optimizer: SGD: momentum must be in \[0, 1\), got 1.5"):
+        r.override(d_optimizer={"momentum": 1.5})
+    with pytest.raises(ValueError, match=r"g_optimizer: Adam: beta_2 must be in \[0, 1\), got 1"):
+        r.override(g_optimizer={"beta_2": 1})
+    with pytest.raises(ValueError, match="fake_training_mode takes true or false, got 'maybe'"):
+        r.override(fake_training_mode="maybe")
+    r.override(fake_training_mode="false", d_half_batch="true")
+    assert r.fake_training_mode is False and r.d_half_batch is True
+    assert r.g_optimizer == {"name": "Adam", "beta_1": 0.5}  # the failed overrides changed nothing
+
+
+def test_every_recipe_field_but_the_model_can_be_set_from_the_command_line(tmp_path, capsys):
+    import json
+
+    from scratchgan.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--model", "dcgan_bn", "--iterations", "1", "--batch-size", "4", "--sample-interval", "1",
+                 "--seed", "1", "--out", str(out), "--no-progress", "--real-label", "0.9", "--fake-label", "0.1",
+                 "--d-half-batch", "--fake-training-mode", "--data-range", "0", "1", "--optimizer", "SGD",
+                 "--momentum", "0.8", "--nesterov", "--g-optimizer", "RMSprop", "--g-lr", "5e-4",
+                 "--set", "g_optimizer.rho=0.95", "--set", "d_optimizer.clipvalue=2",
+                 "--set", "data_order=sequential"]) == 2
+    assert "g_optimizer: RMSprop takes lr, rho, epsilon, clipvalue, decay; not momentum" in capsys.readouterr().err
+    assert not (out / "checkpoint.npz").exists()
+    assert main(["train", "--model", "dcgan_bn", "--iterations", "1", "--batch-size", "4", "--sample-interval", "1",
+                 "--seed", "1", "--out", str(out), "--no-progress", "--real-label", "0.9", "--fake-label", "0.1",
+                 "--d-half-batch", "--fake-training-mode", "--data-range", "0", "1", "--d-optimizer", "SGD",
+                 "--g-optimizer", "RMSprop", "--g-lr", "5e-4", "--set", "d_optimizer.momentum=0.8",
+                 "--set", "d_optimizer.nesterov=true", "--set", "g_optimizer.rho=0.95",
+                 "--set", "d_optimizer.clipvalue=2", "--set", "data_order=sequential"]) == 0
+    recipe = json.loads((out / "config.json").read_text())["recipe"]
+    assert (recipe["real_label"], recipe["fake_label"], recipe["d_half_batch"], recipe["fake_training_mode"]) == (
+        0.9, 0.1, True, True)
+    assert recipe["data_range"] == [0.0, 1.0] and recipe["data_order"] == "sequential"
+    assert recipe["d_optimizer"] == {"name": "SGD", "momentum": 0.8, "nesterov": True, "clipvalue": 2}
+    assert recipe["g_optimizer"] == {"name": "RMSprop", "lr": 5e-4, "rho": 0.95}
+    assert main(["train", "--resume", str(out), "--iterations", "2", "--no-progress", "--beta1", "0.5"]) == 2
+    assert "d_optimizer: SGD takes lr, momentum, nesterov, clipvalue; not beta_1" in capsys.readouterr().err
+    assert main(["train", "--resume", str(out), "--iterations", "2", "--no-progress", "--optimizer", "Adam"]) == 2
+    assert "a resumed run keeps its optimizers (D SGD, G RMSprop)" in capsys.readouterr().err
+    for bad, why in ((["--set", "image_shape=[32,32,3]"], "image_shape is the model itself"),
+                     (["--set", "lr"], "expected FIELD=VALUE"),
+                     (["--set", "colour=red"], "recipe has no field 'colour'")):
+        assert main(["train", "--resume", str(out), "--iterations", "2", "--no-progress", *bad]) == 2
+        assert why in capsys.readouterr().err
+    assert main(["train", "--resume", str(out), "--iterations", "2", "--no-progress", "--momentum", "0.5"]) == 2
+    assert "g_optimizer: RMSprop takes" in capsys.readouterr().err  # --momentum is for both optimizers
+    assert main(["train", "--resume", str(out), "--iterations", "2", "--no-progress",
+                 "--set", "d_optimizer.momentum=0.5"]) == 0
+    assert json.loads((out / "config.json").read_text())["recipe"]["d_optimizer"]["momentum"] == 0.5
+
+
 def test_unknown_model_names_the_choices():
     with pytest.raises(KeyError, match="unknown model 'gan': available models are mlp, dcgan_bn"):
         zoo.build("gan")
