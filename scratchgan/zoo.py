@@ -134,6 +134,9 @@ class Recipe:
             if name not in types:
                 raise KeyError(f"recipe has no field {name!r}; fields: {', '.join(types)}")
             if name.endswith("_optimizer"):
+                if not isinstance(value, dict):
+                    raise ValueError(f"recipe field {name} takes settings like {{\"name\": \"SGD\", \"lr\": 0.01}}, "
+                                     f"got {value!r}")
                 current = getattr(self, name)
                 same = value.get("name", current.get("name")) == current.get("name")
                 value = {**current, **value} if same else dict(value)

@@ -125,6 +125,8 @@ def test_optimizer_overrides_merge_or_restart_and_are_checked():
         r.override(d_optimizer={"momentum": 1.5})
     with pytest.raises(ValueError, match=r"g_optimizer: Adam: beta_2 must be in \[0, 1\), got 1"):
         r.override(g_optimizer={"beta_2": 1})
+    with pytest.raises(ValueError, match="d_optimizer takes settings like .*, got 'SGD'"):
+        r.override(d_optimizer="SGD")
     with pytest.raises(ValueError, match="fake_training_mode takes true or false, got 'maybe'"):
         r.override(fake_training_mode="maybe")
     r.override(fake_training_mode="false", d_half_batch="true")
