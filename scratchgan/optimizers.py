@@ -71,15 +71,23 @@ class Optimizer:
                 out[f"{name}/{slot}"] = to_host(arr)
         return out
 
-    def load_state_dict(self, flat: dict) -> None:
-        """Restore from ``state_dict()`` (host arrays; the next step moves them beside their parameter)."""
-        self.iterations = int(flat["iterations"])
-        self.state = {}
+    def load_state_dict(self, flat: dict, source: str = "the state") -> None:
+        """Restore from ``state_dict()`` (host arrays; the next step moves them beside their parameter).
+
+        The state must be this kind of optimizer's: the same slots for every parameter."""
+        state = {}
         for key, arr in flat.items():
-            if key == "iterations":
-                continue
-            name, slot = key.rsplit("/", 1)
-            self.state.setdefault(name, {})[slot] = np.array(to_host(arr))
+            if key != "iterations":
+                name, slot = key.rsplit("/", 1)
+                state.setdefault(name, {})[slot] = np.array(to_host(arr))
+        for name, slots in state.items():
+            if set(slots) != set(self.slots):
+                raise OptimizerError(
+                    f"{source} holds {', '.join(sorted(slots))} for {name!r}, but {type(self).__name__} keeps "
+                    f"{', '.join(self.slots) or 'nothing'} per parameter: state resumes only into the optimizer "
+                    f"(and momentum or not) that wrote it")
+        self.iterations = int(flat["iterations"])
+        self.state = state
 
     def get_config(self) -> dict:
         return {"lr": self.lr, "clipvalue": self.clipvalue}

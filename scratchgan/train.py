@@ -274,8 +274,8 @@ class GANTrainer:
             for layer in model.layers:
                 if layer.name in rngs:
                     layer.rng.bit_generator.state = json.loads(str(rngs[layer.name]))
-        self.g_opt.load_state_dict(_section(arrays, "opt_G"))
-        self.d_opt.load_state_dict(_section(arrays, "opt_D"))
+        self.g_opt.load_state_dict(_section(arrays, "opt_G"), source=f"{source} (G's optimizer)")
+        self.d_opt.load_state_dict(_section(arrays, "opt_D"), source=f"{source} (D's optimizer)")
         self.rng.bit_generator.state = json.loads(str(arrays["rng"]))
         self.iteration = int(arrays["iteration"])
         self.fixed_z = np.array(arrays["fixed_z"])

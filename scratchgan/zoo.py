@@ -109,15 +109,9 @@ class Recipe:
         lo, hi = self.data_range
         need(lo < hi, f"data_range must be (low, high) with low < high, got {self.data_range}")
         for which in ("d_optimizer", "g_optimizer"):
-            spec = dict(getattr(self, which))
-            name = spec.pop("name", None)
-            need(name in OPTIMIZERS, f"{which}: name must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
-            takes = [p for p in inspect.signature(getattr(optimizers, name)).parameters]
-            unknown = sorted(set(spec) - set(takes))
-            need(not unknown, f"{which}: {name} takes {', '.join(takes)}; not {', '.join(unknown)}")
             try:
-                getattr(optimizers, name)(**spec)
-            except optimizers.OptimizerError as err:
+                _build_optimizer(getattr(self, which))
+            except ValueError as err:  # OptimizerError is a ValueError
                 need(False, f"{which}: {err}")
 
     def override(self, **changes):
@@ -169,8 +163,20 @@ class Recipe:
         return recipe.override(**{k: v for k, v in d.items() if k in known and k != "model"})
 
     def make_optimizer(self, which: str):
-        spec = dict(self.d_optimizer if which == "d" else self.g_optimizer)
-        return getattr(optimizers, spec.pop("name"))(**spec)
+        return _build_optimizer(self.d_optimizer if which == "d" else self.g_optimizer)
+
+
+def _build_optimizer(spec: dict):
+    """The optimizer a recipe's {"name": ..., setting: value} dict describes; ValueError naming what is wrong."""
+    spec = dict(spec)
+    name = spec.pop("name", None)
+    if name not in OPTIMIZERS:
+        raise ValueError(f"name must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
+    takes = list(inspect.signature(getattr(optimizers, name)).parameters)
+    unknown = sorted(set(spec) - set(takes))
+    if unknown:
+        raise ValueError(f"{name} takes {', '.join(takes)}; not {', '.join(unknown)}")
+    return getattr(optimizers, name)(**spec)
 
 
 def _pair(g_layers, g_input, d_layers, image_shape, seed, name):

@@ -121,6 +121,18 @@ def test_optimizer_state_round_trip():
     np.testing.assert_array_equal(pa["w"], pb["w"])
 
 
+def test_optimizer_state_only_loads_into_the_kind_that_wrote_it():
+    sgd = SGD(lr=0.1, momentum=0.9)
+    sgd.step({"w": np.ones(3)}, {"w": np.ones(3)})
+    adam = Adam(lr=0.1)
+    with pytest.raises(OptimizerError, match="the state holds velocity for 'w', but Adam keeps m, v per parameter"):
+        adam.load_state_dict(sgd.state_dict())
+    assert adam.state == {} and adam.iterations == 0  # nothing half-loaded
+    with pytest.raises(OptimizerError, match="but SGD keeps nothing per parameter"):
+        SGD(lr=0.1).load_state_dict(sgd.state_dict())
+    SGD(lr=0.01, momentum=0.5).load_state_dict(sgd.state_dict())  # other settings, same slots: fine
+
+
 def test_optimizer_errors():
     with pytest.raises(OptimizerError, match="lr must be positive"):
         Adam(lr=0)
