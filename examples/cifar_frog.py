@@ -1,4 +1,4 @@
-"""Chollet's CIFAR-10 frog GAN (seed 004, "Deep Learning with Python"), with scratchgan's API.
+"""Chollet's CIFAR-10 frog GAN ("Deep Learning with Python", docs/tutorials.md), with scratchgan's API.
 
 The book's loop: decode random points to fake images, stack them on a batch of real
 frogs with labels 1 (fake) and 0 (real), add U(0, 0.05) noise to the labels ("an
@@ -19,6 +19,7 @@ from scratchgan.images import save_grid
 from scratchgan.layers import Conv2D, Conv2DTranspose, Dense, Dropout, Flatten, LeakyReLU, Reshape
 from scratchgan.losses import BinaryCrossentropy, binary_accuracy
 from scratchgan.optimizers import RMSprop
+from scratchgan.script import errors_as_one_line, parse_args
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--iterations", type=int, default=10000)
@@ -26,7 +27,7 @@ parser.add_argument("--batch-size", type=int, default=20)
 parser.add_argument("--sample-interval", type=int, default=100)
 parser.add_argument("--data", default="cifar10", help="cifar10, a CIFAR-10 archive or folder (frogs are kept)")
 parser.add_argument("--out", default="runs/example-frog")
-args = parser.parse_args()
+args = parse_args(parser)  # also --backend numpy | numba | cupy
 
 latent_dim, height, width, channels = 32, 32, 32, 3
 
@@ -53,7 +54,8 @@ discriminator_optimizer = RMSprop(lr=0.0008, clipvalue=1.0, decay=1e-8)
 gan_optimizer = RMSprop(lr=0.0004, clipvalue=1.0, decay=1e-8)
 bce = BinaryCrossentropy()
 
-frogs = load_dataset(args.data, (height, width, channels), ["frog"]).images  # class 6
+with errors_as_one_line(parser.prog):  # no CIFAR-10 here, or no frog in --data: one line, no traceback
+    frogs = load_dataset(args.data, (height, width, channels), ["frog"]).images  # class 6
 x_train = frogs.astype(np.float32) / 127.5 - 1.0
 rng = np.random.default_rng(0)
 fixed_vectors = rng.standard_normal((16, latent_dim), dtype=np.float32)

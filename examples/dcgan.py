@@ -1,4 +1,4 @@
-"""Brownlee's MNIST DCGAN (seed 003), written out with scratchgan's public API.
+"""Jason Brownlee's MNIST DCGAN (docs/tutorials.md, `dcgan`), written out with scratchgan's public API.
 
 `train`: each step D sees half a batch of real images (label 1) stacked on half a batch
 of generated ones (label 0) in one update; then the composite model (G then frozen D)
@@ -17,13 +17,14 @@ from scratchgan.images import save_grid
 from scratchgan.layers import Conv2D, Conv2DTranspose, Dense, Dropout, Flatten, LeakyReLU, Reshape
 from scratchgan.losses import BinaryCrossentropy, binary_accuracy
 from scratchgan.optimizers import Adam
+from scratchgan.script import parse_args
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--iterations", type=int, default=23400)  # 100 epochs of 60,000 / 256
 parser.add_argument("--batch-size", type=int, default=256)
 parser.add_argument("--sample-interval", type=int, default=234)
 parser.add_argument("--out", default="runs/example-dcgan")
-args = parser.parse_args()
+args = parse_args(parser)  # also --backend numpy | numba | cupy
 
 latent_dim = 100
 

@@ -1,4 +1,4 @@
-"""The TensorFlow 2 DCGAN tutorial (seed 001), written out with scratchgan's public API.
+"""The TensorFlow 2 DCGAN tutorial (docs/tutorials.md, `dcgan_bn`), written out with scratchgan's public API.
 
 The tutorial's `train_step` records both networks on a GradientTape and applies the
 gradients of `discriminator_loss = bce(1, real_output) + bce(0, fake_output)` and
@@ -19,13 +19,14 @@ from scratchgan.images import save_grid
 from scratchgan.layers import Activation, BatchNormalization, Conv2D, Conv2DTranspose, Dense, Flatten, LeakyReLU, Reshape
 from scratchgan.losses import BinaryCrossentropy, binary_accuracy
 from scratchgan.optimizers import Adam
+from scratchgan.script import parse_args
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--iterations", type=int, default=11750)  # 50 epochs of 60,000 / 256
 parser.add_argument("--batch-size", type=int, default=256)
 parser.add_argument("--sample-interval", type=int, default=200)
 parser.add_argument("--out", default="runs/example-dcgan-bn")
-args = parser.parse_args()
+args = parse_args(parser)  # also --backend numpy | numba | cupy
 
 noise_dim = 100
 

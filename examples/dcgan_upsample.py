@@ -1,4 +1,4 @@
-"""The Keras DCGAN with upsampling, tanh and max-pooling (seed 002), with scratchgan's API.
+"""The Keras DCGAN with upsampling, tanh and max-pooling (docs/tutorials.md), with scratchgan's API.
 
 As in the tutorial's `train`: z ~ U(-1, 1); D is trained on one batch that stacks the
 real images on G's images (labels 1 then 0); then G is trained through D with
@@ -18,13 +18,14 @@ from scratchgan.images import save_grid
 from scratchgan.layers import Activation, BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D, Reshape, UpSampling2D
 from scratchgan.losses import BinaryCrossentropy, binary_accuracy
 from scratchgan.optimizers import SGD
+from scratchgan.script import parse_args
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--iterations", type=int, default=14040)  # 30 epochs of 60,000 / 128, as seed 002 loops
+parser.add_argument("--iterations", type=int, default=14040)  # 30 epochs of 60,000 / 128, as the tutorial loops
 parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--sample-interval", type=int, default=100)
 parser.add_argument("--out", default="runs/example-dcgan-upsample")
-args = parser.parse_args()
+args = parse_args(parser)  # also --backend numpy | numba | cupy
 
 
 def generator_model():

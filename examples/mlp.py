@@ -1,4 +1,4 @@
-"""The dense GAN of the first tutorial (seed 000), written out with scratchgan's public API.
+"""The dense GAN of a Keras digit-generation blog post (docs/tutorials.md, `mlp`), with scratchgan's API.
 
 Read it next to the Keras tutorial: the same two networks, the same loop. The only
 difference is that backpropagation is visible: every `backward` call below is a
@@ -17,13 +17,14 @@ from scratchgan.images import save_grid
 from scratchgan.layers import Dense, Flatten, LeakyReLU, Reshape
 from scratchgan.losses import BinaryCrossentropy, binary_accuracy
 from scratchgan.optimizers import Adam
+from scratchgan.script import parse_args
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--iterations", type=int, default=20000)
 parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--sample-interval", type=int, default=1000)
 parser.add_argument("--out", default="runs/example-mlp")
-args = parser.parse_args()
+args = parse_args(parser)  # also --backend numpy | numba | cupy
 
 img_shape, z_dim = (28, 28, 1), 100
 

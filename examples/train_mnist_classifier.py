@@ -16,6 +16,7 @@ import numpy as np
 from scratchgan.classifier import accuracy, train_classifier
 from scratchgan.datasets import load_dataset
 from scratchgan.io import atomic_save_npz
+from scratchgan.script import errors_as_one_line, parse_args
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--data", default="mnist")
@@ -23,9 +24,10 @@ parser.add_argument("--train", type=int, default=8000, help="images to train on;
 parser.add_argument("--epochs", type=int, default=15)
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--out", default="mnist_classifier.npz")
-args = parser.parse_args()
+args = parse_args(parser)  # also --backend numpy | numba | cupy
 
-dataset = load_dataset(args.data, (28, 28, 1))
+with errors_as_one_line(parser.prog):
+    dataset = load_dataset(args.data, (28, 28, 1))
 x = dataset.images.astype(np.float32) / 255.0
 y = dataset.labels.astype(np.int64)
 model = train_classifier(x[:args.train], y[:args.train], epochs=args.epochs, seed=args.seed)

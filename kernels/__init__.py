@@ -1,5 +1,5 @@
 """Kernel sources of the fast backends (installed as ``scratchgan.kernels``).
 
-numba/   CPU kernels, ``@njit(cache=True)``, registered by ``scratchgan.kernels.numba.register()``
-cuda/    CUDA C sources for the CuPy backend (issue 5)
+numba/   CPU kernels, ``@njit(cache=True)``; ``KERNELS`` maps op names to them
+cuda/    CUDA C sources for the CuPy backend, and launch.py, which runs them through CuPy
 """

@@ -9,17 +9,24 @@ There is one switch for the whole library::
 It can also be set with the environment variable ``SCRATCHGAN_BACKEND`` (read
 once, at the first use) and with ``--backend`` on the command line.
 
-Layers never test the backend themselves: they call operations from
-:mod:`scratchgan.ops`, and the op registry picks the implementation registered
-for the active backend, falling back to the NumPy reference for ops a backend
-does not override. Asking for a backend that cannot run here is an error, never
-a silent fallback to NumPy.
+This module owns the choice. ``set_backend`` imports the backend's kernel table (a
+plain ``{op name: function}`` dict), registers it with the op registry
+(:mod:`scratchgan.ops.registry`) and activates it there; layers never test the backend
+themselves, they call ops, and each op's dispatcher calls the active backend's
+function or the NumPy reference where the backend has none. Asking for a backend that
+cannot run here is an error, never a silent fallback to NumPy.
 """
 from __future__ import annotations
 
+import importlib
 import os
 
+from .ops import registry
+
 BACKENDS = ("numpy", "numba", "cupy")
+
+#: where each fast backend's kernel table lives (a module with a KERNELS dict)
+KERNEL_MODULES = {"numba": "scratchgan.kernels.numba", "cupy": "scratchgan.kernels.cuda.launch"}
 
 
 class BackendError(RuntimeError):
@@ -27,44 +34,38 @@ class BackendError(RuntimeError):
 
 
 _active: str | None = None
+#: backend name -> the kernel module whose table is registered (a re-imported module registers again)
+_registered: dict = {}
 
 
-def _check_available(name: str) -> None:
-    """Raise BackendError unless backend ``name`` can run on this machine."""
-    if name not in BACKENDS:
-        raise BackendError(
-            f"unknown backend {name!r}: expected one of {', '.join(BACKENDS)}"
-        )
-    if name == "numpy":
-        return
-    if name == "numba":
-        try:
-            import scratchgan.kernels.numba  # noqa: F401  (registers the kernels)
-        except ImportError as err:
+def _import_kernels(name: str):
+    """The kernel module of backend ``name``, with a BackendError that says what is missing."""
+    try:
+        return importlib.import_module(KERNEL_MODULES[name])
+    except ModuleNotFoundError as err:
+        if err.name and err.name.startswith("scratchgan.kernels"):
+            raise BackendError(
+                f"scratchgan.kernels is missing from {os.path.dirname(__file__)}: this looks like a source "
+                f"checkout that is not installed, or not in editable mode. Run `python3 -m pip install -e .` "
+                f"in the checkout (or run from outside it, against the installed package)"
+            ) from None
+        if name == "numba":
             raise BackendError(
                 f"backend 'numba' needs the numba package ({err}); install it with "
                 f"`pip install numba`, or use set_backend('numpy')"
             ) from None
-    if name == "cupy":
-        _check_cupy()
-    from . import ops
-
-    if not ops.registry.backend_has_kernels(name):
-        raise BackendError(
-            f"backend {name!r} is not available in this version of scratchgan: "
-            f"its kernels have not been written yet. "
-            f"Use set_backend('numpy') or set_backend('numba')."
-        )
+        raise
 
 
 def _check_cupy() -> None:
-    """CuPy imports, sees a CUDA GPU, and its kernels register; else a BackendError saying which."""
+    """CuPy imports and sees a CUDA GPU; else a BackendError saying which."""
     try:
         import cupy
     except ImportError as err:
         raise BackendError(
             f"backend 'cupy' needs CuPy ({err}); install it with `pip install 'scratchgan[gpu]'` "
-            f"(the cupy-cuda12x wheel; use cupy-cuda13x for CUDA 13), or use set_backend('numba')"
+            f"(`pip install '.[gpu]'` in a source checkout: the cupy-cuda12x wheel; use cupy-cuda13x "
+            f"for CUDA 13), or use set_backend('numba')"
         ) from None
     try:
         gpus = cupy.cuda.runtime.getDeviceCount()
@@ -72,20 +73,39 @@ def _check_cupy() -> None:
         raise BackendError(f"backend 'cupy' found no usable CUDA GPU ({err}); use set_backend('numba')") from None
     if gpus < 1:
         raise BackendError("backend 'cupy' found no CUDA GPU; use set_backend('numba')")
-    import scratchgan.kernels.cuda.launch  # noqa: F401  (registers the kernels)
+
+
+def _load(name: str) -> None:
+    """Check that backend ``name`` can run here and register its kernels with the op registry."""
+    if name not in BACKENDS:
+        raise BackendError(f"unknown backend {name!r}: expected one of {', '.join(BACKENDS)}")
+    if name == "numpy":
+        return
+    if name == "cupy":
+        _check_cupy()
+    module = _import_kernels(name)
+    if _registered.get(name) is module:
+        return  # registered when the module was imported: nothing changed since
+    kernels = getattr(module, "KERNELS", None)
+    if not kernels:
+        raise BackendError(f"backend {name!r} has no kernels in this version of scratchgan; "
+                           f"use set_backend('numpy') or set_backend('numba')")
+    for op_name, function in kernels.items():
+        registry.register(op_name, name, function)
+    _registered[name] = module
 
 
 def set_backend(name: str) -> None:
     """Make ``name`` ("numpy", "numba" or "cupy") the backend of every op."""
     global _active
     name = str(name).strip().lower()
-    _check_available(name)
+    _load(name)
     _active = name
+    registry.activate(name)
 
 
 def get_backend() -> str:
     """The active backend's name (from set_backend, else SCRATCHGAN_BACKEND, else numpy)."""
-    global _active
     if _active is None:
         requested = os.environ.get("SCRATCHGAN_BACKEND", "numpy")
         try:
@@ -93,4 +113,3 @@ def get_backend() -> str:
         except BackendError as err:
             raise BackendError(f"SCRATCHGAN_BACKEND={requested!r}: {err}") from None
     return _active
-

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ops.geometry import window_geometry
+from .ops.geometry import Window
 
 #: the PyTorch twin of the zoo (a source checkout's examples/; never imported by the package)
 PYTORCH_TWIN = Path(__file__).resolve().parent.parent / "examples" / "pytorch_twin.py"
@@ -55,16 +55,15 @@ def op_flops(name, args) -> int:
         if name == "dense_backward_data":  # dy (N, out), kernel (in, out)
             return 2 * a.shape[0] * b.shape[0] * b.shape[1]
         return 2 * a.shape[0] * a.shape[1] * b.shape[1]  # dy (N, out), x (N, in)
-    if name == "conv2d_forward":
-        x, k, _, strides, padding = args
-        ho, wo, _, _ = window_geometry(x.shape, k.shape[:2], strides, padding)
-        return 2 * x.shape[0] * ho * wo * int(np.prod(k.shape))
+    if name == "conv2d_forward":  # x, kernel, bias, window
+        x, k, _, g = args
+        return 2 * x.shape[0] * g.ho * g.wo * int(np.prod(k.shape))
     if name == "conv2d_backward_data":  # dy (N, Ho, Wo, F), kernel (kh, kw, C, F)
         dy, k = args[0], args[1]
         return 2 * dy.shape[0] * dy.shape[1] * dy.shape[2] * int(np.prod(k.shape))
-    if name == "conv2d_backward_weights":  # dy, x, kernel_shape
-        dy, kshape = args[0], args[2]
-        return 2 * dy.shape[0] * dy.shape[1] * dy.shape[2] * int(np.prod(kshape))
+    if name == "conv2d_backward_weights":  # dy (N, Ho, Wo, F), x (N, H, W, C), window
+        dy, x, g = args
+        return 2 * dy.shape[0] * dy.shape[1] * dy.shape[2] * g.kh * g.kw * x.shape[3] * dy.shape[3]
     return 0
 
 
@@ -75,8 +74,8 @@ def _signature(args) -> str:
             parts.append("x".join(map(str, a.shape)))
         elif isinstance(a, tuple) and all(isinstance(v, int) for v in a):
             parts.append("(" + ",".join(map(str, a)) + ")")
-        elif isinstance(a, str):
-            parts.append(a)
+        elif isinstance(a, (str, Window)):
+            parts.append(str(a))
     return " ".join(parts)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend
-from .zoo import FIXED_FIELDS, OPTIMIZERS
+from .zoo import DATA_ORDERS, D_MODES, FIXED_FIELDS, OPTIMIZERS
 
 
 def _positive(value):
@@ -20,11 +20,20 @@ def _positive(value):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="scratchgan", description="GANs from scratch: train, sample, check gradients.")
-    parser.add_argument("--backend", help="numpy (default), numba or cupy; also SCRATCHGAN_BACKEND")
+    # Global options are accepted before or after the command: `scratchgan --backend numba train`
+    # and `scratchgan train --backend numba` alike. SUPPRESS keeps a subcommand that was not given
+    # the option from overwriting the value given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--backend", default=argparse.SUPPRESS,
+                        help="numpy (default), numba or cupy; also SCRATCHGAN_BACKEND")
+    parser = argparse.ArgumentParser(prog="scratchgan", parents=[common],
+                                     description="GANs from scratch: train, sample, evaluate, check gradients.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a GAN (default: the dense GAN on the embedded MNIST)")
+    def add_command(name, **kwargs):
+        return sub.add_parser(name, parents=[common], **kwargs)
+
+    t = add_command("train", help="train a GAN (default: the dense GAN on the embedded MNIST)")
     t.add_argument("--model", default="mlp", help="model name (default: mlp)")
     t.add_argument("--iterations", type=_positive, help="total iterations (default: the recipe's, 20000 for mlp)")
     t.add_argument("--batch-size", type=_positive, help="batch size (default: the recipe's, 128 for mlp)")
@@ -42,12 +51,12 @@ def build_parser():
     r.add_argument("--d-lr", type=float, help="learning rate of D's optimizer")
     r.add_argument("--g-lr", type=float, help="learning rate of G's optimizer")
     r.add_argument("--d-steps", type=_positive, help="D updates per G update")
-    r.add_argument("--d-mode", choices=("separate", "sum", "concat"), help="how D sees real and fake batches")
+    r.add_argument("--d-mode", choices=D_MODES, help="how D sees real and fake batches")
     r.add_argument("--label-smoothing", type=float, help="one-sided smoothing of D's real targets")
     r.add_argument("--label-noise", type=float, help="U(0, x) noise added to D's targets")
     r.add_argument("--latent", choices=("normal", "uniform"), help="z ~ N(0, 1) or U(-1, 1)")
     r.add_argument("--z-dim", type=_positive, help="latent size (a new run only)")
-    r.add_argument("--data-order", choices=("random", "shuffle", "sequential"), help="how real batches are drawn")
+    r.add_argument("--data-order", choices=DATA_ORDERS, help="how real batches are drawn")
     r.add_argument("--real-label", type=float, help="D's target for real images (G is trained towards it)")
     r.add_argument("--fake-label", type=float, help="D's target for fake images")
     r.add_argument("--d-half-batch", action=argparse.BooleanOptionalAction,
@@ -69,17 +78,18 @@ def build_parser():
     t.add_argument("--out", help="run directory (default: runs/MODEL-TIMESTAMP)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
 
-    s = sub.add_parser("sample", help="draw images from a trained generator")
+    s = add_command("sample", help="draw images from a trained generator")
     s.add_argument("checkpoint", help="a checkpoint.npz (or the run directory holding one)")
     s.add_argument("--n", type=_positive, default=64, help="how many images (default 64)")
     s.add_argument("--out", required=True, help="FILE.png for a grid, FILE.npy for an (n, H, W, C) array in [0, 1]")
     s.add_argument("--seed", type=int, default=0, help="seed of the latent draws (default 0)")
     s.add_argument("--nice", action="store_true",
-                   help="draw 20x as many and keep the n that D rates most real (the seed-002 trick)")
+                   help="draw 20x as many and keep the n that D rates most real (the trick of the Keras DCGAN-with-upsampling tutorial)")
     s.add_argument("--interpolate", type=_positive, metavar="STEPS",
-                   help="a grid walking between latent points: n/STEPS rows, each from one z to another in STEPS")
+                   help="a grid of one latent walk through n/STEPS + 1 random points, a row per leg: each row "
+                        "goes from one point to the next in STEPS steps and ends where the next row starts")
 
-    e = sub.add_parser("evaluate", help="score a generator: Frechet distance, confidence, class coverage")
+    e = add_command("evaluate", help="score a generator: Frechet distance, confidence, class coverage")
     e.add_argument("checkpoint", help="a checkpoint.npz (or the run directory holding one)")
     e.add_argument("--n", type=_positive, default=5000, help="generated images to score (default 5000)")
     e.add_argument("--seed", type=int, default=0)
@@ -87,9 +97,9 @@ def build_parser():
     e.add_argument("--classifier", help="weights from examples/train_mnist_classifier.py (default: the shipped one)")
     e.add_argument("--json", action="store_true", help="print the scores as JSON")
 
-    sub.add_parser("models", help="list the zoo: parameter counts, data, recipe")
+    add_command("models", help="list the zoo: parameter counts, data, recipe")
 
-    b = sub.add_parser("bench", help="time ops and training iterations per backend (and PyTorch if installed)")
+    b = add_command("bench", help="time ops and training iterations per backend (and PyTorch if installed)")
     b.add_argument("--quick", action="store_true", help="mlp and a batch-32 dcgan only: under a minute")
     b.add_argument("--json", action="store_true", help="print the whole report as JSON")
     b.add_argument("--models", nargs="+", help="models to bench (default: all five)")
@@ -99,7 +109,7 @@ def build_parser():
     b.add_argument("--batch-sizes", nargs="+", type=_positive,
                    help="bench each model at these batch sizes (e.g. 64 256 1024; default: the recipe's)")
 
-    g = sub.add_parser("gradcheck", help="check every layer's backward against finite differences (float64)")
+    g = add_command("gradcheck", help="check every layer's backward against finite differences (float64)")
     g.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -107,7 +117,7 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        if args.backend:
+        if getattr(args, "backend", None):
             backend.set_backend(args.backend)
         else:
             backend.get_backend()
@@ -241,7 +251,7 @@ def cmd_sample(args):
     if args.interpolate:
         rows = max(1, args.n // args.interpolate)
         z = interpolate(sample_latent(rng, rows + 1, recipe), args.interpolate, spherical=recipe.latent == "normal")
-        columns, what = args.interpolate, f"{rows} walks of {args.interpolate} steps"
+        columns, what = args.interpolate, f"one walk through {rows + 1} latent points, {rows} rows of {args.interpolate} steps"
     elif args.nice:
         z, scores = nicest(G, D, recipe, sample_latent(rng, 20 * args.n, recipe), args.n)
         what = f"the {args.n} of {20 * args.n} samples D rates most real (D's 'real' score {scores.min():.3f}-{scores.max():.3f})"
@@ -260,20 +270,26 @@ def cmd_sample(args):
 def cmd_evaluate(args):
     from .classifier import load_classifier
     from .datasets import load_dataset
-    from .evaluate import evaluate_generator
+    from .evaluate import applicability, evaluate_generator
     from .train import load_checkpoint
 
     path = Path(args.checkpoint)
     if path.is_dir():
         path = path / "checkpoint.npz"
     G, _, recipe, arrays = load_checkpoint(path)
+    config_path = path.parent / "config.json"  # what the run trained on, written by train
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    note = applicability(config.get("data", recipe.data), config.get("classes"), args.data)
     classifier, facts = load_classifier(args.classifier)
     real = load_dataset(args.data, (28, 28, 1)).images
     s = evaluate_generator(G, recipe, classifier, real, n=args.n, seed=args.seed)
-    s.update(model=recipe.model, iteration=int(arrays["iteration"]), data=args.data, classifier=facts)
+    s.update(model=recipe.model, iteration=int(arrays["iteration"]), data=args.data, classifier=facts,
+             trained_on=config.get("data", recipe.data), applies=note is None, note=note)
     if args.json:
         print(json.dumps(s, indent=2))
         return 0
+    if note:
+        print(f"note: {note}")
     held_out = facts.get("held_out_accuracy")
     print(f"{recipe.model} at iteration {s['iteration']:,}: {s['samples']} samples against as many real "
           f"images of {args.data}" + (f" (classifier held-out accuracy {100 * held_out:.1f}%)" if held_out else ""))

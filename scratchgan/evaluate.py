@@ -45,7 +45,8 @@ def coverage(probabilities, classes: int = 10):
     """(share of images per predicted class, evenness in [0, 1])."""
     shares = np.bincount(probabilities.argmax(axis=1), minlength=classes) / len(probabilities)
     nonzero = shares[shares > 0]
-    return shares, float(-(nonzero * np.log(nonzero)).sum() / np.log(classes))
+    entropy = float(-(nonzero * np.log(nonzero)).sum())
+    return shares, max(0.0, entropy / np.log(classes))  # one class: -0.0 would print as "-0.000"
 
 
 def score(classifier, generated, real_a, real_b) -> dict:
@@ -93,3 +94,25 @@ def evaluate_generator(G, recipe, classifier, real_images, n: int = 5000, seed: 
     order = rng.permutation(len(real))
     real_a, real_b = real[order[:n]], real[order[half:half + n]]
     return score(classifier, generate(G, recipe, n, seed), real_a, real_b)
+
+
+#: --data names that denote one family of images (MNIST's test set and its training set)
+_SAME_IMAGES = {"mnist-full": "mnist"}
+
+
+def _family(data: str) -> str:
+    base = str(data).split(":")[0]  # "cifar10:frog" -> "cifar10"
+    return _SAME_IMAGES.get(base, base)
+
+
+def applicability(trained_on: str, classes, compared_with: str) -> str | None:
+    """None when scores against ``compared_with`` measure a generator trained on ``trained_on``
+    (with the ``classes`` filter, or None); else the sentence that says why they do not."""
+    if _family(trained_on) != _family(compared_with):
+        return (f"this generator was trained on {trained_on}, not on {compared_with}: the scores measure how "
+                f"much its images look like {compared_with}, not how well it learned its own data, so they do "
+                f"not apply (unless those are the same images)")
+    if classes:
+        return (f"this generator was trained on the classes {', '.join(map(str, classes))} of {trained_on} only: "
+                f"the class shares and evenness are bound to be uneven, and the distance compares it with all classes")
+    return None

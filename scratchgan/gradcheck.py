@@ -1,5 +1,7 @@
 """Check a backward pass against central finite differences, in float64.
 
+Why f = sum(y * dy) and how each layer's backward is derived: docs/derivations.md.
+
     report = scratchgan.gradcheck(layer, x)            # a layer, a Sequential, or [G, D]
     print(report)                                      # one row per tensor
     assert report.max_error < 1e-7
@@ -20,8 +22,9 @@ Protocol (cs231n and chainer, see docs):
     BatchNorm, whose mean subtraction cancels it) or tiny; everywhere else the
     resolution (about 1e-9 for |f| near 10) is far below the thresholds.
   * The input and every parameter are checked separately.
-    The report shows both: ``max_error`` (judged against the thresholds) and
-    ``raw_error`` (plain rel_error, for a learner to see the actual agreement).
+    The report shows both: ``raw_error`` (plain rel_error, the actual agreement) and
+    ``max_error`` (judged against the thresholds), printed as "< resol." where every
+    difference was below the resolution.
   * Random layers (Dropout) are replayed: their Generators are reset to the same
     state before every forward.
   * Kinks (ReLU, LeakyReLU, MaxPool) are only differentiable away from the kink: if an
@@ -37,20 +40,35 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .wording import counted
 from .xp import backend_module, like, to_float, to_host
 
 H = 1e-5
 FLOOR = 1e-8
 
 
+#: what the judged error column shows when every difference was below the resolution
+BELOW_RESOLUTION = "< resol."
+
+
 @dataclass
 class TensorCheck:
     name: str
     shape: tuple
-    mode: str  # "elements" or "directions"
+    mode: str  # "elements" or "el.+N dir."
     checks: int
-    max_error: float
-    raw_error: float = 0.0
+    max_error: float  # judged: rel_error after subtracting the resolution of central differences
+    raw_error: float = 0.0  # plain rel_error, as measured
+
+    @property
+    def below_resolution(self) -> bool:
+        """Every difference was within what central differences can resolve (judged error 0)."""
+        return self.max_error == 0.0
+
+
+def format_judged(error: float) -> str:
+    """The judged error for a table: the number, or BELOW_RESOLUTION where it is 0."""
+    return BELOW_RESOLUTION if error == 0.0 else f"{error:.2e}"
 
 
 @dataclass
@@ -60,14 +78,27 @@ class GradcheckReport:
 
     @property
     def max_error(self) -> float:
+        """The largest judged error: what thresholds are compared with."""
         return max((r.max_error for r in self.rows), default=0.0)
+
+    @property
+    def raw_error(self) -> float:
+        """The largest plain relative error."""
+        return max((r.raw_error for r in self.rows), default=0.0)
+
+    @property
+    def worst(self) -> TensorCheck:
+        """The row with the largest raw error (the judged one is 0 in most rows)."""
+        return max(self.rows, key=lambda r: (r.raw_error, r.max_error))
 
     def __str__(self):
         lines = [f"gradcheck {self.target}",
-                 f"  {'tensor':<28}{'shape':<20}{'checked':>16}  {'max rel. error':>14}  {'raw':>9}"]
+                 f"  {'tensor':<28}{'shape':<20}{'checked':>16}  {'raw error':>9}  {'judged':>9}"]
         for r in self.rows:
             lines.append(f"  {r.name:<28}{str(r.shape):<20}{f'{r.checks} {r.mode}':>16}  "
-                         f"{r.max_error:>14.2e}  {r.raw_error:>9.1e}")
+                         f"{r.raw_error:>9.1e}  {format_judged(r.max_error):>9}")
+        lines.append(f"  raw: |a - n| / max(|a| + |n|, 1e-8); judged: the same after subtracting what central "
+                     f"differences resolve ({BELOW_RESOLUTION}: nothing left)")
         return "\n".join(lines)
 
 
@@ -221,7 +252,7 @@ def _check_tensor(name, value, analytic, f, h, max_elements, directions, rng):
         analytic_i = to_float(gflat[i])
         errors.append(rel_error(analytic_i, numeric, res))
         raw.append(rel_error(analytic_i, numeric))
-    mode, checks = "elements", len(idx)
+    mode, checks = ("element" if len(idx) == 1 else "elements"), len(idx)  # printed after the count
     if flat.size > max_elements:
         original = flat.copy()
         for _ in range(directions):
@@ -243,5 +274,5 @@ def _describe(target):
     if isinstance(target, _Chain):
         return " -> ".join(_describe(p) for p in target.parts)
     if hasattr(target, "layers"):
-        return f"{getattr(target, 'name', type(target).__name__)} ({len(target.layers)} layers)"
+        return f"{getattr(target, 'name', type(target).__name__)} ({counted(len(target.layers), 'layer')})"
     return repr(target)

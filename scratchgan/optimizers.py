@@ -38,6 +38,7 @@ class Optimizer:
         self.clipvalue = clipvalue
         self.iterations = 0
         self.state: dict[str, dict[str, np.ndarray]] = {}
+        self._loaded = False  # set by load_state_dict: the next step moves the state where the params are
 
     def step(self, params: dict, grads: dict) -> None:
         """Update every parameter in ``params`` that has a gradient in ``grads``."""
@@ -56,9 +57,10 @@ class Optimizer:
             state = self.state.get(name)
             if state is None:
                 state = self.state[name] = {s: array_module(param).zeros_like(param) for s in self.slots}
-            elif state and array_module(*state.values()) is not array_module(param):
-                state = self.state[name] = {s: like(a, param) for s, a in state.items()}  # after a resume
+            elif self._loaded:  # the first step after load_state_dict: state beside its parameter
+                state = self.state[name] = {s: like(a, param) for s, a in state.items()}
             self._update(param, grad, state)
+        self._loaded = False
 
     def _update(self, param, grad, state) -> None:
         raise NotImplementedError
@@ -88,6 +90,7 @@ class Optimizer:
                     f"(and momentum or not) that wrote it")
         self.iterations = int(flat["iterations"])
         self.state = state
+        self._loaded = True
 
     def get_config(self) -> dict:
         return {"lr": self.lr, "clipvalue": self.clipvalue}

@@ -14,6 +14,16 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .io import atomic_write
 
+
+def _font():
+    """Pillow's built-in font at 13 px. At its bitmap default size a space is about one pixel
+    wide ("D accuracy" read as "Daccuracy"); Pillow before 10.1 has only that size."""
+    try:
+        return ImageFont.load_default(size=13)
+    except TypeError:
+        return ImageFont.load_default()
+
+
 D_COLOUR, G_COLOUR, ACC_COLOUR = (31, 119, 180), (214, 39, 40), (44, 160, 44)
 
 
@@ -45,10 +55,10 @@ class Panel:
         self.draw, self.box = draw, box
         self.x0, self.x1 = x_range
         self.y0, self.y1 = y_range
-        font = ImageFont.load_default()
+        font = _font()
         left, top, right, bottom = box
         draw.rectangle(box, outline=(0, 0, 0))
-        draw.text((left, top - 14), title, fill=(0, 0, 0), font=font)
+        draw.text((left, top - 17), title, fill=(0, 0, 0), font=font)
         for y in nice_ticks(self.y0, self.y1):
             py = self.py(y)
             draw.line([(left, py), (right, py)], fill=(225, 225, 225))
@@ -77,7 +87,7 @@ class Panel:
         for k, (label, colour) in enumerate(entries):
             y = top + 14 * k
             self.draw.line([(left, y + 5), (left + 18, y + 5)], fill=colour, width=3)
-            self.draw.text((left + 24, y), label, fill=(0, 0, 0), font=ImageFont.load_default())
+            self.draw.text((left + 24, y), label, fill=(0, 0, 0), font=_font())
 
 
 def _thin(xs, *columns, limit=2000):
@@ -109,7 +119,7 @@ def plot_curves(history, path, size=(900, 600)) -> None:
         loss_panel.line(*_thin(it, moving_average(values, window)), colour, width=2)
     acc_panel.line(*_thin(it, moving_average(acc, window)), ACC_COLOUR, width=2)
     loss_panel.legend([("D loss", D_COLOUR), ("G loss", G_COLOUR)])
-    draw.text((width // 2, height - 14), "iteration", fill=(0, 0, 0), font=ImageFont.load_default(), anchor="mt")
+    draw.text((width // 2, height - 14), "iteration", fill=(0, 0, 0), font=_font(), anchor="mt")
     with atomic_write(path) as tmp:
         image.save(tmp, format="PNG")
 
@@ -124,7 +134,7 @@ def grids_to_gif(frames, path, frame_ms: int = 250, hold_last_ms: int = 2000) ->
             grid = grid.convert("RGB")
         canvas = Image.new("RGB", (grid.width, grid.height + 16), (255, 255, 255))
         canvas.paste(grid, (0, 16))
-        ImageDraw.Draw(canvas).text((4, 2), caption, fill=(0, 0, 0), font=ImageFont.load_default())
+        ImageDraw.Draw(canvas).text((4, 2), caption, fill=(0, 0, 0), font=_font())
         pictures.append(canvas)
     durations = [frame_ms] * (len(pictures) - 1) + [hold_last_ms]
     with atomic_write(path) as tmp:

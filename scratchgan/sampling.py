@@ -1,8 +1,9 @@
 """Drawing from a trained generator beyond plain samples: the best of many, and walks.
 
-``nicest`` is the seed-002 tutorial's trick: draw many samples, let the discriminator
-score them, keep the ones it rates most real. ``interpolate`` walks between latent
-points; for z ~ N(0, 1) it walks along a great circle (spherical interpolation), which
+``nicest`` is the trick of the Keras DCGAN-with-upsampling tutorial (docs/tutorials.md,
+``dcgan_upsample``): draw many samples, let the discriminator score them, keep the ones
+it rates most real. ``interpolate`` walks through a sequence of latent points, one leg
+per pair of neighbours; for z ~ N(0, 1) it walks along a great circle (spherical interpolation), which
 keeps |z| near the typical norm sqrt(z_dim) that G saw in training, where a straight
 line would pass through the improbable region near 0.
 """

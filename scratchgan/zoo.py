@@ -1,4 +1,4 @@
-"""The five tutorial GANs by name (docs: ../shared/docs/seed-models.md).
+"""The five tutorial GANs by name (their sources, networks and recipes: docs/tutorials.md).
 
 ``build(name, seed)`` returns ``(generator, discriminator, recipe)``. The networks are
 plain :class:`~scratchgan.models.Sequential` stacks of scratchgan layers, with the
@@ -187,7 +187,7 @@ def _pair(g_layers, g_input, d_layers, image_shape, seed, name):
 
 
 def mlp(seed=None, z_dim=100):
-    """Seed 000: dense GAN on MNIST. G 114,064 params, D 100,609; Adam (Keras defaults) for both."""
+    """The dense GAN of a Keras digit-generation blog post, on MNIST. G 114,064 params, D 100,609; Adam (Keras defaults) for both."""
     adam = {"name": "Adam", "lr": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
     g, d = _pair(
         [Dense(128), LeakyReLU(0.01), Dense(28 * 28, activation="tanh"), Reshape((28, 28, 1))], (z_dim,),
@@ -198,7 +198,7 @@ def mlp(seed=None, z_dim=100):
 
 
 def dcgan_bn(seed=None, z_dim=100):
-    """Seed 001: TF2 DCGAN with batch norm. G 2,343,681 params, D 213,633; Adam(2e-4, 0.5)."""
+    """TensorFlow 2's DCGAN tutorial, with batch norm in G and D. G 2,343,681 params, D 213,633; Adam(2e-4, 0.5)."""
     g, d = _pair(
         [Dense(7 * 7 * 256, activation="relu"), BatchNormalization(), Reshape((7, 7, 256)),
          Conv2DTranspose(128, 5, strides=1, padding="same"), BatchNormalization(), LeakyReLU(0.2),
@@ -217,7 +217,7 @@ def dcgan_bn(seed=None, z_dim=100):
 
 
 def dcgan_upsample(seed=None, z_dim=100):
-    """Seed 002: upsampling + tanh + max-pool DCGAN. G 6,763,777 params, D 13,315,841; SGD Nesterov."""
+    """A Keras course project's upsampling + tanh + max-pool DCGAN (keras-dcgan). G 6,763,777 params, D 13,315,841; SGD Nesterov."""
     g, d = _pair(
         [Dense(1024), Activation("tanh"), Dense(128 * 7 * 7), BatchNormalization(), Activation("tanh"),
          Reshape((7, 7, 128)), UpSampling2D(2), Conv2D(64, 5, padding="same"), Activation("tanh"),
@@ -228,7 +228,7 @@ def dcgan_upsample(seed=None, z_dim=100):
         seed, "dcgan_upsample",
     )
     sgd = {"name": "SGD", "lr": 1e-3, "momentum": 0.9, "nesterov": True}
-    # seed 002 loops 30 epochs over the 60,000 training images: 30 * (60,000 // 128) = 14,040 batches
+    # the tutorial loops 30 epochs over the 60,000 training images: 30 * (60,000 // 128) = 14,040 batches
     recipe = Recipe(model="dcgan_upsample", z_dim=z_dim, latent="uniform", batch_size=128, iterations=14040,
                     sample_interval=100, d_mode="concat", data_order="sequential",
                     d_optimizer=dict(sgd), g_optimizer=dict(sgd))
@@ -236,7 +236,7 @@ def dcgan_upsample(seed=None, z_dim=100):
 
 
 def dcgan(seed=None, z_dim=100):
-    """Seed 003: Brownlee's DCGAN (strided transposed convs, dropout). G 1,164,289, D 40,705."""
+    """Jason Brownlee's MNIST DCGAN (strided transposed convs, dropout). G 1,164,289, D 40,705."""
     g, d = _pair(
         [Dense(128 * 7 * 7), LeakyReLU(0.2), Reshape((7, 7, 128)),
          Conv2DTranspose(128, 4, strides=2, padding="same"), LeakyReLU(0.2),
@@ -255,7 +255,7 @@ def dcgan(seed=None, z_dim=100):
 
 
 def cifar_frog(seed=None, z_dim=32):
-    """Seed 004: Chollet's CIFAR-10 frog GAN. G 6,264,579 params, D 790,913; RMSprop with clipping.
+    """François Chollet's CIFAR-10 frog GAN ("Deep Learning with Python", 8.5). G 6,264,579 params, D 790,913; RMSprop with clipping.
 
     The book scales data to [0, 1] although G ends in tanh; we use [-1, 1], tanh's range."""
     g, d = _pair(

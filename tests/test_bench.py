@@ -2,6 +2,8 @@
 import json
 
 import numpy as np
+
+from scratchgan.ops.geometry import window
 import pytest
 
 from scratchgan import zoo
@@ -22,10 +24,11 @@ def test_the_package_never_imports_a_deep_learning_framework():
 def test_flops_of_gemm_like_ops():
     x, k = np.zeros((2, 5, 6, 3)), np.zeros((3, 2, 3, 4))
     # same padding, strides (2, 1): output 3 x 6 pixels, each 3*2*3 MACs per filter
-    assert op_flops("conv2d_forward", (x, k, None, (2, 1), "same")) == 2 * 2 * 3 * 6 * 3 * 2 * 3 * 4
+    g = window((5, 6), (3, 2), (2, 1), "same")
+    assert op_flops("conv2d_forward", (x, k, None, g)) == 2 * 2 * 3 * 6 * 3 * 2 * 3 * 4
     dy = np.zeros((2, 3, 6, 4))
-    assert op_flops("conv2d_backward_data", (dy, k, x.shape, (2, 1), "same")) == 2 * 2 * 18 * 72
-    assert op_flops("conv2d_backward_weights", (dy, x, k.shape, (2, 1), "same")) == 2 * 2 * 18 * 72
+    assert op_flops("conv2d_backward_data", (dy, k, g)) == 2 * 2 * 18 * 72
+    assert op_flops("conv2d_backward_weights", (dy, x, g)) == 2 * 2 * 18 * 72
     a, w = np.zeros((7, 10)), np.zeros((10, 3))
     assert op_flops("dense_forward", (a, w, None)) == 2 * 7 * 10 * 3
     assert op_flops("dense_backward_data", (np.zeros((7, 3)), w)) == 2 * 7 * 10 * 3

@@ -214,14 +214,17 @@ def test_image_folder_fits_pictures_to_the_model(tmp_path):
     grey, _ = load_image_folder(tmp_path, (28, 28, 1))
     assert grey.shape == (3, 28, 28, 1)
     dataset = load_dataset(str(tmp_path), (28, 28, 1))
-    assert dataset.labels is None and "1 unreadable files skipped" in dataset.description
+    assert dataset.labels is None and "1 unreadable file skipped" in dataset.description
 
 
 def test_image_folder_errors(tmp_path):
     with pytest.raises(ImageFolderError, match="no PNG or JPEG images found"):
         load_image_folder(tmp_path, (28, 28, 1))
     (tmp_path / "a.png").write_bytes(b"not a png")
-    with pytest.raises(ImageFolderError, match="none of the 1 image files could be read"):
+    with pytest.raises(ImageFolderError, match="its one image file could not be read"):
+        load_image_folder(tmp_path, (28, 28, 1))
+    (tmp_path / "c.png").write_bytes(b"not a png either")
+    with pytest.raises(ImageFolderError, match="none of the 2 image files could be read"):
         load_image_folder(tmp_path, (28, 28, 1))
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "b.png")
     with pytest.raises(DataError, match="a folder of pictures has no classes"):

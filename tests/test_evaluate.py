@@ -6,12 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from scratchgan import zoo
 from scratchgan.classifier import WEIGHTS, accuracy, load_classifier
 from scratchgan.cli import main
 from scratchgan.datasets import load_mnist
-from scratchgan.evaluate import coverage, evaluate_generator, frechet_distance, psd_sqrt
+from scratchgan.evaluate import applicability, coverage, evaluate_generator, frechet_distance, psd_sqrt
 from scratchgan.gradcheck import gradcheck_loss
 from scratchgan.losses import LossError, SoftmaxCrossentropy
 
@@ -69,6 +70,7 @@ def test_coverage():
     one_class = np.eye(10)[[3] * 50]
     shares, evenness = coverage(one_class)
     assert shares[3] == 1 and evenness == 0
+    assert f"{evenness:.3f}" == "0.000"  # not "-0.000"
     shares, evenness = coverage(np.eye(10)[np.arange(100) % 10])
     assert evenness == pytest.approx(1.0) and np.allclose(shares, 0.1)
 
@@ -111,8 +113,10 @@ def test_cli_evaluate(tmp_path, capsys):
     scores = json.loads(capsys.readouterr().out)
     assert scores["samples"] == 300 and scores["iteration"] == 2 and len(scores["class_shares"]) == 10
     assert scores["frechet_distance"] > scores["frechet_distance_real"] > 0
+    assert scores["applies"] is True and scores["note"] is None and scores["trained_on"] == "mnist"
     assert main(["evaluate", str(run), "--n", "300"]) == 0
-    assert "real vs real floor" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "real vs real floor" in out and "note:" not in out
     g, d, recipe = zoo.cifar_frog(seed=0)
     from scratchgan.train import GANTrainer
 
@@ -129,3 +133,30 @@ def test_classifier_script_writes_loadable_weights(tmp_path):
     model, facts = load_classifier(out)
     assert facts["train_images"] == 2000 and facts["held_out_accuracy"] > 0.8
     assert model.count_params() == 109_386  # 784*128+128 + 128*64+64 + 64*10+10
+
+
+def test_evaluate_says_when_its_score_does_not_apply(tmp_path, capsys):
+    """A generator trained on other pictures gets its distance to MNIST, and a note saying
+    that this distance does not measure it."""
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(pictures / f"{i}.png")
+    run = tmp_path / "run"
+    assert main(["train", "--iterations", "2", "--batch-size", "4", "--data", str(pictures), "--out", str(run),
+                 "--seed", "1", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--n", "200"]) == 0
+    out = capsys.readouterr().out
+    assert f"note: this generator was trained on {pictures}, not on mnist" in out and "do not apply" in out
+    assert main(["evaluate", str(run), "--n", "200", "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["applies"] is False and scores["trained_on"] == str(pictures)
+
+
+def test_applicability():
+    assert applicability("mnist", None, "mnist") is None
+    assert applicability("mnist-full", None, "mnist") is None
+    assert "classes 3 of mnist only" in applicability("mnist", ["3"], "mnist")
+    assert "not on fashion-mnist" in applicability("mnist", None, "fashion-mnist")

@@ -42,8 +42,7 @@ class _ScaledSquare(Layer):
         self._add_param("a", np.array([1.5]))
 
     def _forward(self, x, training):
-        self._store_cache(x, x.shape)
-        return self.params["a"] * x * x
+        return self.params["a"] * x * x, x
 
     def _backward(self, dy, x, need_param_grads):
         if need_param_grads:
@@ -91,8 +90,25 @@ def test_gradcheck_command_prints_the_table(capsys):
 
     assert main(["gradcheck"]) == 0
     out = capsys.readouterr().out
-    assert "Conv2DTranspose k3 s2 same" in out and "max rel. error" in out
+    assert "Conv2DTranspose k3 s2 same" in out and "raw error" in out and "judged" in out
     assert f"{len(CASES) + len(LOSS_CASES)} of {len(CASES) + len(LOSS_CASES)} checks passed" in out
+    dense = next(line for line in out.splitlines() if line.startswith("Dense(3, tanh) "))
+    raw = float(dense.split()[-5])
+    assert 0 < raw < 1e-7  # the raw error is shown, never zeroed
+    assert "< resol." in dense  # and the judged one says why it is not a number
+
+
+def test_the_worst_tensor_is_the_one_with_the_largest_raw_error(rng):
+    report = scratchgan.gradcheck(L.Dense(3, activation="tanh"), rng.standard_normal((4, 5)))
+    assert report.worst.raw_error == max(r.raw_error for r in report.rows) == report.raw_error
+    assert all(r.below_resolution == (r.max_error == 0) for r in report.rows)
+    assert "raw error" in str(report) and "judged" in str(report)
+
+
+def test_a_wrong_backward_is_not_below_resolution(rng):
+    report = scratchgan.gradcheck(_ScaledSquare(error=1 + 1e-4), rng.standard_normal((3, 4)))
+    assert not report.rows[0].below_resolution
+    assert report.worst.name == "x (input)"
 
 
 @pytest.mark.parametrize("where", [pytest.param("gpu", marks=pytest.mark.gpu), "emulated"])

@@ -15,6 +15,7 @@ import pytest
 import scratchgan
 from scratchgan import ops, zoo
 from scratchgan.backend import BackendError
+from scratchgan.ops.geometry import window
 from scratchgan.train import GANTrainer
 from scratchgan.xp import to_host
 
@@ -118,11 +119,12 @@ def test_convolution_kernels(backend, case, dtype, chunking, rng):
     x = rng.standard_normal((n, h, w, c)).astype(dtype)
     k = rng.standard_normal((kh, kw, c, f)).astype(dtype)
     b = rng.standard_normal(f).astype(dtype)
-    y, y_ref = both(backend, "conv2d_forward", x, k, b, strides, pad)
+    g = window((h, w), (kh, kw), strides, pad)
+    y, y_ref = both(backend, "conv2d_forward", x, k, b, g)
     assert_close(y, y_ref, dtype)
     dy = rng.standard_normal(y_ref.shape).astype(dtype)
-    assert_close(*both(backend, "conv2d_backward_data", dy, k, x.shape, strides, pad), dtype)
-    assert_close(*both(backend, "conv2d_backward_weights", dy, x, k.shape, strides, pad), dtype)
+    assert_close(*both(backend, "conv2d_backward_data", dy, k, g), dtype)
+    assert_close(*both(backend, "conv2d_backward_weights", dy, x, g), dtype)
 
 
 @pytest.mark.parametrize("f", [1, 4, 5])  # both sides of DIRECT_MAX_FILTERS
@@ -133,7 +135,7 @@ def test_direct_and_gemm_convolutions_agree_at_the_switch(f, rng):
         pytest.skip(why)
     x = rng.standard_normal((2, 9, 7, 6))
     k = rng.standard_normal((3, 5, 6, f))
-    y, y_ref = both(backend, "conv2d_forward", x, k, None, (2, 1), "same")
+    y, y_ref = both(backend, "conv2d_forward", x, k, None, window((9, 7), (3, 5), (2, 1), "same"))
     assert_close(y, y_ref, np.float64)
 
 
@@ -146,8 +148,9 @@ def test_elementwise_kernels(backend, shape, dtype, rng):
         y, y_ref = both(backend, "leaky_relu_forward", x, slope)
         assert_close(y, y_ref, dtype)
         assert_close(*both(backend, "leaky_relu_backward", dy, y_ref[1], slope), dtype)
-    for name in ("tanh", "sigmoid"):  # forwards stay NumPy's (faster)
-        y_ref = ops.OPS[f"{name}_forward"]["numpy"](x)
+    for name in ("tanh", "sigmoid"):  # Numba leaves the forwards to NumPy (faster); CUDA has kernels
+        y, y_ref = both(backend, f"{name}_forward", x)
+        assert_close(y, y_ref, dtype)
         assert_close(*both(backend, f"{name}_backward", dy, y_ref), dtype)
 
 
@@ -173,11 +176,12 @@ def test_batchnorm_kernels(backend, shape, dtype, rng):
 def test_pooling_kernels(backend, pool, strides, pad, dtype, rng):
     x = rng.standard_normal((2, 7, 9, 3)).astype(dtype)
     x[0, 0, :2, 0] = 1.5  # a tie: the first maximum wins on both backends
-    (y, arg), (y_ref, arg_ref) = both(backend, "maxpool_forward", x, pool, strides, pad)
+    g = window((7, 9), pool, strides, pad)
+    (y, arg), (y_ref, arg_ref) = both(backend, "maxpool_forward", x, g)
     assert_close(y, y_ref, dtype)
     np.testing.assert_array_equal(arg, arg_ref)
     dy = rng.standard_normal(y_ref.shape).astype(dtype)
-    assert_close(*both(backend, "maxpool_backward", dy, arg_ref, x.shape, pool, strides, pad), dtype)
+    assert_close(*both(backend, "maxpool_backward", dy, arg_ref, g), dtype)
     for size in ((2, 2), (1, 3), (3, 2)):
         up, up_ref = both(backend, "upsample_nearest_forward", x, size)
         assert_close(up, up_ref, dtype)

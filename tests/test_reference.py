@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from scratchgan import ops
+from scratchgan.ops.geometry import transpose_window, window
 from scratchgan.reference import naive
 
 CONV_GRID = list(itertools.product([1, 2, 3], ["valid", "same"], [(1, 3), (2, 2), (4, 5)], [1, 2]))
@@ -16,7 +17,7 @@ def test_conv2d_forward_matches_loops(rng, stride, padding, kernel, batch, dtype
     x = rng.standard_normal((batch, 7, 6, 3)).astype(dtype)
     k = rng.standard_normal((*kernel, 3, 4)).astype(dtype)
     b = rng.standard_normal(4).astype(dtype)
-    y = ops.conv2d_forward(x, k, b, (stride, stride), padding)
+    y = ops.conv2d_forward(x, k, b, window((7, 6), kernel, stride, padding))
     assert y.dtype == dtype
     tol = 1e-4 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(y, naive.conv2d(x, k, b, (stride, stride), padding), rtol=tol, atol=tol)
@@ -27,7 +28,7 @@ def test_conv2d_transpose_forward_matches_scatter_loops(rng, stride, padding, ke
     x = rng.standard_normal((batch, 3, 4, 3))
     k = rng.standard_normal((*kernel, 2, 3))
     b = rng.standard_normal(2)
-    y = ops.conv2d_transpose_forward(x, k, b, (stride, stride), padding)
+    y = ops.conv2d_transpose_forward(x, k, b, transpose_window((3, 4), kernel, stride, padding))
     np.testing.assert_allclose(y, naive.conv2d_transpose(x, k, b, (stride, stride), padding), atol=1e-12)
 
 
@@ -36,11 +37,12 @@ def test_conv_backward_data_is_the_adjoint_of_forward(rng, stride, padding):
     """<conv(x), dy> == <x, conv_backward_data(dy)> for every x, dy: the definition of dx."""
     x = rng.standard_normal((2, 9, 8, 3))
     k = rng.standard_normal((3, 4, 3, 5))
-    y = ops.conv2d_forward(x, k, None, (stride, stride), padding)
+    g = window((9, 8), (3, 4), stride, padding)
+    y = ops.conv2d_forward(x, k, None, g)
     dy = rng.standard_normal(y.shape)
-    dx = ops.conv2d_backward_data(dy, k, x.shape, (stride, stride), padding)
+    dx = ops.conv2d_backward_data(dy, k, g)
     assert np.sum(y * dy) == pytest.approx(np.sum(x * dx), rel=1e-12)
-    dk = ops.conv2d_backward_weights(dy, x, k.shape, (stride, stride), padding)
+    dk = ops.conv2d_backward_weights(dy, x, g)
     assert np.sum(y * dy) == pytest.approx(np.sum(k * dk), rel=1e-12)
 
 
@@ -48,7 +50,7 @@ def test_conv_backward_data_is_the_adjoint_of_forward(rng, stride, padding):
 def test_maxpool_matches_loops(rng, pool, stride, padding):
     x = rng.standard_normal((2, 7, 9, 3))
     s = stride or pool
-    y, argmax = ops.maxpool_forward(x, (pool, pool), (s, s), padding)
+    y, argmax = ops.maxpool_forward(x, window((7, 9), pool, s, padding))
     np.testing.assert_array_equal(y, naive.maxpool(x, (pool, pool), (s, s), padding))
     assert argmax.dtype == np.int8
 

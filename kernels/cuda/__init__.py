@@ -1,4 +1,4 @@
-"""CUDA C sources of the CuPy backend, one file per op family (issue 5).
+"""CUDA C sources of the CuPy backend, one file per op family.
 
 Each ``.cu`` file holds ``template <typename T> __global__`` kernels, explicitly
 instantiated for float and double, written to be loaded with ``cupy.RawModule``

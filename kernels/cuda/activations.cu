@@ -4,8 +4,6 @@
 //   tanh        y = tanh(x)                  dx = dy * (1 - y^2)
 //   sigmoid     y = 1 / (1 + exp(-x))        dx = dy * y * (1 - y)
 //               computed as e = exp(-|x|), y = x >= 0 ? 1/(1+e) : e/(1+e): exp never overflows
-//   bias_leaky_relu  y = leaky_relu(x + b[c]) on (..., C) rows: a dense or conv layer's bias
-//               and activation in one pass instead of two
 //
 // One thread per element in a grid-stride loop; T is float or double (instantiated at the end).
 
@@ -25,17 +23,6 @@ __global__ void leaky_relu_forward(const T* x, T slope, long long n, T* y, unsig
 template <typename T>
 __global__ void leaky_relu_backward(const T* dy, const unsigned char* mask, T slope, long long n, T* dx) {
     GRID_STRIDE(i, n) { dx[i] = mask[i] ? dy[i] : slope * dy[i]; }
-}
-
-template <typename T>
-__global__ void bias_leaky_relu_forward(const T* x, const T* bias, long long channels, T slope, long long n,
-                                        T* y, unsigned char* mask) {
-    GRID_STRIDE(i, n) {
-        const T v = x[i] + bias[i % channels];
-        const bool positive = v > T(0);
-        mask[i] = positive;
-        y[i] = positive ? v : slope * v;
-    }
 }
 
 template <typename T>
@@ -64,8 +51,6 @@ __global__ void sigmoid_backward(const T* dy, const T* y, long long n, T* dx) {
 #define INSTANTIATE(T)                                                                                         \
     template __global__ void leaky_relu_forward<T>(const T*, T, long long, T*, unsigned char*);               \
     template __global__ void leaky_relu_backward<T>(const T*, const unsigned char*, T, long long, T*);        \
-    template __global__ void bias_leaky_relu_forward<T>(const T*, const T*, long long, T, long long, T*,      \
-                                                        unsigned char*);                                      \
     template __global__ void tanh_forward<T>(const T*, long long, T*);                                        \
     template __global__ void tanh_backward<T>(const T*, const T*, long long, T*);                             \
     template __global__ void sigmoid_forward<T>(const T*, long long, T*);                                     \

@@ -1,10 +1,10 @@
 """The CuPy backend: the CUDA kernels of this folder, launched on CuPy arrays.
 
-Importing this module (``set_backend("cupy")`` does) registers one launcher per op of
-scratchgan/ops under the backend name "cupy"; each has the NumPy reference's signature
-and returns CuPy arrays. Ops not listed here run their reference on CuPy arrays, which
-CuPy executes on the GPU: the GEMMs of dense layers and convolutions (cuBLAS), tanh,
-the bias gradient's column sum, and batch norm in inference mode.
+``KERNELS`` maps op names (those of scratchgan/ops) to launchers, which
+``set_backend("cupy")`` registers under the backend name "cupy"; each has the NumPy
+reference's signature and returns CuPy arrays. Ops not listed here run their reference
+on CuPy arrays, which CuPy executes on the GPU: the GEMMs of dense layers and
+convolutions (cuBLAS), the bias gradient's column sum, and batch norm in inference mode.
 
 Each ``.cu`` file is compiled once per process by ``cupy.RawModule`` (NVRTC), for float
 and double, and CuPy caches the binary on disk. Launches use a grid-stride loop: blocks of
@@ -24,9 +24,6 @@ import math
 
 import cupy as cp
 import numpy as np
-
-from scratchgan.ops.geometry import window_geometry
-from scratchgan.ops.registry import register
 
 from . import NVRTC_OPTIONS, name_expressions, source_path, struct_dtype
 
@@ -112,11 +109,15 @@ def _elementwise_backward(name):
     return run
 
 
-def sigmoid_forward(x):
-    x = _c(x)
-    y = cp.empty_like(x)
-    launch(kernel("activations", "sigmoid_forward", x.dtype), x.size, (x, _i64(x.size), y))
-    return y
+def _elementwise_forward(name):
+    def run(x):
+        x = _c(x)
+        y = cp.empty_like(x)
+        launch(kernel("activations", name, x.dtype), x.size, (x, _i64(x.size), y))
+        return y
+
+    run.__name__ = name
+    return run
 
 
 # --- batch normalisation ------------------------------------------------------------
@@ -147,85 +148,83 @@ def batchnorm_backward_train(dy, xhat, inv_std, gamma):
     return dx, dgamma, dbeta
 
 
-# --- convolution --------------------------------------------------------------------
-def _geometry(x_shape, kernel_shape, strides, padding):
-    n, h, w, c = x_shape
-    kh, kw = kernel_shape[:2]
-    ho, wo, (top, _), (left, _) = window_geometry(x_shape, (kh, kw), strides, padding)
-    return dict(N=n, H=h, W=w, C=c, kh=kh, kw=kw, sh=strides[0], sw=strides[1], top=top, left=left, Ho=ho, Wo=wo)
+# --- convolution ---------------------------------------------------------------------
+# ``g`` is the layer's Window record (scratchgan/ops/geometry.py): sizes, strides and
+# paddings, computed once when the layer was built. conv.cu's Geometry and pooling.cu's
+# Window structs carry the same numbers plus the batch and channel counts.
+def _conv_struct(g, n, c):
+    return _struct("conv", "Geometry", N=n, H=g.h, W=g.w, C=c, kh=g.kh, kw=g.kw, sh=g.sh, sw=g.sw,
+                   top=g.top, left=g.left, Ho=g.ho, Wo=g.wo)
 
 
-def _chunks(g, itemsize):
+def _chunks(g, n, c, itemsize):
     """Batch ranges whose cols matrix (rows Ho*Wo per image, kh*kw*C columns) fits CHUNK_BYTES."""
-    per_image = g["Ho"] * g["Wo"] * g["kh"] * g["kw"] * g["C"] * itemsize
+    per_image = g.ho * g.wo * g.kh * g.kw * c * itemsize
     step = max(1, CHUNK_BYTES // max(per_image, 1))
-    return [(n0, min(n0 + step, g["N"])) for n0 in range(0, g["N"], step)]
+    return [(n0, min(n0 + step, n)) for n0 in range(0, n, step)]
 
 
 def _im2col(x, g, n0, n1):
-    rows, width = (n1 - n0) * g["Ho"] * g["Wo"], g["kh"] * g["kw"] * g["C"]
+    c = x.shape[3]
+    rows, width = (n1 - n0) * g.ho * g.wo, g.kh * g.kw * c
     cols = cp.empty((rows, width), dtype=x.dtype)
-    launch(kernel("conv", "im2col", x.dtype), rows * width, (x[n0:n1], _struct("conv", "Geometry", **{**g, "N": n1 - n0}), cols))
+    launch(kernel("conv", "im2col", x.dtype), rows * width, (x[n0:n1], _conv_struct(g, n1 - n0, c), cols))
     return cols
 
 
-def conv2d_forward(x, kern, bias, strides, padding):
+def conv2d_forward(x, kern, bias, g):
     x = _c(x)
-    g = _geometry(x.shape, kern.shape, strides, padding)
-    f = kern.shape[3]
+    n, f = x.shape[0], kern.shape[3]
     k2 = _c(kern).reshape(-1, f)
-    y = cp.empty((g["N"], g["Ho"], g["Wo"], f), dtype=x.dtype)
-    for n0, n1 in _chunks(g, x.dtype.itemsize):
+    y = cp.empty((n, g.ho, g.wo, f), dtype=x.dtype)
+    for n0, n1 in _chunks(g, n, x.shape[3], x.dtype.itemsize):
         cp.matmul(_im2col(x, g, n0, n1), k2, out=y[n0:n1].reshape(-1, f))
     if bias is not None:
         y += bias
     return y
 
 
-def conv2d_backward_data(dy, kern, x_shape, strides, padding):
+def conv2d_backward_data(dy, kern, g):
     dy = _c(dy)
-    g = _geometry(x_shape, kern.shape, strides, padding)
-    f = kern.shape[3]
+    n, c, f = dy.shape[0], kern.shape[2], kern.shape[3]
     k2t = _c(kern).reshape(-1, f).T
-    dx = cp.empty(tuple(x_shape), dtype=dy.dtype)
+    dx = cp.empty((n, g.h, g.w, c), dtype=dy.dtype)
     fold = kernel("conv", "col2im", dy.dtype)
-    for n0, n1 in _chunks(g, dy.dtype.itemsize):
+    for n0, n1 in _chunks(g, n, c, dy.dtype.itemsize):
         dcols = dy[n0:n1].reshape(-1, f) @ k2t
-        launch(fold, (n1 - n0) * g["H"] * g["W"] * g["C"], (dcols, _struct("conv", "Geometry", **{**g, "N": n1 - n0}), dx[n0:n1]))
+        launch(fold, (n1 - n0) * g.h * g.w * c, (dcols, _conv_struct(g, n1 - n0, c), dx[n0:n1]))
     return dx
 
 
-def conv2d_backward_weights(dy, x, kernel_shape, strides, padding):
+def conv2d_backward_weights(dy, x, g):
     dy, x = _c(dy), _c(x)
-    g = _geometry(x.shape, kernel_shape, strides, padding)
-    f = kernel_shape[3]
-    dk = cp.zeros((g["kh"] * g["kw"] * g["C"], f), dtype=x.dtype)
-    for n0, n1 in _chunks(g, x.dtype.itemsize):
+    n, c, f = x.shape[0], x.shape[3], dy.shape[3]
+    dk = cp.zeros((g.kh * g.kw * c, f), dtype=x.dtype)
+    for n0, n1 in _chunks(g, n, c, x.dtype.itemsize):
         dk += _im2col(x, g, n0, n1).T @ dy[n0:n1].reshape(-1, f)
-    return dk.reshape(kernel_shape)
+    return dk.reshape(g.kh, g.kw, c, f)
 
 
 # --- pooling and upsampling -----------------------------------------------------------
-def _window(x_shape, pool, strides, padding):
-    n, h, w, c = x_shape
-    ho, wo, (top, _), (left, _) = window_geometry(x_shape, pool, strides, padding)
-    return dict(N=n, H=h, W=w, C=c, ph=pool[0], pw=pool[1], sh=strides[0], sw=strides[1], top=top, left=left, Ho=ho, Wo=wo)
+def _pool_struct(g, n, c):
+    return _struct("pooling", "Window", N=n, H=g.h, W=g.w, C=c, ph=g.kh, pw=g.kw, sh=g.sh, sw=g.sw,
+                   top=g.top, left=g.left, Ho=g.ho, Wo=g.wo)
 
 
-def maxpool_forward(x, pool, strides, padding):
+def maxpool_forward(x, g):
     x = _c(x)
-    g = _window(x.shape, pool, strides, padding)
-    y = cp.empty((g["N"], g["Ho"], g["Wo"], g["C"]), dtype=x.dtype)
+    n, c = x.shape[0], x.shape[3]
+    y = cp.empty((n, g.ho, g.wo, c), dtype=x.dtype)
     argmax = cp.empty(y.shape, dtype=cp.int8)
-    launch(kernel("pooling", "maxpool_forward", x.dtype), y.size, (x, _struct("pooling", "Window", **g), y, argmax))
+    launch(kernel("pooling", "maxpool_forward", x.dtype), y.size, (x, _pool_struct(g, n, c), y, argmax))
     return y, argmax
 
 
-def maxpool_backward(dy, argmax, x_shape, pool, strides, padding):
+def maxpool_backward(dy, argmax, g):
     dy, argmax = _c(dy), _c(argmax)
-    g = _window(tuple(x_shape), pool, strides, padding)
-    dx = cp.empty(tuple(x_shape), dtype=dy.dtype)
-    launch(kernel("pooling", "maxpool_backward", dy.dtype), dx.size, (dy, argmax, _struct("pooling", "Window", **g), dx))
+    n, c = dy.shape[0], dy.shape[3]
+    dx = cp.empty((n, g.h, g.w, c), dtype=dy.dtype)
+    launch(kernel("pooling", "maxpool_backward", dy.dtype), dx.size, (dy, argmax, _pool_struct(g, n, c), dx))
     return dx
 
 
@@ -345,8 +344,9 @@ def rmsprop_update(param, grad, v, lr, rho, eps):
 KERNELS = {
     "leaky_relu_forward": leaky_relu_forward,
     "leaky_relu_backward": leaky_relu_backward,
+    "tanh_forward": _elementwise_forward("tanh_forward"),
     "tanh_backward": _elementwise_backward("tanh_backward"),
-    "sigmoid_forward": sigmoid_forward,
+    "sigmoid_forward": _elementwise_forward("sigmoid_forward"),
     "sigmoid_backward": _elementwise_backward("sigmoid_backward"),
     "batchnorm_forward_train": batchnorm_forward_train,
     "batchnorm_backward_train": batchnorm_backward_train,
@@ -369,10 +369,7 @@ KERNELS = {
 }
 
 #: ops whose NumPy reference runs on CuPy arrays instead, because CuPy already does it in
-#: one library call: GEMMs (cuBLAS), tanh (one element-wise kernel), the bias gradient's
-#: column sum (one reduction), and batch norm's inference mode (a few element-wise kernels)
-REFERENCE_ON_GPU = ("dense_forward", "dense_backward_data", "dense_backward_weights", "tanh_forward",
+#: one library call: GEMMs (cuBLAS), the bias gradient's column sum (one reduction), and
+#: batch norm's inference mode (a few element-wise kernels)
+REFERENCE_ON_GPU = ("dense_forward", "dense_backward_data", "dense_backward_weights",
                     "bias_backward", "batchnorm_forward_infer", "batchnorm_backward_infer")
-
-for _name, _fn in KERNELS.items():
-    register(_name, "cupy", _fn)

@@ -1,6 +1,6 @@
-"""The Numba CPU backend: importing this package registers its kernels for the ops of
-scratchgan/ops under the backend name "numba". One module per op family; each module's
-KERNELS maps op names to functions with the NumPy reference's signature.
+"""The Numba CPU backend: ``KERNELS`` maps op names (those of scratchgan/ops) to functions
+with the NumPy reference's signature; ``scratchgan.set_backend("numba")`` registers them.
+One module per op family, each with its own KERNELS; nothing here imports scratchgan.
 
 Dense layers and the GEMMs inside convolutions stay with NumPy's BLAS: no hand-written
 loop beats it. The kernels do what BLAS cannot: layout transforms (im2col/col2im without
@@ -17,8 +17,6 @@ import os
 # it). Passive waiting (threads sleep at once) removes that; set before OpenMP starts.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from scratchgan.ops.registry import register  # noqa: E402
-
 from . import activations, batchnorm, conv, dropout, losses, optim, pooling  # noqa: E402
 
 MODULES = (activations, batchnorm, conv, dropout, losses, optim, pooling)
@@ -30,10 +28,5 @@ NUMPY_IS_FASTER = ("dense_forward", "dense_backward_data", "dense_backward_weigh
                    "bce_logits_forward", "bce_logits_backward")
 
 
-def register_all() -> None:
-    for module in MODULES:
-        for name, fn in module.KERNELS.items():
-            register(name, "numba", fn)
-
-
-register_all()
+#: op name -> kernel, every family's table merged
+KERNELS = {name: fn for module in MODULES for name, fn in module.KERNELS.items()}

@@ -1,6 +1,7 @@
 """Convolution kernels: im2col / col2im without a padded copy, and direct kernels for few filters.
 
-Shapes as in scratchgan/ops/conv.py: x (N, H, W, C), kernel (kh, kw, C, F), y (N, Ho, Wo, F).
+Shapes and arguments as in scratchgan/ops/conv.py: x (N, H, W, C), kernel (kh, kw, C, F),
+y (N, Ho, Wo, F), and ``g`` the layer's Window record (sizes, strides, paddings).
 Padding is implicit: an input index outside [0, H) x [0, W) reads as zero, so no padded
 copy of x is ever made.
 
@@ -23,16 +24,8 @@ from numba import njit, prange
 
 from .threads import threads_for
 
-from scratchgan.ops.geometry import window_geometry
-
 CHUNK_BYTES = 8 << 20
 DIRECT_MAX_FILTERS = 4
-
-
-def geometry(x_shape, kh, kw, strides, padding):
-    """(Ho, Wo, top, left): the output size and the padding before each axis."""
-    ho, wo, (top, _), (left, _) = window_geometry(x_shape, (kh, kw), strides, padding)
-    return ho, wo, top, left
 
 
 @njit(inline="always")
@@ -180,79 +173,79 @@ def _chunk(n, row_bytes):
     return max(1, min(n, CHUNK_BYTES // max(row_bytes, 1)))
 
 
-def conv2d_forward(x, kernel, bias, strides, padding):
+def conv2d_forward(x, kernel, bias, g):
     kh, kw, c, f = kernel.shape
     n = x.shape[0]
-    ho, wo, top, left = geometry(x.shape, kh, kw, strides, padding)
     x = np.ascontiguousarray(x)
     if f <= DIRECT_MAX_FILTERS:
-        y = np.empty((n, ho, wo, f), dtype=x.dtype)
+        y = np.empty((n, g.ho, g.wo, f), dtype=x.dtype)
         threads_for(x.size * kh * kw)
-        direct_forward(x, np.ascontiguousarray(kernel.transpose(0, 1, 3, 2)), strides[0], strides[1], top, left, y)
+        direct_forward(x, np.ascontiguousarray(kernel.transpose(0, 1, 3, 2)), g.sh, g.sw, g.top, g.left, y)
         if bias is not None:
             y += bias
         return y
     kr = kernel.reshape(kh * kw * c, f)
-    y = np.empty((n * ho * wo, f), dtype=x.dtype)
-    chunk = _chunk(n, ho * wo * kh * kw * c * x.itemsize)
-    cols = np.empty((chunk * ho * wo, kh * kw * c), dtype=x.dtype)
+    pixels = g.ho * g.wo
+    y = np.empty((n * pixels, f), dtype=x.dtype)
+    chunk = _chunk(n, pixels * kh * kw * c * x.itemsize)
+    cols = np.empty((chunk * pixels, kh * kw * c), dtype=x.dtype)
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
-        rows = (n1 - n0) * ho * wo
+        rows = (n1 - n0) * pixels
         threads_for(cols.size)
-        im2col(x, n0, n1, kh, kw, strides[0], strides[1], top, left, ho, wo, cols)
-        np.matmul(cols[:rows], kr, out=y[n0 * ho * wo : n1 * ho * wo])
+        im2col(x, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, cols)
+        np.matmul(cols[:rows], kr, out=y[n0 * pixels : n1 * pixels])
     if bias is not None:
         y += bias
-    return y.reshape(n, ho, wo, f)
+    return y.reshape(n, g.ho, g.wo, f)
 
 
-def conv2d_backward_data(dy, kernel, x_shape, strides, padding):
+def conv2d_backward_data(dy, kernel, g):
     kh, kw, c, f = kernel.shape
-    n = x_shape[0]
-    ho, wo, top, left = geometry(x_shape, kh, kw, strides, padding)
+    n = dy.shape[0]
     dy = np.ascontiguousarray(dy)
-    dx = np.empty(x_shape, dtype=dy.dtype)
+    dx = np.empty((n, g.h, g.w, c), dtype=dy.dtype)
     if f <= DIRECT_MAX_FILTERS:
         threads_for(dx.size * kh * kw)
-        direct_backward_data(dy, np.ascontiguousarray(kernel.transpose(0, 1, 3, 2)), strides[0], strides[1], top, left, dx)
+        direct_backward_data(dy, np.ascontiguousarray(kernel.transpose(0, 1, 3, 2)), g.sh, g.sw, g.top, g.left, dx)
         return dx
     krt = kernel.reshape(kh * kw * c, f).T
-    dy2 = dy.reshape(n * ho * wo, f)
-    chunk = _chunk(n, ho * wo * kh * kw * c * dy.itemsize)
-    dcols = np.empty((chunk * ho * wo, kh * kw * c), dtype=dy.dtype)
+    pixels = g.ho * g.wo
+    dy2 = dy.reshape(n * pixels, f)
+    chunk = _chunk(n, pixels * kh * kw * c * dy.itemsize)
+    dcols = np.empty((chunk * pixels, kh * kw * c), dtype=dy.dtype)
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
-        rows = (n1 - n0) * ho * wo
-        np.matmul(dy2[n0 * ho * wo : n1 * ho * wo], krt, out=dcols[:rows])
+        rows = (n1 - n0) * pixels
+        np.matmul(dy2[n0 * pixels : n1 * pixels], krt, out=dcols[:rows])
         threads_for(dcols.size)
-        col2im(dcols, n0, n1, kh, kw, strides[0], strides[1], top, left, ho, wo, dx)
+        col2im(dcols, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, dx)
     return dx
 
 
-def conv2d_backward_weights(dy, x, kernel_shape, strides, padding):
-    kh, kw, c, f = kernel_shape
-    n = x.shape[0]
-    ho, wo, top, left = geometry(x.shape, kh, kw, strides, padding)
+def conv2d_backward_weights(dy, x, g):
+    kh, kw = g.kh, g.kw
+    n, c, f = x.shape[0], x.shape[3], dy.shape[3]
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
     if f <= DIRECT_MAX_FILTERS:
         per_image = np.empty((n, kh, kw, f, c), dtype=np.float64)
         threads_for(x.size * kh * kw)
-        direct_backward_weights(dy, x, strides[0], strides[1], top, left, per_image)
+        direct_backward_weights(dy, x, g.sh, g.sw, g.top, g.left, per_image)
         return per_image.sum(axis=0).transpose(0, 1, 3, 2).astype(x.dtype)
-    dy2 = dy.reshape(n * ho * wo, f)
+    pixels = g.ho * g.wo
+    dy2 = dy.reshape(n * pixels, f)
     dk = np.zeros((kh * kw * c, f), dtype=x.dtype)
-    chunk = _chunk(n, ho * wo * kh * kw * c * x.itemsize)
-    cols = np.empty((chunk * ho * wo, kh * kw * c), dtype=x.dtype)
+    chunk = _chunk(n, pixels * kh * kw * c * x.itemsize)
+    cols = np.empty((chunk * pixels, kh * kw * c), dtype=x.dtype)
     part = np.empty_like(dk)
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
-        rows = (n1 - n0) * ho * wo
+        rows = (n1 - n0) * pixels
         threads_for(cols.size)
-        im2col(x, n0, n1, kh, kw, strides[0], strides[1], top, left, ho, wo, cols)
-        np.matmul(cols[:rows].T, dy2[n0 * ho * wo : n1 * ho * wo], out=part)
+        im2col(x, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, cols)
+        np.matmul(cols[:rows].T, dy2[n0 * pixels : n1 * pixels], out=part)
         dk += part
-    return dk.reshape(kernel_shape)
+    return dk.reshape(kh, kw, c, f)
 
 
 KERNELS = {

@@ -12,8 +12,6 @@ from numba import njit, prange
 
 from .threads import threads_for
 
-from scratchgan.ops.geometry import window_geometry
-
 
 @njit(parallel=True, cache=True)
 def _maxpool_forward(x, ph, pw, sh, sw, top, left, y, argmax):
@@ -80,23 +78,19 @@ def _upsample_backward(dy, sh, sw, dx):
                 dx[b, hh, ww, ch] = s
 
 
-def maxpool_forward(x, pool, strides, padding):
-    (ph, pw), (sh, sw) = pool, strides
+def maxpool_forward(x, g):
     n, _, _, c = x.shape
-    ho, wo, (top, _), (left, _) = window_geometry(x.shape, pool, strides, padding)
-    y = np.empty((n, ho, wo, c), dtype=x.dtype)
-    argmax = np.empty((n, ho, wo, c), dtype=np.int8)
+    y = np.empty((n, g.ho, g.wo, c), dtype=x.dtype)
+    argmax = np.empty((n, g.ho, g.wo, c), dtype=np.int8)
     threads_for(x.size)
-    _maxpool_forward(np.ascontiguousarray(x), ph, pw, sh, sw, top, left, y, argmax)
+    _maxpool_forward(np.ascontiguousarray(x), g.kh, g.kw, g.sh, g.sw, g.top, g.left, y, argmax)
     return y, argmax
 
 
-def maxpool_backward(dy, argmax, x_shape, pool, strides, padding):
-    (_, pw), (sh, sw) = pool, strides
-    _, _, (top, _), (left, _) = window_geometry(x_shape, pool, strides, padding)
-    dx = np.empty(x_shape, dtype=dy.dtype)
+def maxpool_backward(dy, argmax, g):
+    dx = np.empty((dy.shape[0], g.h, g.w, dy.shape[3]), dtype=dy.dtype)
     threads_for(dx.size)
-    _maxpool_backward(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), pw, sh, sw, top, left, dx)
+    _maxpool_backward(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), g.kw, g.sh, g.sw, g.top, g.left, dx)
     return dx
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import cifar10, fashion_mnist, mnist
 from .image_folder import load_image_folder
+from ..wording import counted
 
 NAMED = ("mnist", "mnist-full", "fashion-mnist", "cifar10")
 MNIST_CLASSES = tuple(str(d) for d in range(10))
@@ -98,8 +99,8 @@ def load_dataset(spec: str, image_shape, classes=()) -> Dataset:
         if classes:
             raise DataError(f"--class {','.join(classes)}: a folder of pictures has no classes")
         images, skipped = load_image_folder(name, image_shape)
-        note = f", {len(skipped)} unreadable files skipped" if skipped else ""
-        return Dataset(images, None, None, f"{len(images)} pictures from {name}{note}", skipped)
+        note = f", {counted(len(skipped), 'unreadable file')} skipped" if skipped else ""
+        return Dataset(images, None, None, f"{counted(len(images), 'picture')} from {name}{note}", skipped)
     images, labels, class_names, description = labelled
     if images.ndim == 3:
         images = images[..., None]
@@ -110,4 +111,4 @@ def load_dataset(spec: str, image_shape, classes=()) -> Dataset:
         have, want = "x".join(map(str, images.shape[1:])), "x".join(map(str, image_shape))
         raise DataError(f"{description} holds {have} images but the model expects {want}; "
                         f"choose data of that size, or a folder of pictures (those are resized)")
-    return Dataset(images, labels, class_names, f"{len(images)} images: {description}", [])
+    return Dataset(images, labels, class_names, f"{counted(len(images), 'image')}: {description}", [])

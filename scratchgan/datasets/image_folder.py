@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..wording import counted
+
 SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
@@ -56,6 +58,7 @@ def load_image_folder(folder, image_shape):
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
             skipped.append((path, str(err)))
     if not images:
-        raise ImageFolderError(f"{folder}: none of the {len(paths)} image files could be read "
+        what = "its one image file could not" if len(paths) == 1 else f"none of the {counted(len(paths), 'image file')} could"
+        raise ImageFolderError(f"{folder}: {what} be read "
                                f"(first: {skipped[0][0]}: {skipped[0][1]})")
     return np.stack(images), skipped

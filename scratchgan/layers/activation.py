@@ -8,6 +8,8 @@
 
 The same functions serve the ``activation=`` argument of Dense and the conv layers.
 Any shape; the output has the input's shape.
+
+The ops: scratchgan/ops/activations.py. Derivation: docs/derivations.md, "Activations".
 """
 from __future__ import annotations
 
@@ -58,9 +60,7 @@ class Activation(Layer):
             self.name = self.activation
 
     def _forward(self, x, training):
-        y, cache = activation_forward(self.activation, x)
-        self._store_cache(cache, y.shape)
-        return y
+        return activation_forward(self.activation, x)
 
     def _backward(self, dy, cache, need_param_grads):
         return activation_backward(self.activation, dy, cache)
@@ -79,9 +79,7 @@ class LeakyReLU(Layer):
         self.negative_slope = float(negative_slope)
 
     def _forward(self, x, training):
-        y, mask = ops.leaky_relu_forward(x, self.negative_slope)
-        self._store_cache(mask, y.shape)
-        return y
+        return ops.leaky_relu_forward(x, self.negative_slope)  # (y, mask)
 
     def _backward(self, dy, mask, need_param_grads):
         return ops.leaky_relu_backward(dy, mask, self.negative_slope)

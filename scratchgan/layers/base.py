@@ -16,8 +16,13 @@ or CuPy arrays on the GPU for the cupy backend. They are drawn on the host with 
 generator (so every backend starts from the same weights) and moved once, when built;
 ``to_backend()`` moves a built layer after ``set_backend``.
 
-The cache lives in one slot, ``self._cache``: every forward empties it and
-forward(training=True) fills it; backward consumes and frees it. So a backward
+A layer writes two methods, as cs231n's forward/backward pairs do::
+
+    y, cache = self._forward(x, training)          # what backward will need, in ``cache``
+    dx = self._backward(dy, cache, need_param_grads)
+
+``Layer.forward`` keeps ``cache`` in one slot (with the output's shape, which dy must
+have) when asked to, and ``Layer.backward`` hands it back and frees it. So a backward
 always differentiates the latest forward, or fails clearly if that kept no cache.
 """
 from __future__ import annotations
@@ -26,7 +31,7 @@ import re
 
 import numpy as np
 
-from ..xp import array_module, backend_module, is_device_array, to_device
+from ..xp import backend_module, is_device_array, to_device
 
 
 class LayerError(ValueError):
@@ -55,7 +60,7 @@ class Layer:
         self.trainable = True
         self.rng = np.random.default_rng()
         self._cache = None
-        self._keep_cache = False
+        self._on_device = False  # whether the weights are CuPy arrays (set when built or moved)
 
     # --- building -----------------------------------------------------------------
     def build(self, input_shape) -> tuple:
@@ -66,6 +71,7 @@ class Layer:
         self._build(input_shape)
         self.output_shape = tuple(self.compute_output_shape(input_shape))
         self.grads = {k: None for k in self.params}
+        self._on_device = backend_module() is not np
         self.built = True
         return self.output_shape
 
@@ -102,17 +108,24 @@ class Layer:
         (default: the value of ``training``) keeps what backward needs, so an
         inference-mode forward can be differentiated too (gradient checks do).
         """
-        self._keep_cache = training if keep_cache is None else bool(keep_cache)
         self._cache = None  # a backward must never see an older forward's cache
         x = self._check_input(x)
         if not self.built:
             self.build(x.shape)
+            x = self._as_array(x)  # the weights exist now: the input must live where they do
         elif tuple(x.shape[1:]) != tuple(self.input_shape[1:]):
             raise LayerError(
                 f"{self.name}: built for inputs of shape {_fmt(self.input_shape)}, "
                 f"got {_fmt(x.shape)}"
             )
-        return self._forward(x, training)
+        out = self._forward(x, training)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise LayerError(f"{self.name}: _forward must return (y, cache), got {type(out).__name__}")
+        y, cache = out
+        keep = training if keep_cache is None else keep_cache
+        if keep:
+            self._cache = (cache, tuple(y.shape))
+        return y
 
     def backward(self, dy, need_param_grads: bool = True):
         """dx = dL/dx given dy = dL/dy; adds dL/dparam into self.grads unless told not to."""
@@ -133,11 +146,10 @@ class Layer:
         """``a`` as an array of the module the weights live in; a clear error on a mix-up."""
         if not isinstance(a, np.ndarray) and not is_device_array(a):
             a = backend_module().asarray(a)
-        weights = next(iter(self.params.values()), None)
-        if weights is not None and array_module(a) is not array_module(weights):
+        if self.params and is_device_array(a) != self._on_device:
             raise LayerError(
-                f"{self.name}: input is a {_where(a)} array but the weights are {_where(weights)} arrays; "
-                f"build the model under the backend you run it with, or call model.to_backend()"
+                f"{self.name}: input is a {_where(a)} array but the weights are {_where(next(iter(self.params.values())))} "
+                f"arrays; build the model under the backend you run it with, or call model.to_backend()"
             )
         return a
 
@@ -148,15 +160,12 @@ class Layer:
         self._check_input_shape(x.shape)
         return x
 
-    def _store_cache(self, cache, output_shape) -> None:
-        """Keep what backward needs (may be None) with the output shape dy must have."""
-        if self._keep_cache:
-            self._cache = (cache, tuple(output_shape))
-
     def _forward(self, x, training):
+        """Return (y, cache): the output, and what _backward needs (None if nothing)."""
         raise NotImplementedError
 
     def _backward(self, dy, cache, need_param_grads):
+        """Return dx; add the parameter gradients with _accumulate when need_param_grads."""
         raise NotImplementedError
 
     def _accumulate(self, key, grad) -> None:
@@ -179,6 +188,7 @@ class Layer:
         for store in (self.params, self.buffers):
             for k, v in store.items():
                 store[k] = to_device(v)
+        self._on_device = backend_module() is not np
         self.zero_grad()
         return self
 

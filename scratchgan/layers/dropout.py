@@ -6,6 +6,8 @@
 ``rate`` is the probability of dropping a value, as in Keras. The mask is drawn from
 the layer's own numpy Generator ``layer.rng`` (seed it with ``seed=`` or by
 assigning ``layer.rng``), so a run is reproducible and a gradient check can replay it.
+
+The ops: scratchgan/ops/dropout.py. Derivation: docs/derivations.md, "Dropout".
 """
 from __future__ import annotations
 
@@ -25,11 +27,9 @@ class Dropout(Layer):
 
     def _forward(self, x, training):
         if not training or self.rate == 0:
-            self._store_cache(None, x.shape)
-            return x
+            return x, None
         y, keep, scale = ops.dropout_forward(x, self.rate, self.rng)
-        self._store_cache((keep, scale), y.shape)
-        return y
+        return y, (keep, scale)
 
     def _backward(self, dy, cache, need_param_grads):
         if cache is None:

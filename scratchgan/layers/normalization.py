@@ -11,13 +11,31 @@ Inference mode: the moving statistics replace the batch's, so y is affine in x a
 dx = dy * gamma / sqrt(moving_variance + eps). The moving statistics are buffers:
 not trained, but counted in count_params() as Keras counts them.
 ``training`` picks the statistics; ``trainable=False`` freezes gamma and beta.
+
+The ops: scratchgan/ops/batchnorm.py. Derivation: docs/derivations.md, "BatchNormalization".
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
 from .. import ops
 from .base import Layer, LayerError
+
+
+class TrainingCache(NamedTuple):
+    """What the training-mode backward needs: xhat (x's shape) and 1/sqrt(var + eps) (C,)."""
+
+    xhat: object
+    inv_std: object
+
+
+class InferenceCache(NamedTuple):
+    """What the inference-mode backward needs: xhat and gamma / sqrt(moving_variance + eps) (C,)."""
+
+    xhat: object
+    scale: object
 
 
 class BatchNormalization(Layer):
@@ -47,23 +65,20 @@ class BatchNormalization(Layer):
             y, xhat, scale = ops.batchnorm_forward_infer(
                 x, gamma, beta, self.buffers["moving_mean"], self.buffers["moving_variance"], self.epsilon
             )
-            self._store_cache(("inference", xhat, scale), y.shape)
-            return y
+            return y, InferenceCache(xhat, scale)
         y, xhat, inv_std, mean, var = ops.batchnorm_forward_train(x, gamma, beta, self.epsilon)
         mom = self.momentum
         for key, stat in (("moving_mean", mean), ("moving_variance", var)):
             buf = self.buffers[key]
             buf *= mom
             buf += (1 - mom) * stat.astype(buf.dtype, copy=False)
-        self._store_cache(("training", xhat, inv_std), y.shape)
-        return y
+        return y, TrainingCache(xhat, inv_std)
 
     def _backward(self, dy, cache, need_param_grads):
-        mode, xhat, third = cache
-        if mode == "inference":
-            dx, dgamma, dbeta = ops.batchnorm_backward_infer(dy, xhat, third)
+        if isinstance(cache, InferenceCache):
+            dx, dgamma, dbeta = ops.batchnorm_backward_infer(dy, cache.xhat, cache.scale)
         else:
-            dx, dgamma, dbeta = ops.batchnorm_backward_train(dy, xhat, third, self.params["gamma"])
+            dx, dgamma, dbeta = ops.batchnorm_backward_train(dy, cache.xhat, cache.inv_std, self.params["gamma"])
         if need_param_grads:
             self._accumulate("gamma", dgamma)
             self._accumulate("beta", dbeta)

@@ -6,11 +6,13 @@ MaxPooling2D(pool_size=2, strides=None -> pool_size, padding="valid"):
 
 UpSampling2D(size=2):
     y[n,p,q,c] = x[n, p // sh, q // sw, c];  dx = sum of dy over each sh x sw block.
+
+The ops: scratchgan/ops/pooling.py. Derivation: docs/derivations.md, "MaxPooling2D and UpSampling2D".
 """
 from __future__ import annotations
 
 from .. import ops
-from ..ops.geometry import check_padding, conv_output_length, pair
+from ..ops.geometry import check_padding, pair, window
 from .base import Layer, LayerError
 
 
@@ -24,24 +26,27 @@ class MaxPooling2D(Layer):
         self.padding = check_padding(padding)
         if max(self.pool_size) > 127:
             raise LayerError(f"{self.name}: pool_size above 127 is not supported, got {self.pool_size}")
+        self.window = None  # the Window of inputs of the built size, set by _build
+
+    def _window(self, input_shape):
+        try:
+            return window(input_shape[1:3], self.pool_size, self.strides, self.padding)
+        except ValueError as err:
+            raise LayerError(f"{self.name}: input {tuple(input_shape[1:])}: {err}") from None
+
+    def _build(self, input_shape):
+        self.window = self._window(input_shape)
 
     def compute_output_shape(self, input_shape):
-        n, h, w, c = input_shape
-        try:
-            ho = conv_output_length(h, self.pool_size[0], self.strides[0], self.padding)[0]
-            wo = conv_output_length(w, self.pool_size[1], self.strides[1], self.padding)[0]
-        except ValueError as err:
-            raise LayerError(f"{self.name}: input {input_shape[1:]}: {err}") from None
-        return (n, ho, wo, c)
+        g = self._window(input_shape)
+        return (input_shape[0], g.ho, g.wo, input_shape[-1])
 
     def _forward(self, x, training):
-        y, argmax = ops.maxpool_forward(x, self.pool_size, self.strides, self.padding)
-        self._store_cache((argmax, x.shape), y.shape)
-        return y
+        y, argmax = ops.maxpool_forward(x, self.window)
+        return y, argmax
 
-    def _backward(self, dy, cache, need_param_grads):
-        argmax, x_shape = cache
-        return ops.maxpool_backward(dy, argmax, x_shape, self.pool_size, self.strides, self.padding)
+    def _backward(self, dy, argmax, need_param_grads):
+        return ops.maxpool_backward(dy, argmax, self.window)
 
     def get_config(self):
         return {"pool_size": self.pool_size, "strides": self.strides, "padding": self.padding}
@@ -59,9 +64,7 @@ class UpSampling2D(Layer):
         return (n, h * self.size[0], w * self.size[1], c)
 
     def _forward(self, x, training):
-        y = ops.upsample_nearest_forward(x, self.size)
-        self._store_cache(None, y.shape)
-        return y
+        return ops.upsample_nearest_forward(x, self.size), None
 
     def _backward(self, dy, cache, need_param_grads):
         return ops.upsample_nearest_backward(dy, self.size)

@@ -25,9 +25,7 @@ class Reshape(Layer):
         return (input_shape[0], *self.target_shape)
 
     def _forward(self, x, training):
-        y = x.reshape(x.shape[0], *self.target_shape)
-        self._store_cache(x.shape, y.shape)
-        return y
+        return x.reshape(x.shape[0], *self.target_shape), x.shape
 
     def _backward(self, dy, x_shape, need_param_grads):
         return dy.reshape(x_shape)
@@ -41,9 +39,7 @@ class Flatten(Layer):
         return (input_shape[0], math.prod(input_shape[1:]))
 
     def _forward(self, x, training):
-        y = x.reshape(x.shape[0], -1)
-        self._store_cache(x.shape, y.shape)
-        return y
+        return x.reshape(x.shape[0], -1), x.shape
 
     def _backward(self, dy, x_shape, need_param_grads):
         return dy.reshape(x_shape)

@@ -6,6 +6,8 @@
     sigmoid     y = 1 / (1 + exp(-x))        dx = dy * y * (1 - y)
 
 The backward of tanh and sigmoid needs only y, so layers cache y, not x.
+
+Derivation: docs/derivations.md, "Activations".
 """
 from __future__ import annotations
 

@@ -15,6 +15,8 @@ Inference uses the moving statistics instead, so it is an affine map per channel
 
 The moving averages follow Keras: moving = momentum * moving + (1 - momentum) * batch
 statistic, with the biased batch variance (as Keras 3 does).
+
+Derivation: docs/derivations.md, "BatchNormalization".
 """
 from __future__ import annotations
 

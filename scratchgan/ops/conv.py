@@ -1,6 +1,8 @@
 """2-D convolution (NHWC) as im2col + one GEMM, and its two backward passes.
 
-Shapes: x (N, H, W, C), kernel (kh, kw, C, F), bias (F,), y (N, Ho, Wo, F).
+Shapes: x (N, H, W, C), kernel (kh, kw, C, F), bias (F,), y (N, Ho, Wo, F). Every op
+takes the layer's :class:`~scratchgan.ops.geometry.Window` ``g`` (sizes, strides, paddings),
+computed once when the layer was built. Derivation: docs/derivations.md, "Conv2D".
 
 Forward::
 
@@ -24,70 +26,64 @@ three ops with the roles swapped (see conv2d_transpose_*): no zero-dilated input
 from __future__ import annotations
 
 from ..xp import array_module
-
-from .geometry import conv_transpose_output_length, window_geometry
 from .registry import op
 
 
-def _pad(x, pad_h, pad_w):
-    if pad_h == (0, 0) and pad_w == (0, 0):
+def _pad(x, g):
+    """x zero-padded by the window's paddings (x itself when there are none)."""
+    if g.top == g.bottom == g.left == g.right == 0:
         return x
-    return array_module(x).pad(x, ((0, 0), pad_h, pad_w, (0, 0)))
+    return array_module(x).pad(x, ((0, 0), (g.top, g.bottom), (g.left, g.right), (0, 0)))
 
 
-def im2col(xpad, kh, kw, strides, ho, wo):
+def im2col(xpad, g):
     """Patches of a padded NHWC image: (N, Ho, Wo, kh, kw, C), one strided copy per tap."""
     n, _, _, c = xpad.shape
-    sh, sw = strides
-    cols = array_module(xpad).empty((n, ho, wo, kh, kw, c), dtype=xpad.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            cols[:, :, :, i, j, :] = xpad[:, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw, :]
+    cols = array_module(xpad).empty((n, g.ho, g.wo, g.kh, g.kw, c), dtype=xpad.dtype)
+    for i in range(g.kh):
+        for j in range(g.kw):
+            cols[:, :, :, i, j, :] = xpad[:, i : i + g.sh * (g.ho - 1) + 1 : g.sh, j : j + g.sw * (g.wo - 1) + 1 : g.sw, :]
     return cols
 
 
-def col2im(cols, padded_shape, strides):
-    """Adjoint of im2col: add every patch of ``cols`` (N, Ho, Wo, kh, kw, C) back onto a zero image."""
-    _, ho, wo, kh, kw, _ = cols.shape
-    sh, sw = strides
-    xpad = array_module(cols).zeros(padded_shape, dtype=cols.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            xpad[:, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw, :] += cols[:, :, :, i, j, :]
+def col2im(cols, g):
+    """Adjoint of im2col: add every patch of ``cols`` (N, Ho, Wo, kh, kw, C) back onto a zero
+    padded image (N, H + top + bottom, W + left + right, C)."""
+    n, c = cols.shape[0], cols.shape[-1]
+    xpad = array_module(cols).zeros((n, *g.padded_shape, c), dtype=cols.dtype)
+    for i in range(g.kh):
+        for j in range(g.kw):
+            xpad[:, i : i + g.sh * (g.ho - 1) + 1 : g.sh, j : j + g.sw * (g.wo - 1) + 1 : g.sw, :] += cols[:, :, :, i, j, :]
     return xpad
 
 
 @op
-def conv2d_forward(x, kernel, bias, strides, padding):
-    """y = conv(x, kernel) + bias.  x (N,H,W,C), kernel (kh,kw,C,F), bias (F,) or None -> (N,Ho,Wo,F)."""
+def conv2d_forward(x, kernel, bias, g):
+    """y = conv(x, kernel) + bias.  x (N,H,W,C), kernel (kh,kw,C,F), bias (F,) or None, g a Window -> (N,Ho,Wo,F)."""
     kh, kw, c, f = kernel.shape
-    ho, wo, pad_h, pad_w = window_geometry(x.shape, (kh, kw), strides, padding)
-    cols = im2col(_pad(x, pad_h, pad_w), kh, kw, strides, ho, wo)
+    cols = im2col(_pad(x, g), g)
     y = cols.reshape(-1, kh * kw * c) @ kernel.reshape(kh * kw * c, f)
     if bias is not None:
         y += bias
-    return y.reshape(x.shape[0], ho, wo, f)
+    return y.reshape(x.shape[0], g.ho, g.wo, f)
 
 
 @op
-def conv2d_backward_data(dy, kernel, x_shape, strides, padding):
+def conv2d_backward_data(dy, kernel, g):
     """dx = col2im(dy @ kernel^T), cropped to the unpadded input.  dy (N,Ho,Wo,F) -> (N,H,W,C)."""
     kh, kw, c, f = kernel.shape
-    n, h, w, _ = x_shape
-    ho, wo, (top, bottom), (left, right) = window_geometry(x_shape, (kh, kw), strides, padding)
+    n = dy.shape[0]
     dcols = dy.reshape(-1, f) @ kernel.reshape(kh * kw * c, f).T
-    padded_shape = (n, h + top + bottom, w + left + right, c)
-    dxpad = col2im(dcols.reshape(n, ho, wo, kh, kw, c), padded_shape, strides)
-    return dxpad[:, top : top + h, left : left + w, :]
+    dxpad = col2im(dcols.reshape(n, g.ho, g.wo, kh, kw, c), g)
+    return dxpad[:, g.top : g.top + g.h, g.left : g.left + g.w, :]
 
 
 @op
-def conv2d_backward_weights(dy, x, kernel_shape, strides, padding):
+def conv2d_backward_weights(dy, x, g):
     """dkernel = im2col(x)^T @ dy.  dy (N,Ho,Wo,F), x (N,H,W,C) -> (kh,kw,C,F)."""
-    kh, kw, c, f = kernel_shape
-    ho, wo, pad_h, pad_w = window_geometry(x.shape, (kh, kw), strides, padding)
-    cols = im2col(_pad(x, pad_h, pad_w), kh, kw, strides, ho, wo)
-    return (cols.reshape(-1, kh * kw * c).T @ dy.reshape(-1, f)).reshape(kernel_shape)
+    c, f = x.shape[-1], dy.shape[-1]
+    cols = im2col(_pad(x, g), g)
+    return (cols.reshape(-1, g.kh * g.kw * c).T @ dy.reshape(-1, f)).reshape(g.kh, g.kw, c, f)
 
 
 @op
@@ -100,39 +96,26 @@ def bias_backward(dy):
 #
 # Conv2DTranspose with kernel K (kh, kw, F, C_in) maps x (N, H, W, C_in) to
 # y (N, Ho, Wo, F). It is the backward-data pass of the ordinary convolution that
-# maps (N, Ho, Wo, F) to (N, H, W, C_in) with the same K, strides and padding:
-#     forward        y  = conv2d_backward_data(x, K) + b
-#     backward-data  dx = conv2d_forward(dy, K)               (no bias)
-#     backward-wts   dK = conv2d_backward_weights(x, dy)      (the roles of x and dy swap)
+# maps (N, Ho, Wo, F) to (N, H, W, C_in) with the same K, strides and padding, whose
+# Window g (geometry.transpose_window) has g.h, g.w = Ho, Wo and g.ho, g.wo = H, W:
+#     forward        y  = conv2d_backward_data(x, K, g) + b
+#     backward-data  dx = conv2d_forward(dy, K, None, g)        (no bias)
+#     backward-wts   dK = conv2d_backward_weights(x, dy, g)     (the roles of x and dy swap)
 
 
-def conv2d_transpose_output_shape(x_shape, kernel_shape, strides, padding):
-    """(N, Ho, Wo, F) of a transposed convolution, as Keras computes it."""
-    n, h, w, _ = x_shape
-    kh, kw, f, _ = kernel_shape
-    sh, sw = strides
-    return (
-        n,
-        conv_transpose_output_length(h, kh, sh, padding),
-        conv_transpose_output_length(w, kw, sw, padding),
-        f,
-    )
-
-
-def conv2d_transpose_forward(x, kernel, bias, strides, padding):
-    """y = conv2d_backward_data(x, kernel) + bias.  x (N,H,W,C_in), kernel (kh,kw,F,C_in) -> (N,Ho,Wo,F)."""
-    y_shape = conv2d_transpose_output_shape(x.shape, kernel.shape, strides, padding)
-    y = conv2d_backward_data(x, kernel, y_shape, strides, padding)
+def conv2d_transpose_forward(x, kernel, bias, g):
+    """y = conv2d_backward_data(x, kernel, g) + bias.  x (N,H,W,C_in), kernel (kh,kw,F,C_in) -> (N,Ho,Wo,F)."""
+    y = conv2d_backward_data(x, kernel, g)
     if bias is not None:
         y += bias
     return y
 
 
-def conv2d_transpose_backward_data(dy, kernel, strides, padding):
-    """dx = conv2d_forward(dy, kernel).  dy (N,Ho,Wo,F) -> (N,H,W,C_in)."""
-    return conv2d_forward(dy, kernel, None, strides, padding)
+def conv2d_transpose_backward_data(dy, kernel, g):
+    """dx = conv2d_forward(dy, kernel, None, g).  dy (N,Ho,Wo,F) -> (N,H,W,C_in)."""
+    return conv2d_forward(dy, kernel, None, g)
 
 
-def conv2d_transpose_backward_weights(dy, x, kernel_shape, strides, padding):
+def conv2d_transpose_backward_weights(dy, x, g):
     """dkernel = im2col(dy)^T @ x.  -> (kh,kw,F,C_in)."""
-    return conv2d_backward_weights(x, dy, kernel_shape, strides, padding)
+    return conv2d_backward_weights(x, dy, g)

@@ -3,6 +3,8 @@
     keep ~ Bernoulli(1 - rate) elementwise,  scale = 1 / (1 - rate)
     y  = x * keep * scale
     dx = dy * keep * scale
+
+Derivation: docs/derivations.md, "Dropout".
 """
 from __future__ import annotations
 

@@ -3,6 +3,8 @@
     forward           y  = x @ W + b
     backward-data     dx = dy @ W^T
     backward-weights  dW = x^T @ dy        (db: ops.bias_backward)
+
+Derivation: docs/derivations.md, "Dense".
 """
 from __future__ import annotations
 

@@ -11,6 +11,8 @@ On logits z (sigmoid folded in)::
 
     L = 1/n * sum(max(z, 0) - z * t + log(1 + exp(-|z|)))
     dL/dz = 1/n * (sigmoid(z) - t)
+
+Derivation: docs/derivations.md, "Binary cross-entropy".
 """
 from __future__ import annotations
 

@@ -8,6 +8,8 @@ Keras's rules, written out (g is the gradient, t the step number starting at 1):
              with momentum:    u = mu*u - lr*g;  p += u              (classical)
                                u = mu*u - lr*g;  p += mu*u - lr*g    (Nesterov)
     rmsprop  v = rho*v + (1-rho)*g^2;  p -= lr * g / sqrt(v + eps)
+
+Derivation: docs/derivations.md, "Optimizers".
 """
 from __future__ import annotations
 

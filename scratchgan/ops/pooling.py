@@ -13,13 +13,14 @@ Nearest upsampling by (sh, sw)::
 
     y[n, p, q, c] = x[n, p // sh, q // sw, c]
     dx[n, h, w, c] = sum of dy over the sh x sw block that copied x[n, h, w, c]
+
+Derivation: docs/derivations.md, "MaxPooling2D and UpSampling2D".
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..xp import array_module
-from .geometry import window_geometry
 from .registry import op
 
 
@@ -28,17 +29,15 @@ def _taps(ph, pw):
 
 
 @op
-def maxpool_forward(x, pool, strides, padding):
-    """Returns (y, argmax): y (N,Ho,Wo,C), argmax (N,Ho,Wo,C) int8 tap index i*pw + j."""
-    (ph, pw), (sh, sw) = pool, strides
+def maxpool_forward(x, g):
+    """Returns (y, argmax): y (N,Ho,Wo,C), argmax (N,Ho,Wo,C) int8 tap index i*pw + j.  g: the pool's Window."""
     xp = array_module(x)
-    ho, wo, pad_h, pad_w = window_geometry(x.shape, pool, strides, padding)
-    if pad_h != (0, 0) or pad_w != (0, 0):
-        x = xp.pad(x, ((0, 0), pad_h, pad_w, (0, 0)), constant_values=-np.inf)
+    if g.top or g.bottom or g.left or g.right:
+        x = xp.pad(x, ((0, 0), (g.top, g.bottom), (g.left, g.right), (0, 0)), constant_values=-np.inf)
     y = None
-    argmax = xp.zeros((x.shape[0], ho, wo, x.shape[3]), dtype=np.int8)
-    for t, (i, j) in enumerate(_taps(ph, pw)):
-        window = x[:, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw, :]
+    argmax = xp.zeros((x.shape[0], g.ho, g.wo, x.shape[3]), dtype=np.int8)
+    for t, (i, j) in enumerate(_taps(g.kh, g.kw)):
+        window = x[:, i : i + g.sh * (g.ho - 1) + 1 : g.sh, j : j + g.sw * (g.wo - 1) + 1 : g.sw, :]
         if y is None:
             y = window.copy()
             continue
@@ -49,18 +48,16 @@ def maxpool_forward(x, pool, strides, padding):
 
 
 @op
-def maxpool_backward(dy, argmax, x_shape, pool, strides, padding):
+def maxpool_backward(dy, argmax, g):
     """dx (N,H,W,C): dy scattered to the winning tap of each window."""
-    (ph, pw), (sh, sw) = pool, strides
-    n, h, w, c = x_shape
-    ho, wo, (top, bottom), (left, right) = window_geometry(x_shape, pool, strides, padding)
+    n, c = dy.shape[0], dy.shape[-1]
     xp = array_module(dy)
-    dxpad = xp.zeros((n, h + top + bottom, w + left + right, c), dtype=dy.dtype)
-    for t, (i, j) in enumerate(_taps(ph, pw)):
-        dxpad[:, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw, :] += xp.where(
+    dxpad = xp.zeros((n, *g.padded_shape, c), dtype=dy.dtype)
+    for t, (i, j) in enumerate(_taps(g.kh, g.kw)):
+        dxpad[:, i : i + g.sh * (g.ho - 1) + 1 : g.sh, j : j + g.sw * (g.wo - 1) + 1 : g.sw, :] += xp.where(
             argmax == t, dy, 0
         )
-    return dxpad[:, top : top + h, left : left + w, :]
+    return dxpad[:, g.top : g.top + g.h, g.left : g.left + g.w, :]
 
 
 @op

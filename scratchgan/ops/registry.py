@@ -1,29 +1,34 @@
 """The op registry: one entry per named operation, one implementation per backend.
 
-Every op is first written as a plain NumPy function (the reference) and
-decorated with :func:`op`, which returns a *dispatcher* of the same name and
-signature. Faster backends register their own implementation with
-:func:`register`; the dispatcher calls the active backend's implementation and
-falls back to the reference where none is registered::
+Every op is first written as a plain NumPy function (the reference) and decorated
+with :func:`op`, which returns a *dispatcher* of the same name and signature::
 
     @op
-    def leaky_relu_forward(x, slope): ...          # reference, numpy
+    def leaky_relu_forward(x, slope): ...          # the reference, NumPy
 
-    register("leaky_relu_forward", "numba", numba_version)
+A backend is a table ``{op name: function}`` (``scratchgan/kernels/numba``'s KERNELS,
+``kernels/cuda/launch.py``'s KERNELS); :func:`scratchgan.backend.set_backend` loads it,
+puts each function into ``OPS[name][backend]`` with :func:`register`, and makes that
+backend the one the dispatchers use (:func:`activate`). A dispatcher then does one dict
+lookup and calls the implementation, falling back to the reference where the backend
+has none. Kernels never import this module: they are plain functions.
 
-The reference stays reachable as ``leaky_relu_forward.reference``: the tests
-compare every kernel against it.
+The reference stays reachable as ``leaky_relu_forward.reference``: the tests compare
+every kernel against it.
 """
 from __future__ import annotations
 
 import functools
 import time
 
-from .. import backend as _backend
 from ..xp import synchronize
 
-#: OPS[name][backend] -> implementation
+#: OPS[name][backend] -> implementation ("numpy": the reference)
 OPS: dict[str, dict[str, object]] = {}
+
+#: the backend whose implementations the dispatchers call (set by scratchgan.backend;
+#: None until the first op call, which reads SCRATCHGAN_BACKEND)
+_active: str | None = None
 
 #: when set, observer(name, args, seconds) is called after every op (scratchgan bench)
 _observer = None
@@ -33,6 +38,18 @@ def set_observer(observer) -> None:
     """Have ``observer(name, args, seconds)`` called after every op call (None: stop)."""
     global _observer
     _observer = observer
+
+
+def activate(backend_name: str) -> None:
+    """Make the dispatchers call ``backend_name``'s implementations (scratchgan.backend calls this)."""
+    global _active
+    _active = backend_name
+
+
+def _default_backend() -> str:
+    from .. import backend  # the first op call of a process: SCRATCHGAN_BACKEND, else numpy
+
+    return backend.get_backend()
 
 
 def op(reference):
@@ -45,7 +62,7 @@ def op(reference):
 
     @functools.wraps(reference)
     def dispatch(*args, **kwargs):
-        impl = impls.get(_backend.get_backend(), reference)
+        impl = impls.get(_active or _default_backend(), reference)
         if _observer is None:
             return impl(*args, **kwargs)
         synchronize()  # on a GPU, time the op's kernels, not only their launch
@@ -64,14 +81,9 @@ def register(name: str, backend_name: str, implementation) -> None:
     """Make ``implementation`` run op ``name`` when ``backend_name`` is active."""
     if name not in OPS:
         raise KeyError(f"no op named {name!r}; known ops: {', '.join(sorted(OPS))}")
-    if backend_name not in _backend.BACKENDS or backend_name == "numpy":
-        raise ValueError(f"cannot register a kernel for backend {backend_name!r}")
+    if backend_name == "numpy":
+        raise ValueError(f"cannot register a kernel for backend {backend_name!r}: it is the reference")
     OPS[name][backend_name] = implementation
-
-
-def backend_has_kernels(backend_name: str) -> bool:
-    """Whether any op has an implementation registered for ``backend_name``."""
-    return any(backend_name in impls for impls in OPS.values())
 
 
 def implementations(name: str) -> dict[str, object]:

@@ -62,9 +62,6 @@ static void launch(void (*kernel)(A...), unsigned grid, unsigned block, B... arg
         launch(leaky_relu_forward<T>, EW, x, a, n, y, m); }                                                 \
     extern "C" void leaky_relu_backward_##S(const T* dy, const unsigned char* m, T a, long long n, T* dx) {  \
         launch(leaky_relu_backward<T>, EW, dy, m, a, n, dx); }                                              \
-    extern "C" void bias_leaky_relu_forward_##S(const T* x, const T* b, long long c, T a, long long n, T* y, \
-                                                unsigned char* m) {                                          \
-        launch(bias_leaky_relu_forward<T>, EW, x, b, c, a, n, y, m); }                                      \
     extern "C" void tanh_forward_##S(const T* x, long long n, T* y) { launch(tanh_forward<T>, EW, x, n, y); } \
     extern "C" void tanh_backward_##S(const T* dy, const T* y, long long n, T* dx) {                         \
         launch(tanh_backward<T>, EW, dy, y, n, dx); }                                                       \

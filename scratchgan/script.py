@@ -1,0 +1,37 @@
+"""What the example scripts share: a ``--backend`` option, and errors as one line.
+
+    parser = argparse.ArgumentParser()
+    ...
+    args = parse_args(parser)                    # adds --backend and switches to it
+    with errors_as_one_line(parser.prog):
+        images = load_dataset(args.data, ...)    # a missing file ends the script with one line
+"""
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+
+from .backend import set_backend
+
+
+@contextmanager
+def errors_as_one_line(prog: str):
+    """Turn the errors a user can cause (missing or malformed data, an unavailable backend,
+    a bad argument) into ``PROG: error: MESSAGE`` and exit status 1, instead of a traceback."""
+    try:
+        yield
+    except KeyError as err:  # str(KeyError) wraps the message in quotes
+        sys.exit(f"{prog}: error: {err.args[0] if err.args else err}")
+    except (OSError, ValueError, RuntimeError) as err:  # BackendError is a RuntimeError
+        sys.exit(f"{prog}: error: {err}")
+
+
+def parse_args(parser, argv=None):
+    """``parser.parse_args(argv)`` with a ``--backend`` option added, and that backend made active
+    (before the script builds its models, so the weights are created where the backend keeps arrays)."""
+    parser.add_argument("--backend", help="numpy, numba or cupy (default: $SCRATCHGAN_BACKEND, else numpy)")
+    args = parser.parse_args(argv)
+    if args.backend:
+        with errors_as_one_line(parser.prog):
+            set_backend(args.backend)
+    return args
