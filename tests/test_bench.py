@@ -65,7 +65,7 @@ def test_quick_bench_runs_and_reports_every_figure(capsys):
     for backend in ("numpy", "numba"):
         r = mlp["backends"][backend]
         assert r["ms_per_iter"] > 0 and r["peak_rss_mb"] > 0 and r["first_step_s"] > 0
-    assert mlp["gflop_per_iter"] == pytest.approx(0.32, abs=0.01)  # issue 3's table: 0.27 + D's weight grads
+    assert mlp["gflop_per_iter"] == pytest.approx(0.32, abs=0.01)  # 0.27 for the three passes, plus D's weight gradients
     dense = [row for row in mlp["ops"] if row["op"] == "dense_forward"]
     assert dense and all(row["flops"] > 0 and set(row["backends"]) == {"numpy", "numba"} for row in dense)
 

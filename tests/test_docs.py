@@ -46,3 +46,20 @@ def test_every_layer_and_op_family_has_a_derivation():
     for heading in ("Dense", "Activations", "Conv2D", "Conv2DTranspose", "BatchNormalization",
                     "MaxPooling2D and UpSampling2D", "Dropout", "Binary cross-entropy", "Optimizers"):
         assert re.search(rf"^## {re.escape(heading)}", text, re.M), heading
+
+
+def test_readme_starts_with_the_commands_ci_runs():
+    """The README's first block: the install-and-train command, then the install-and-test
+    command, which is exactly what CI runs."""
+    readme = (ROOT / "README.md").read_text()
+    first_block = re.search(r"```bash\n(.*?)```", readme, re.S).group(1).strip().splitlines()
+    train, test = (line.split("  #")[0].strip() for line in first_block[:2])
+    assert train.startswith("python3 -m pip install") and train.endswith("python3 -m scratchgan train")
+    assert test in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_counts_the_gradient_checks():
+    from scratchgan.gradcheck_suite import CASES, LOSS_CASES
+
+    readme = (ROOT / "README.md").read_text()
+    assert f"the table of all {len(CASES) + len(LOSS_CASES)} checks" in readme

@@ -1,4 +1,7 @@
 """Every layer, the loss and whole G+D stacks against central differences (float64)."""
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -96,6 +99,9 @@ def test_gradcheck_command_prints_the_table(capsys):
     raw = float(dense.split()[-5])
     assert 0 < raw < 1e-7  # the raw error is shown, never zeroed
     assert "< resol." in dense  # and the judged one says why it is not a number
+    below = re.search(r"< resol. \((\d+) of (\d+) checks\)", out).groups()
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert f"({below[0]} of the {below[1]} checks)" in readme  # the README's figure is this run's
 
 
 def test_the_worst_tensor_is_the_one_with_the_largest_raw_error(rng):
