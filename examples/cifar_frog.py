@@ -20,6 +20,7 @@ from scratchgan.layers import Conv2D, Conv2DTranspose, Dense, Dropout, Flatten, 
 from scratchgan.losses import BinaryCrossentropy, binary_accuracy
 from scratchgan.optimizers import RMSprop
 from scratchgan.script import errors_as_one_line, parse_args
+from scratchgan.xp import backend_module
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--iterations", type=int, default=10000)
@@ -28,6 +29,7 @@ parser.add_argument("--sample-interval", type=int, default=100)
 parser.add_argument("--data", default="cifar10", help="cifar10, a CIFAR-10 archive or folder (frogs are kept)")
 parser.add_argument("--out", default="runs/example-frog")
 args = parse_args(parser)  # also --backend numpy | numba | cupy
+xp = backend_module()  # numpy, or cupy for --backend cupy: arrays live where the weights do
 
 latent_dim, height, width, channels = 32, 32, 32, 3
 
@@ -56,27 +58,27 @@ bce = BinaryCrossentropy()
 
 with errors_as_one_line(parser.prog):  # no CIFAR-10 here, or no frog in --data: one line, no traceback
     frogs = load_dataset(args.data, (height, width, channels), ["frog"]).images  # class 6
-x_train = frogs.astype(np.float32) / 127.5 - 1.0
+x_train = xp.asarray(frogs.astype(np.float32) / 127.5 - 1.0)
 rng = np.random.default_rng(0)
 fixed_vectors = rng.standard_normal((16, latent_dim), dtype=np.float32)
 batch_size, start = args.batch_size, 0
 
 for step in range(args.iterations):
-    random_latent_vectors = rng.standard_normal((batch_size, latent_dim), dtype=np.float32)
+    random_latent_vectors = xp.asarray(rng.standard_normal((batch_size, latent_dim), dtype=np.float32))
     generated_images = generator.forward(random_latent_vectors, training=False)
     stop = start + batch_size
-    real_images = x_train[np.arange(start, stop) % len(x_train)]
-    combined_images = np.concatenate([generated_images, real_images])
-    labels = np.concatenate([np.ones((batch_size, 1)), np.zeros((batch_size, 1))]).astype(np.float32)
-    labels += (0.05 * rng.random(labels.shape)).astype(np.float32)   # noise on the labels
+    real_images = x_train[xp.arange(start, stop) % len(x_train)]
+    combined_images = xp.concatenate([generated_images, real_images])
+    labels = xp.concatenate([xp.ones((batch_size, 1)), xp.zeros((batch_size, 1))]).astype(np.float32)
+    labels += xp.asarray((0.05 * rng.random(labels.shape)).astype(np.float32))   # noise on the labels
     discriminator.zero_grad()
     p = discriminator.forward(combined_images)
     d_loss, accuracy = bce.forward(p, labels), binary_accuracy(p, labels)
     discriminator.backward(bce.backward())
     discriminator_optimizer.step(discriminator.params, discriminator.grads)
 
-    random_latent_vectors = rng.standard_normal((batch_size, latent_dim), dtype=np.float32)
-    misleading_targets = np.zeros((batch_size, 1), np.float32)          # "these are all real images"
+    random_latent_vectors = xp.asarray(rng.standard_normal((batch_size, latent_dim), dtype=np.float32))
+    misleading_targets = xp.zeros((batch_size, 1), np.float32)          # "these are all real images"
     generator.zero_grad()
     p = discriminator.forward(generator.forward(random_latent_vectors))
     a_loss = bce.forward(p, misleading_targets)

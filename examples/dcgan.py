@@ -18,6 +18,7 @@ from scratchgan.layers import Conv2D, Conv2DTranspose, Dense, Dropout, Flatten, 
 from scratchgan.losses import BinaryCrossentropy, binary_accuracy
 from scratchgan.optimizers import Adam
 from scratchgan.script import parse_args
+from scratchgan.xp import backend_module
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--iterations", type=int, default=23400)  # 100 epochs of 60,000 / 256
@@ -25,6 +26,7 @@ parser.add_argument("--batch-size", type=int, default=256)
 parser.add_argument("--sample-interval", type=int, default=234)
 parser.add_argument("--out", default="runs/example-dcgan")
 args = parse_args(parser)  # also --backend numpy | numba | cupy
+xp = backend_module()  # numpy, or cupy for --backend cupy: arrays live where the weights do
 
 latent_dim = 100
 
@@ -53,26 +55,26 @@ d_opt, gan_opt = Adam(lr=0.0002, beta_1=0.5), Adam(lr=0.0002, beta_1=0.5)
 bce = BinaryCrossentropy()
 
 images, _ = load_mnist()
-dataset = (images.astype(np.float32) / 255.0)[..., None]  # load_real_samples: [0, 1]
+dataset = xp.asarray((images.astype(np.float32) / 255.0)[..., None])  # load_real_samples: [0, 1]
 rng = np.random.default_rng(0)
 fixed_points = rng.standard_normal((16, latent_dim), dtype=np.float32)
 half_batch = args.batch_size // 2
 
 for step in range(args.iterations):
-    X_real = dataset[rng.integers(0, len(dataset), half_batch)]                      # generate_real_samples
-    X_fake = g_model.forward(rng.standard_normal((half_batch, latent_dim), dtype=np.float32), training=False)
-    X = np.vstack((X_real, X_fake))
-    y = np.vstack((np.ones((half_batch, 1)), np.zeros((half_batch, 1)))).astype(np.float32)
+    X_real = dataset[xp.asarray(rng.integers(0, len(dataset), half_batch))]        # generate_real_samples
+    X_fake = g_model.forward(xp.asarray(rng.standard_normal((half_batch, latent_dim), dtype=np.float32)), training=False)
+    X = xp.vstack((X_real, X_fake))
+    y = xp.vstack((xp.ones((half_batch, 1)), xp.zeros((half_batch, 1)))).astype(np.float32)
     d_model.zero_grad()
     p = d_model.forward(X)
     d_loss, accuracy = bce.forward(p, y), binary_accuracy(p, y)
     d_model.backward(bce.backward())
     d_opt.step(d_model.params, d_model.grads)                                        # d_model.train_on_batch(X, y)
 
-    X_gan = rng.standard_normal((args.batch_size, latent_dim), dtype=np.float32)
+    X_gan = xp.asarray(rng.standard_normal((args.batch_size, latent_dim), dtype=np.float32))
     g_model.zero_grad()
     p = d_model.forward(g_model.forward(X_gan))
-    g_loss = bce.forward(p, np.ones_like(p))
+    g_loss = bce.forward(p, xp.ones_like(p))
     g_model.backward(d_model.backward(bce.backward(), need_param_grads=False))
     gan_opt.step(g_model.params, g_model.grads)                                      # gan_model.train_on_batch
 

@@ -20,6 +20,7 @@ from scratchgan.layers import Activation, BatchNormalization, Conv2D, Conv2DTran
 from scratchgan.losses import BinaryCrossentropy, binary_accuracy
 from scratchgan.optimizers import Adam
 from scratchgan.script import parse_args
+from scratchgan.xp import backend_module
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--iterations", type=int, default=11750)  # 50 epochs of 60,000 / 256
@@ -27,6 +28,7 @@ parser.add_argument("--batch-size", type=int, default=256)
 parser.add_argument("--sample-interval", type=int, default=200)
 parser.add_argument("--out", default="runs/example-dcgan-bn")
 args = parse_args(parser)  # also --backend numpy | numba | cupy
+xp = backend_module()  # numpy, or cupy for --backend cupy: arrays live where the weights do
 
 noise_dim = 100
 
@@ -55,16 +57,16 @@ cross_entropy = BinaryCrossentropy()
 generator_optimizer, discriminator_optimizer = Adam(lr=2e-4, beta_1=0.5), Adam(lr=2e-4, beta_1=0.5)
 
 images, _ = load_mnist()  # the embedded 10,000 digits; the tutorial uses the 60,000
-train_images = (images.astype(np.float32) - 127.5)[..., None] / 127.5  # [-1, 1]
+train_images = xp.asarray((images.astype(np.float32) - 127.5)[..., None] / 127.5)  # [-1, 1]
 rng = np.random.default_rng(0)
-seed = rng.standard_normal((16, noise_dim), dtype=np.float32)
+seed = xp.asarray(rng.standard_normal((16, noise_dim), dtype=np.float32))
 
 
 def discriminator_step(real_images):
     """One update on bce(1, D(real)) + bce(0, D(G(z))): gradients of both batches summed."""
-    noise = rng.standard_normal((len(real_images), noise_dim), dtype=np.float32)
+    noise = xp.asarray(rng.standard_normal((len(real_images), noise_dim), dtype=np.float32))
     generated_images = generator.forward(noise, training=True)
-    ones, zeros = np.ones((len(real_images), 1), np.float32), np.zeros((len(real_images), 1), np.float32)
+    ones, zeros = xp.ones((len(real_images), 1), np.float32), xp.zeros((len(real_images), 1), np.float32)
     discriminator.zero_grad()
     real_output = discriminator.forward(real_images, training=True)
     real_loss = cross_entropy.forward(real_output, ones)
@@ -79,10 +81,10 @@ def discriminator_step(real_images):
 
 def generator_step(batch_size):
     """One update on bce(1, D(G(z))), D frozen: D's backward gives dL/dG(z) only."""
-    noise = rng.standard_normal((batch_size, noise_dim), dtype=np.float32)
+    noise = xp.asarray(rng.standard_normal((batch_size, noise_dim), dtype=np.float32))
     generator.zero_grad()
     fake_output = discriminator.forward(generator.forward(noise, training=True), training=True)
-    gen_loss = cross_entropy.forward(fake_output, np.ones_like(fake_output))
+    gen_loss = cross_entropy.forward(fake_output, xp.ones_like(fake_output))
     generator.backward(discriminator.backward(cross_entropy.backward(), need_param_grads=False))
     generator_optimizer.step(generator.params, generator.grads)
     return gen_loss
@@ -92,7 +94,7 @@ order = rng.permutation(len(train_images))
 batches_per_epoch = len(train_images) // args.batch_size
 for step in range(args.iterations):
     if step % batches_per_epoch == 0:  # a new shuffle every epoch, as tf.data's shuffle
-        order = rng.permutation(len(train_images))
+        order = xp.asarray(rng.permutation(len(train_images)))
     j = step % batches_per_epoch
     disc_loss, accuracy = discriminator_step(train_images[order[j * args.batch_size:(j + 1) * args.batch_size]])
     gen_loss = generator_step(args.batch_size)

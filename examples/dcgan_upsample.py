@@ -19,6 +19,7 @@ from scratchgan.layers import Activation, BatchNormalization, Conv2D, Dense, Fla
 from scratchgan.losses import BinaryCrossentropy, binary_accuracy
 from scratchgan.optimizers import SGD
 from scratchgan.script import parse_args
+from scratchgan.xp import backend_module, to_host
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--iterations", type=int, default=14040)  # 30 epochs of 60,000 / 128, as the tutorial loops
@@ -26,6 +27,7 @@ parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--sample-interval", type=int, default=100)
 parser.add_argument("--out", default="runs/example-dcgan-upsample")
 args = parse_args(parser)  # also --backend numpy | numba | cupy
+xp = backend_module()  # numpy, or cupy for --backend cupy: arrays live where the weights do
 
 
 def generator_model():
@@ -53,7 +55,7 @@ g_optim = SGD(lr=0.001, momentum=0.9, nesterov=True)
 bce = BinaryCrossentropy()
 
 images, _ = load_mnist()
-X_train = ((images.astype(np.float32) - 127.5) / 127.5)[..., None]
+X_train = xp.asarray(((images.astype(np.float32) - 127.5) / 127.5)[..., None])
 rng = np.random.default_rng(0)
 fixed_noise = rng.uniform(-1, 1, (16, 100)).astype(np.float32)
 batches = len(X_train) // args.batch_size
@@ -61,20 +63,20 @@ batches = len(X_train) // args.batch_size
 for step in range(args.iterations):
     index = step % batches  # the batches in file order, epoch after epoch
     image_batch = X_train[index * args.batch_size:(index + 1) * args.batch_size]
-    noise = rng.uniform(-1, 1, (args.batch_size, 100)).astype(np.float32)
+    noise = xp.asarray(rng.uniform(-1, 1, (args.batch_size, 100)).astype(np.float32))
     generated_images = g.forward(noise, training=False)  # g.predict
-    X = np.concatenate((image_batch, generated_images))
-    y = np.array([1] * args.batch_size + [0] * args.batch_size, dtype=np.float32)[:, None]
+    X = xp.concatenate((image_batch, generated_images))
+    y = xp.array([1] * args.batch_size + [0] * args.batch_size, dtype=np.float32)[:, None]
     d.zero_grad()
     p = d.forward(X)
     d_loss, accuracy = bce.forward(p, y), binary_accuracy(p, y)
     d.backward(bce.backward())
     d_optim.step(d.params, d.grads)                   # d.train_on_batch(X, y)
 
-    noise = rng.uniform(-1, 1, (args.batch_size, 100)).astype(np.float32)
+    noise = xp.asarray(rng.uniform(-1, 1, (args.batch_size, 100)).astype(np.float32))
     g.zero_grad()
     p = d.forward(g.forward(noise))
-    g_loss = bce.forward(p, np.ones_like(p))
+    g_loss = bce.forward(p, xp.ones_like(p))
     g.backward(d.backward(bce.backward(), need_param_grads=False))
     g_optim.step(g.params, g.grads)                   # d_on_g.train_on_batch(noise, [1] * BATCH_SIZE)
 
@@ -85,5 +87,5 @@ for step in range(args.iterations):
 # generate(nice=True): draw 20x as many, keep the ones D rates most real
 noise = rng.uniform(-1, 1, (16 * 20, 100)).astype(np.float32)
 candidates = g.predict(noise)
-best = np.argsort(-d.predict(candidates)[:, 0])[:16]
-save_grid((candidates[best] + 1) / 2, Path(args.out) / "generated_image_nice.png", columns=4)
+best = np.argsort(-to_host(d.predict(candidates))[:, 0])[:16]
+save_grid((to_host(candidates)[best] + 1) / 2, Path(args.out) / "generated_image_nice.png", columns=4)

@@ -18,6 +18,7 @@ from scratchgan.layers import Dense, Flatten, LeakyReLU, Reshape
 from scratchgan.losses import BinaryCrossentropy, binary_accuracy
 from scratchgan.optimizers import Adam
 from scratchgan.script import parse_args
+from scratchgan.xp import backend_module
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--iterations", type=int, default=20000)
@@ -25,6 +26,7 @@ parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--sample-interval", type=int, default=1000)
 parser.add_argument("--out", default="runs/example-mlp")
 args = parse_args(parser)  # also --backend numpy | numba | cupy
+xp = backend_module()  # numpy, or cupy for --backend cupy: arrays live where the weights do
 
 img_shape, z_dim = (28, 28, 1), 100
 
@@ -52,12 +54,12 @@ d_optimizer, g_optimizer = Adam(), Adam()
 
 # MNIST scaled to [-1, 1], the range of tanh (the embedded 10,000 images: no download)
 images, _ = load_mnist()
-X_train = (images.astype(np.float32) / 127.5 - 1.0)[..., None]
+X_train = xp.asarray((images.astype(np.float32) / 127.5 - 1.0)[..., None])
 
 rng = np.random.default_rng(0)
-real = np.ones((args.batch_size, 1), dtype=np.float32)
-fake = np.zeros((args.batch_size, 1), dtype=np.float32)
-fixed_z = rng.standard_normal((16, z_dim), dtype=np.float32)
+real = xp.ones((args.batch_size, 1), dtype=np.float32)
+fake = xp.zeros((args.batch_size, 1), dtype=np.float32)
+fixed_z = xp.asarray(rng.standard_normal((16, z_dim), dtype=np.float32))
 
 
 def train_discriminator_on(batch, labels):
@@ -72,15 +74,15 @@ def train_discriminator_on(batch, labels):
 
 for iteration in range(args.iterations):
     # ---- train the discriminator: a real batch, then a fake batch ----
-    imgs = X_train[rng.integers(0, X_train.shape[0], args.batch_size)]
-    z = rng.standard_normal((args.batch_size, z_dim), dtype=np.float32)
+    imgs = X_train[xp.asarray(rng.integers(0, X_train.shape[0], args.batch_size))]
+    z = xp.asarray(rng.standard_normal((args.batch_size, z_dim), dtype=np.float32))
     gen_imgs = generator.forward(z, training=False)  # like Keras's predict: no cache
     d_loss_real, acc_real = train_discriminator_on(imgs, real)
     d_loss_fake, acc_fake = train_discriminator_on(gen_imgs, fake)
     d_loss, accuracy = 0.5 * (d_loss_real + d_loss_fake), 0.5 * (acc_real + acc_fake)
 
     # ---- train the generator through the frozen discriminator ----
-    z = rng.standard_normal((args.batch_size, z_dim), dtype=np.float32)
+    z = xp.asarray(rng.standard_normal((args.batch_size, z_dim), dtype=np.float32))
     generator.zero_grad()
     gen_imgs = generator.forward(z)
     g_loss = bce.forward(discriminator.forward(gen_imgs), real)   # -log D(G(z))
