@@ -20,7 +20,7 @@ from scratchgan.layers import Conv2D, Conv2DTranspose, Dense, Dropout, Flatten, 
 from scratchgan.losses import BinaryCrossentropy, binary_accuracy
 from scratchgan.optimizers import RMSprop
 from scratchgan.script import errors_as_one_line, parse_args
-from scratchgan.xp import backend_module
+from scratchgan.backend import backend_module
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--iterations", type=int, default=10000)

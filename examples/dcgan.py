@@ -18,7 +18,7 @@ from scratchgan.layers import Conv2D, Conv2DTranspose, Dense, Dropout, Flatten, 
 from scratchgan.losses import BinaryCrossentropy, binary_accuracy
 from scratchgan.optimizers import Adam
 from scratchgan.script import parse_args
-from scratchgan.xp import backend_module
+from scratchgan.backend import backend_module
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--iterations", type=int, default=23400)  # 100 epochs of 60,000 / 256

@@ -20,7 +20,7 @@ from scratchgan.layers import Activation, BatchNormalization, Conv2D, Conv2DTran
 from scratchgan.losses import BinaryCrossentropy, binary_accuracy
 from scratchgan.optimizers import Adam
 from scratchgan.script import parse_args
-from scratchgan.xp import backend_module
+from scratchgan.backend import backend_module
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--iterations", type=int, default=11750)  # 50 epochs of 60,000 / 256

@@ -19,7 +19,8 @@ from scratchgan.layers import Activation, BatchNormalization, Conv2D, Dense, Fla
 from scratchgan.losses import BinaryCrossentropy, binary_accuracy
 from scratchgan.optimizers import SGD
 from scratchgan.script import parse_args
-from scratchgan.xp import backend_module, to_host
+from scratchgan.backend import backend_module
+from scratchgan.xp import to_host
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--iterations", type=int, default=14040)  # 30 epochs of 60,000 / 128, as the tutorial loops

@@ -21,6 +21,8 @@ from __future__ import annotations
 import importlib
 import os
 
+import numpy as np
+
 from .ops import registry
 
 BACKENDS = ("numpy", "numba", "cupy")
@@ -113,3 +115,21 @@ def get_backend() -> str:
         except BackendError as err:
             raise BackendError(f"SCRATCHGAN_BACKEND={requested!r}: {err}") from None
     return _active
+
+
+registry.on_first_use(get_backend)  # an op called before any set_backend: SCRATCHGAN_BACKEND, else numpy
+
+
+def backend_module():
+    """The array module of the active backend: cupy for "cupy", numpy otherwise. Layers create
+    their weights with it; data and noise go there before they meet the weights."""
+    if get_backend() == "cupy":
+        import cupy
+
+        return cupy
+    return np
+
+
+def to_device(a, dtype=None):
+    """``a`` as an array of the active backend's module (a copy only where needed)."""
+    return backend_module().asarray(a, dtype=dtype)

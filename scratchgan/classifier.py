@@ -19,7 +19,8 @@ from .layers import Dense, Flatten, LeakyReLU
 from .losses import SoftmaxCrossentropy, softmax
 from .models import Sequential
 from .optimizers import Adam
-from .xp import to_device, to_host
+from .backend import to_device
+from .xp import to_host
 
 WEIGHTS = Path(__file__).parent / "data" / "mnist_classifier.npz"
 #: the layers up to here (inclusive) give the features

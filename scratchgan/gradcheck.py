@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .wording import counted
-from .xp import backend_module, like, to_float, to_host
+from .backend import backend_module
+from .xp import like, to_float, to_host
 
 H = 1e-5
 FLOOR = 1e-8

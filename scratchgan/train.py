@@ -33,7 +33,8 @@ from .images import save_grid, to_unit_range
 from .io import atomic_save_npz, atomic_write, load_npz
 from .losses import BinaryCrossentropy, binary_accuracy
 from .plots import grids_to_gif, plot_curves
-from .xp import array_module, like, to_device, to_host
+from .backend import to_device
+from .xp import array_module, like, to_host
 
 #: the columns of metrics.csv and of a trainer's history
 METRICS = ("iteration", "d_loss", "d_accuracy", "g_loss", "seconds")

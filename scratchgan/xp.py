@@ -7,12 +7,13 @@ where they allocate or call a function, so the same readable code runs on CuPy a
     xp = array_module(x)          # numpy, or cupy when x is a cupy.ndarray
     out = xp.zeros(x.shape, x.dtype)
 
-Layers keep their weights in the active backend's module (:func:`backend_module`):
-NumPy for "numpy" and "numba", CuPy for "cupy". Data crosses to the host only where a
+Layers keep their weights in the active backend's module
+(:func:`scratchgan.backend.backend_module`): NumPy for "numpy" and "numba", CuPy for "cupy".
+This module knows nothing of backends; it only looks at arrays. Data crosses to the host only where a
 person needs it (a picture, a log line, a checkpoint): :func:`to_host`.
 
-CuPy is never imported here unless the cupy backend is active or a CuPy array is seen,
-so importing scratchgan never needs it.
+CuPy is never imported here: a CuPy array is recognised by its type's module, so
+importing scratchgan never needs it.
 """
 from __future__ import annotations
 
@@ -32,22 +33,6 @@ def array_module(*arrays):
         if a is not None and is_device_array(a):
             return sys.modules["cupy"]
     return np
-
-
-def backend_module():
-    """The array module of the active backend: cupy for "cupy", numpy otherwise."""
-    from .backend import get_backend
-
-    if get_backend() == "cupy":
-        import cupy
-
-        return cupy
-    return np
-
-
-def to_device(a, dtype=None):
-    """``a`` as an array of the active backend's module (a copy only where needed)."""
-    return backend_module().asarray(a, dtype=dtype)
 
 
 def like(a, reference, dtype=None):

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from scratchgan import ops
-from scratchgan.ops.geometry import transpose_window, window
+from scratchgan import layers as L
+from scratchgan.ops.geometry import window
 from scratchgan.reference import naive
 
 CONV_GRID = list(itertools.product([1, 2, 3], ["valid", "same"], [(1, 3), (2, 2), (4, 5)], [1, 2]))
@@ -28,7 +29,10 @@ def test_conv2d_transpose_forward_matches_scatter_loops(rng, stride, padding, ke
     x = rng.standard_normal((batch, 3, 4, 3))
     k = rng.standard_normal((*kernel, 2, 3))
     b = rng.standard_normal(2)
-    y = ops.conv2d_transpose_forward(x, k, b, transpose_window((3, 4), kernel, stride, padding))
+    layer = L.Conv2DTranspose(2, kernel, strides=stride, padding=padding)
+    layer.build((None, 3, 4, 3))
+    layer.params["kernel"], layer.params["bias"] = k, b
+    y = layer.forward(x)
     np.testing.assert_allclose(y, naive.conv2d_transpose(x, k, b, (stride, stride), padding), atol=1e-12)
 
 

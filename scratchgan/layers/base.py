@@ -31,7 +31,8 @@ import re
 
 import numpy as np
 
-from ..xp import backend_module, is_device_array, to_device
+from ..backend import backend_module, to_device
+from ..xp import is_device_array
 
 
 class LayerError(ValueError):

@@ -13,7 +13,7 @@ Conv2DTranspose: x (N, H, W, C_in), kernel (kh, kw, F, C_in), y (N, Ho, Wo, F), 
 adjoint of the Conv2D that maps (Ho, Wo, F) to (H, W, C_in) with the same kernel::
 
     z  = conv2d_backward_data(x, k) + b                     y = act(z)
-    dx = conv2d_forward(dz, k),   dk = im2col(dz)^T @ x,    db = sum dz
+    dx = conv2d_forward(dz, k),   dk = conv2d_backward_weights(x, dz) = im2col(dz)^T @ x,   db = sum dz
 
 Ho = H * sh ("same") or H * sh + max(kh - sh, 0) ("valid"), as Keras computes it.
 
@@ -102,11 +102,17 @@ class Conv2DTranspose(_Conv):
         g = self._window(input_shape)
         return (input_shape[0], g.h, g.w, self.filters)
 
+    # The three passes are those of the Conv2D A that maps our output back to our input
+    # (self.window is A's): y = A^T x is A's backward-data pass, so our backward-data pass
+    # is A's forward, and our kernel gradient is A's with the roles of x and dy swapped.
     def _linear_forward(self, x):
-        return ops.conv2d_transpose_forward(x, self.params["kernel"], self.params.get("bias"), self.window)
+        y = ops.conv2d_backward_data(x, self.params["kernel"], self.window)
+        if self.use_bias:
+            y += self.params["bias"]
+        return y
 
     def _linear_backward_weights(self, dz, x):
-        return ops.conv2d_transpose_backward_weights(dz, x, self.window)
+        return ops.conv2d_backward_weights(x, dz, self.window)
 
     def _linear_backward_data(self, dz):
-        return ops.conv2d_transpose_backward_data(dz, self.params["kernel"], self.window)
+        return ops.conv2d_forward(dz, self.params["kernel"], None, self.window)

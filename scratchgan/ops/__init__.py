@@ -23,9 +23,6 @@ from .conv import (
     conv2d_backward_data,
     conv2d_backward_weights,
     conv2d_forward,
-    conv2d_transpose_backward_data,
-    conv2d_transpose_backward_weights,
-    conv2d_transpose_forward,
 )
 from .dropout import dropout_backward, dropout_forward
 from .linear import dense_backward_data, dense_backward_weights, dense_forward

@@ -21,7 +21,7 @@ Backward, with dy (N, Ho, Wo, F) reshaped to (N*Ho*Wo, F)::
     db = sum of dy over N, Ho, Wo
 
 The transposed convolution is this convolution's adjoint, so it reuses the same
-three ops with the roles swapped (see conv2d_transpose_*): no zero-dilated input.
+three ops with the roles swapped (see the end of this file): no zero-dilated input.
 """
 from __future__ import annotations
 
@@ -92,30 +92,14 @@ def bias_backward(dy):
     return dy.reshape(-1, dy.shape[-1]).sum(axis=0)
 
 
-# --- the transposed convolution, as the adjoint of conv2d --------------------------------
+# --- the transposed convolution is this convolution's adjoint ---------------------------
 #
 # Conv2DTranspose with kernel K (kh, kw, F, C_in) maps x (N, H, W, C_in) to
-# y (N, Ho, Wo, F). It is the backward-data pass of the ordinary convolution that
-# maps (N, Ho, Wo, F) to (N, H, W, C_in) with the same K, strides and padding, whose
-# Window g (geometry.transpose_window) has g.h, g.w = Ho, Wo and g.ho, g.wo = H, W:
+# y (N, Ho, Wo, F). It is the adjoint of the ordinary convolution A that maps
+# (N, Ho, Wo, F) to (N, H, W, C_in) with the same K, strides and padding, whose Window g
+# (geometry.transpose_window) has g.h, g.w = Ho, Wo and g.ho, g.wo = H, W. So the layer
+# (scratchgan/layers/conv.py) calls the three ops above with the roles swapped:
 #     forward        y  = conv2d_backward_data(x, K, g) + b
-#     backward-data  dx = conv2d_forward(dy, K, None, g)        (no bias)
-#     backward-wts   dK = conv2d_backward_weights(x, dy, g)     (the roles of x and dy swap)
-
-
-def conv2d_transpose_forward(x, kernel, bias, g):
-    """y = conv2d_backward_data(x, kernel, g) + bias.  x (N,H,W,C_in), kernel (kh,kw,F,C_in) -> (N,Ho,Wo,F)."""
-    y = conv2d_backward_data(x, kernel, g)
-    if bias is not None:
-        y += bias
-    return y
-
-
-def conv2d_transpose_backward_data(dy, kernel, g):
-    """dx = conv2d_forward(dy, kernel, None, g).  dy (N,Ho,Wo,F) -> (N,H,W,C_in)."""
-    return conv2d_forward(dy, kernel, None, g)
-
-
-def conv2d_transpose_backward_weights(dy, x, g):
-    """dkernel = im2col(dy)^T @ x.  -> (kh,kw,F,C_in)."""
-    return conv2d_backward_weights(x, dy, g)
+#     backward-data  dx = conv2d_forward(dy, K, None, g)
+#     backward-wts   dK = conv2d_backward_weights(x, dy, g)
+# No transposed-convolution kernels, and no zero-dilated input.

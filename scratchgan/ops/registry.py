@@ -46,10 +46,19 @@ def activate(backend_name: str) -> None:
     _active = backend_name
 
 
-def _default_backend() -> str:
-    from .. import backend  # the first op call of a process: SCRATCHGAN_BACKEND, else numpy
+def _no_backend_chosen() -> str:
+    raise RuntimeError("no backend is active: scratchgan.backend.set_backend() chooses one")
 
-    return backend.get_backend()
+
+#: what the first op call runs when no backend was chosen yet; scratchgan.backend sets it to
+#: its get_backend (SCRATCHGAN_BACKEND, else numpy). A hook, so that this module imports no backend.
+_choose_default = _no_backend_chosen
+
+
+def on_first_use(choose) -> None:
+    """Have the first op call run ``choose()`` (which must activate a backend) if none is active."""
+    global _choose_default
+    _choose_default = choose
 
 
 def op(reference):
@@ -62,7 +71,7 @@ def op(reference):
 
     @functools.wraps(reference)
     def dispatch(*args, **kwargs):
-        impl = impls.get(_active or _default_backend(), reference)
+        impl = impls.get(_active or _choose_default(), reference)
         if _observer is None:
             return impl(*args, **kwargs)
         synchronize()  # on a GPU, time the op's kernels, not only their launch
