@@ -229,6 +229,10 @@ def cmd_models(args):
         opt = r.d_optimizer
         print(f"{name:<16}{g.count_params():>12,}{d.count_params():>12,}  {r.data:<14}"
               f"{'x'.join(map(str, r.image_shape)):<10}{r.batch_size:>6}  {opt['name']}(lr {opt['lr']:g})")
+    print()
+    for name, build in zoo.MODELS.items():  # the first sentence of each builder's docstring: the tutorial
+        print(f"{name:<16}{build.__doc__.split('. ')[0].strip()}")
+    print("\nEach tutorial's source, networks and recipe: docs/tutorials.md in the source repository.")
     return 0
 
 

@@ -63,6 +63,18 @@ def test_cli_backend_flag(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)  # as on a machine without CuPy
     assert main(["--backend", "cupy", "gradcheck"]) == 2
     assert "backend 'cupy' needs CuPy" in capsys.readouterr().err
+    assert main(["gradcheck", "--backend", "cupy"]) == 2  # after the command too
+    assert "backend 'cupy' needs CuPy" in capsys.readouterr().err
+
+
+def test_global_options_go_before_or_after_the_command():
+    from scratchgan.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["--backend", "numba", "train"]).backend == "numba"
+    assert parser.parse_args(["train", "--backend", "numba"]).backend == "numba"
+    assert parser.parse_args(["--backend", "numpy", "train", "--backend", "numba"]).backend == "numba"
+    assert not hasattr(parser.parse_args(["models"]), "backend")  # absent: SCRATCHGAN_BACKEND decides
 
 
 def test_a_registered_kernel_is_dispatched_for_its_backend(rng):

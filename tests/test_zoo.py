@@ -5,7 +5,7 @@ import pytest
 from scratchgan import zoo
 from scratchgan.train import GANTrainer, sample_latent
 
-KERAS_COUNTS = {  # docs/seed-models.md: Keras 3's model.summary() totals
+KERAS_COUNTS = {  # docs/tutorials.md: Keras 3's model.summary() totals
     "mlp": (114_064, 100_609),
     "dcgan_bn": (2_343_681, 213_633),
     "dcgan_upsample": (6_763_777, 13_315_841),
@@ -198,4 +198,6 @@ def test_cli_overrides_reach_the_recipe_and_survive_resume(tmp_path, capsys):
     assert main(["train", "--resume", str(out), "--iterations", "3", "--z-dim", "10"]) == 2
     assert "a resumed run keeps its latent size 20" in capsys.readouterr().err
     assert main(["models"]) == 0
-    assert "dcgan_upsample     6,763,777  13,315,841" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "dcgan_upsample     6,763,777  13,315,841" in out
+    assert "dcgan           Jason Brownlee's MNIST DCGAN" in out and "docs/tutorials.md" in out
