@@ -218,6 +218,38 @@ def test_bce_kernels(backend, dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_a_nan_propagates_as_in_the_reference(backend, dtype, rng):
+    """A diverging model makes NaNs: every backend must pass them on exactly as NumPy does, so
+    that the trainer's finite-loss check trips instead of training on a made-up number."""
+    p = np.array([[0.3], [np.nan], [0.9], [0.5]], dtype)
+    t = np.array([[1.0], [0.0], [1.0], [0.0]], dtype)
+    (loss, pc), (loss_ref, pc_ref) = both(backend, "bce_forward", p, t)
+    assert np.isnan(loss_ref) and np.isnan(loss)
+    np.testing.assert_array_equal(pc, pc_ref)  # NaN where NaN, the clipped values elsewhere
+    np.testing.assert_array_equal(*both(backend, "bce_backward", p, pc_ref, t))
+    z = np.array([[2.0], [np.nan], [-1.0]], dtype)
+    (loss, sig), (loss_ref, sig_ref) = both(backend, "bce_logits_forward", z, t[:3])
+    assert np.isnan(loss_ref) and np.isnan(loss)
+    assert_close(sig, sig_ref, dtype)
+
+    x = (5 * rng.standard_normal((3, 2, 2, 3)) + 12).astype(dtype)
+    x[1, 0, 1, 2] = np.nan  # channel 2 is poisoned, channels 0 and 1 are not
+    gamma, beta = np.ones(3, dtype), np.zeros(3, dtype)
+    out, ref = both(backend, "batchnorm_forward_train", x, gamma, beta, 1e-3)
+    for got, want in zip(out, ref):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.isnan(ref[4][2]) and not np.isnan(ref[4][:2]).any()  # the variance of channel 2 only
+
+    x = rng.standard_normal((2, 5, 4, 2)).astype(dtype)
+    x[0, 0, 1, 0] = x[1, 4, 3, 1] = np.nan  # the second tap of a window; one of a window with padding
+    g = window((5, 4), (2, 2), (2, 2), "same")
+    (y, arg), (y_ref, arg_ref) = both(backend, "maxpool_forward", x, g)
+    assert np.isnan(y_ref[0, 0, 0, 0]) and np.isnan(y_ref[1, 2, 1, 1]) and np.isnan(y_ref).sum() == 2
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(arg, arg_ref)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name, extra", [
     ("adam_update", (1e-3, 0.9, 0.999, 1e-7, 3)),
     ("sgd_update", (1e-2, 0.9, True)),

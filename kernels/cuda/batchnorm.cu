@@ -49,7 +49,8 @@ __global__ void channel_moments(const T* x, long long m, int C, T* mean, T* var)
     if (threadIdx.x == 0) {
         const double d_mean = s / (double)m;
         mean[c] = (T)(shift + d_mean);
-        var[c] = (T)fmax(ss / (double)m - d_mean * d_mean, 0.0);
+        const double v = ss / (double)m - d_mean * d_mean;
+        var[c] = (T)(v < 0.0 ? 0.0 : v);  // not fmax: a NaN variance stays NaN, as in NumPy
     }
 }
 

@@ -13,7 +13,8 @@
 template <typename T>
 __global__ void bce_forward_terms(const T* p, const T* t, T eps, long long n, T* term, T* pc) {
     GRID_STRIDE(i, n) {
-        const T c = fmin(fmax(p[i], eps), T(1) - eps);
+        // not fmin/fmax: they return the non-NaN operand, and a NaN must stay NaN as in NumPy's clip
+        const T c = p[i] < eps ? eps : (p[i] > T(1) - eps ? T(1) - eps : p[i]);
         pc[i] = c;
         term[i] = -(t[i] * log(c) + (T(1) - t[i]) * log(T(1) - c));
     }
@@ -32,7 +33,7 @@ __global__ void bce_logits_forward_terms(const T* z, const T* t, long long n, T*
     GRID_STRIDE(i, n) {
         const T e = exp(-fabs(z[i]));
         sig[i] = z[i] >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
-        term[i] = fmax(z[i], T(0)) - z[i] * t[i] + log1p(e);
+        term[i] = (z[i] > T(0) ? z[i] : T(0)) - z[i] * t[i] + log1p(e);  // NaN propagates through -z*t
     }
 }
 

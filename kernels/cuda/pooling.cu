@@ -31,7 +31,7 @@ __global__ void maxpool_forward(const T* x, Window g, T* y, signed char* argmax)
                 const int w = q * g.sw + j - g.left;
                 if (w < 0 || w >= g.W) continue;
                 const T v = x[((n * g.H + h) * g.W + w) * g.C + c];
-                if (winner < 0 || v > best) {
+                if (winner < 0 || v > best || (v != v && best == best)) {  // the first NaN wins: NaN propagates
                     best = v;
                     winner = i * g.pw + j;
                 }

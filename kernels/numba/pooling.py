@@ -1,7 +1,7 @@
 """Max pooling and nearest upsampling kernels, NHWC, parallel over images x output rows.
 
-Max pooling keeps the winning tap index (int8, first maximum on ties) like the
-reference; padded cells never win. The backward scatters dy to the winners, one image
+Max pooling keeps the winning tap index (int8, first maximum on ties, first NaN over any
+number) like the reference; padded cells never win. The backward scatters dy to the winners, one image
 per task (windows of one image may overlap, images never do), so there are no races.
 Upsampling by (sh, sw): forward copies, backward sums each sh x sw block.
 """
@@ -30,7 +30,7 @@ def _maxpool_forward(x, ph, pw, sh, sw, top, left, y, argmax):
                         wj = q * sw + j - left
                         if 0 <= hi < h and 0 <= wj < w:
                             v = x[b, hi, wj, ch]
-                            if v > best:
+                            if v > best or (v != v and best == best):  # the first NaN wins
                                 best = v
                                 tap = i * pw + j
                 y[b, p, q, ch] = best

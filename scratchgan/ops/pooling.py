@@ -3,7 +3,8 @@
 Max pooling, window (ph, pw), strides (sh, sw), padding valid/same (padded cells never win)::
 
     y[n, p, q, c] = max_{i<ph, j<pw} x[n, p*sh + i, q*sw + j, c]
-    dx: each dy goes to the one input that won its window (the first one on ties);
+    dx: each dy goes to the one input that won its window (the first one on ties;
+        a window holding a NaN outputs its first NaN, so a NaN propagates);
         windows that overlap add their gradients.
 
 The window is taken tap by tap with strided slices, like im2col; the winner is kept
@@ -42,6 +43,7 @@ def maxpool_forward(x, g):
             y = window.copy()
             continue
         better = window > y  # strict: the first maximum keeps the gradient
+        better |= xp.isnan(window) & ~xp.isnan(y)  # a NaN beats any number: NaN propagates
         xp.copyto(y, window, where=better)
         argmax[better] = t
     return y, argmax
