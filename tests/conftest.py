@@ -58,7 +58,7 @@ def cuda_emulator(tmp_path_factory):
         pytest.skip("g++ is needed to run the CUDA kernels on the CPU")
     source = Path(__file__).parent / "cuda_on_cpu" / "emulate.cpp"
     lib = tmp_path_factory.mktemp("cuda_on_cpu") / "emulate.so"
-    result = subprocess.run([gxx, "-O1", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-o", str(lib), str(source)],
+    result = subprocess.run([gxx, "-O1", "-shared", "-fPIC", "-pthread", "-Wall", "-Wextra", "-Werror", "-o", str(lib), str(source)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     return ctypes.CDLL(str(lib))

@@ -51,3 +51,12 @@ def struct_dtype(family: str, name: str) -> np.dtype:
         if struct == name:
             return np.dtype([(f.strip(), np.int32) for f in fields.split(",")])
     raise KeyError(f"{family}.cu defines no all-int struct {name!r}")
+
+
+def define_value(family: str, name: str) -> int:
+    """The integer a source ``#define``s, e.g. batchnorm.cu's REDUCE_THREADS: read from the
+    source itself, so that the launches and the kernels share one number."""
+    match = re.search(rf"^#define {name} (\d+)\s*$", source_path(family).read_text(), re.M)
+    if match is None:
+        raise KeyError(f"{family}.cu defines no integer {name}")
+    return int(match.group(1))

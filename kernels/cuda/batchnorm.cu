@@ -15,16 +15,24 @@
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
          i += (long long)blockDim.x * gridDim.x)
 
+// The block size of the per-channel reductions, and the size of block_sum2's shared arrays.
+// kernels/cuda/launch.py reads this line (kernels/cuda/__init__.py: define_value), so the
+// launches and the kernels cannot disagree. Any block of 1 to REDUCE_THREADS threads sums
+// correctly; a larger one is refused by the kernels' guard (their outputs become NaN).
 #define REDUCE_THREADS 256
 
-// Sums two per-thread values over the block; thread 0 gets the totals.
+// Sums two per-thread values over the block (blockDim.x <= REDUCE_THREADS, any count);
+// every thread gets the totals.
 __device__ void block_sum2(double* a, double* b) {
     __shared__ double sa[REDUCE_THREADS], sb[REDUCE_THREADS];
+    __syncthreads();  // a previous call's readers of sa[0] are done before it is overwritten
     sa[threadIdx.x] = *a;
     sb[threadIdx.x] = *b;
     __syncthreads();
-    for (unsigned stride = blockDim.x / 2; stride > 0; stride /= 2) {
-        if (threadIdx.x < stride) {
+    unsigned half = 1;  // the largest power of two below blockDim.x (1 for one or two threads)
+    while (2 * half < blockDim.x) half *= 2;
+    for (unsigned stride = half; stride > 0; stride /= 2) {
+        if (threadIdx.x < stride && threadIdx.x + stride < blockDim.x) {
             sa[threadIdx.x] += sa[threadIdx.x + stride];
             sb[threadIdx.x] += sb[threadIdx.x + stride];
         }
@@ -34,10 +42,21 @@ __device__ void block_sum2(double* a, double* b) {
     *b = sb[0];
 }
 
-// Launch with C blocks of REDUCE_THREADS threads (a power of two).
+// True (and NaN in the two outputs of channel c) when the block is larger than block_sum2's
+// shared arrays: a launch that does not follow REDUCE_THREADS is a visible error, not a
+// write past shared memory. The whole block returns together, so no barrier is left waiting.
+template <typename T>
+__device__ bool block_too_large(int c, T* out1, T* out2) {
+    if (blockDim.x <= REDUCE_THREADS) return false;
+    if (threadIdx.x == 0) out1[c] = out2[c] = (T)nan("");
+    return true;
+}
+
+// Launch with C blocks of REDUCE_THREADS threads.
 template <typename T>
 __global__ void channel_moments(const T* x, long long m, int C, T* mean, T* var) {
     const int c = blockIdx.x;
+    if (block_too_large(c, mean, var)) return;
     const double shift = (double)x[c];
     double s = 0.0, ss = 0.0;
     for (long long r = threadIdx.x; r < m; r += blockDim.x) {
@@ -69,6 +88,7 @@ __global__ void batchnorm_apply(const T* x, const T* gamma, const T* beta, const
 template <typename T>
 __global__ void channel_grad_sums(const T* dy, const T* xhat, long long m, int C, T* dbeta, T* dgamma) {
     const int c = blockIdx.x;
+    if (block_too_large(c, dbeta, dgamma)) return;
     double s = 0.0, sx = 0.0;
     for (long long r = threadIdx.x; r < m; r += blockDim.x) {
         const double d = (double)dy[r * C + c];

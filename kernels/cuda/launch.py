@@ -25,11 +25,11 @@ import math
 import cupy as cp
 import numpy as np
 
-from . import NVRTC_OPTIONS, name_expressions, source_path, struct_dtype
+from . import NVRTC_OPTIONS, define_value, name_expressions, source_path, struct_dtype
 
 THREADS = 256
 MAX_BLOCKS = 4096
-REDUCE_THREADS = 256  # batchnorm.cu's block size for its per-channel reductions
+REDUCE_THREADS = define_value("batchnorm", "REDUCE_THREADS")  # its per-channel reductions' block size
 CHUNK_BYTES = 512 << 20
 
 _TYPE_NAMES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}

@@ -2,12 +2,18 @@
 // checked against the NumPy reference where there is no GPU (tests/test_cuda_on_cpu.py).
 //
 // The CUDA keywords become plain C++ (__global__ and __device__ vanish, __shared__ becomes
-// static), blockIdx/threadIdx/blockDim/gridDim are globals, and a "launch" calls the kernel
-// once per (block, thread), one after another. That is exact for the grid-stride kernels;
-// the block reductions (batch norm's channel sums) are launched with one thread per block,
-// since threads that run one after another cannot meet at __syncthreads. What this cannot
-// show (races, occupancy, speed) waits for a GPU.
+// static), blockIdx/blockDim/gridDim are globals and threadIdx is thread_local, and a
+// "launch" calls the kernel once per (block, thread), one after another. That is exact for
+// the grid-stride kernels. The block reductions (batch norm's channel sums) are run both
+// ways: with one thread per block in turn, and, by launch_threads, with a real thread per
+// CUDA thread of a block, which meet at __syncthreads (a barrier), so that the shared-memory
+// reduction itself runs as on a GPU. What this cannot show (occupancy, speed, the GPU's
+// memory model) waits for a GPU.
 #include <cmath>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 using std::exp;
 using std::fabs;
@@ -15,17 +21,38 @@ using std::fmax;
 using std::fmin;
 using std::log;
 using std::log1p;
+using std::nan;
 using std::sqrt;
 using std::tanh;
 
 struct Dim3 {
     unsigned x = 0, y = 0, z = 0;
 };
-static Dim3 blockIdx, threadIdx, blockDim, gridDim;
+static Dim3 blockIdx, blockDim, gridDim;
+static thread_local Dim3 threadIdx;
 #define __global__
 #define __device__
 #define __shared__ static
-static void __syncthreads() {}
+
+// The block's barrier: a no-op when one thread runs the block, a real one under launch_threads.
+static struct {
+    std::mutex mutex;
+    std::condition_variable all_arrived;
+    unsigned threads = 0, arrived = 0, generation = 0;
+} block_barrier;
+
+static void __syncthreads() {
+    std::unique_lock<std::mutex> lock(block_barrier.mutex);
+    if (block_barrier.threads <= 1) return;
+    const unsigned generation = block_barrier.generation;
+    if (++block_barrier.arrived == block_barrier.threads) {
+        block_barrier.arrived = 0;
+        ++block_barrier.generation;
+        block_barrier.all_arrived.notify_all();
+    } else {
+        block_barrier.all_arrived.wait(lock, [&] { return generation != block_barrier.generation; });
+    }
+}
 
 #include "../../kernels/cuda/activations.cu"
 #undef INSTANTIATE
@@ -53,6 +80,25 @@ static void launch(void (*kernel)(A...), unsigned grid, unsigned block, B... arg
             threadIdx.x = t;
             kernel(args...);
         }
+}
+
+// grid blocks one after another, each with block real threads that meet at __syncthreads
+template <typename... A, typename... B>
+static void launch_threads(void (*kernel)(A...), unsigned grid, unsigned block, B... args) {
+    gridDim.x = grid;
+    blockDim.x = block;
+    block_barrier.threads = block;
+    for (unsigned b = 0; b < grid; ++b) {
+        blockIdx.x = b;
+        std::vector<std::thread> threads;
+        for (unsigned t = 0; t < block; ++t)
+            threads.emplace_back([=] {
+                threadIdx.x = t;
+                kernel(args...);
+            });
+        for (auto& thread : threads) thread.join();
+    }
+    block_barrier.threads = 0;
 }
 
 #define EW 3, 5  // element-wise launches: 3 blocks of 5 threads
@@ -105,6 +151,11 @@ static void launch(void (*kernel)(A...), unsigned grid, unsigned block, B... arg
         launch(batchnorm_apply<T>, EW, x, g, b, mean, inv, n, c, y, xhat); }                                \
     extern "C" void channel_grad_sums_##S(const T* dy, const T* xhat, long long m, int c, T* db, T* dg) {    \
         launch(channel_grad_sums<T>, (unsigned)c, 1, dy, xhat, m, c, db, dg); }                              \
+    extern "C" void channel_moments_threads_##S(const T* x, long long m, int c, T* mean, T* var, unsigned b) { \
+        launch_threads(channel_moments<T>, (unsigned)c, b, x, m, c, mean, var); }                            \
+    extern "C" void channel_grad_sums_threads_##S(const T* dy, const T* xhat, long long m, int c, T* db,      \
+                                                  T* dg, unsigned b) {                                        \
+        launch_threads(channel_grad_sums<T>, (unsigned)c, b, dy, xhat, m, c, db, dg); }                      \
     extern "C" void batchnorm_backward_apply_##S(const T* dy, const T* xhat, const T* g, const T* inv,       \
                                                  const T* db, const T* dg, long long m, long long n, int c, T* dx) { \
         launch(batchnorm_backward_apply<T>, EW, dy, xhat, g, inv, db, dg, m, n, c, dx); }
