@@ -438,3 +438,73 @@ def test_a_gpu_training_step_reads_back_only_scalars(fake_cupy, model):
     trainer.step()
     assert READS and all(size == 1 for size in READS), READS
     assert len(READS) <= 5, READS
+
+
+@pytest.mark.parametrize("shape", [(0, 4), (0, 3, 3, 2), (5, 0)])
+def test_batch_statistics_of_nothing_are_refused(backend, shape):
+    """An empty batch (or no channel) has no mean: the same clear error on every backend,
+    not NaN, uninitialised memory or an IndexError."""
+    x = np.zeros(shape, np.float32)
+    gamma, beta = np.ones(shape[-1], np.float32), np.zeros(shape[-1], np.float32)
+    for which in ("numpy", backend):
+        impl = ops.OPS["batchnorm_forward_train"].get(which, ops.OPS["batchnorm_forward_train"]["numpy"])
+        with pytest.raises(ValueError, match=r"needs at least one value per channel, got an input of shape"):
+            impl(device(which, x), device(which, gamma), device(which, beta), 1e-3)
+
+
+def test_batchnorm_layer_refuses_an_empty_batch_and_keeps_its_statistics():
+    layer = scratchgan.layers.BatchNormalization()
+    layer.build((None, 3))
+    before = layer.buffers["moving_mean"].copy()
+    with pytest.raises(scratchgan.layers.LayerError, match="batch statistics need at least one value per channel"):
+        layer.forward(np.zeros((0, 3), np.float32))
+    np.testing.assert_array_equal(layer.buffers["moving_mean"], before)
+    assert layer.forward(np.zeros((0, 3), np.float32), training=False).shape == (0, 3)  # inference: nothing to refuse
+
+
+@pytest.mark.parametrize("dtype, other", [(np.float32, np.float64), (np.float64, np.float32)])
+def test_cuda_launchers_cast_what_they_read_and_refuse_mismatched_state(fake_cupy, dtype, other, rng):
+    """A float32 model given float64 targets, BatchNorm parameters or gradients (or the reverse):
+    the CUDA kernels get arrays of their own dtype, as the reference computes; optimizer state
+    of another dtype, which a kernel would update in place, is a clear error."""
+    scratchgan.set_backend("cupy")
+    from scratchgan.kernels.cuda import launch
+
+    try:
+        cp = fake_cupy
+        p = rng.uniform(0.05, 0.95, (6, 1)).astype(dtype)
+        t = rng.uniform(0, 1, (6, 1)).astype(other)
+        loss, pc = launch.bce_forward(cp.asarray(p), cp.asarray(t))
+        loss_ref, pc_ref = ops.bce_forward.reference(p, t.astype(dtype))
+        assert loss == pytest.approx(loss_ref, rel=1e-5)
+        assert_close(to_host(launch.bce_backward(cp.asarray(p), cp.asarray(pc_ref.astype(other)), cp.asarray(t))),
+                     ops.bce_backward.reference(p, pc_ref.astype(other).astype(dtype), t.astype(dtype)), dtype)
+
+        x = (3 * rng.standard_normal((4, 5, 3)) + 2).astype(dtype)
+        gamma, beta = rng.uniform(0.5, 2, 3).astype(other), rng.standard_normal(3).astype(other)
+        got = launch.batchnorm_forward_train(cp.asarray(x), cp.asarray(gamma), cp.asarray(beta), 1e-3)
+        want = ops.batchnorm_forward_train.reference(x, gamma.astype(dtype), beta.astype(dtype), 1e-3)
+        assert all(g.dtype == dtype for g in got)
+        assert_close(tuple(to_host(g) for g in got), want, dtype)
+        dy = rng.standard_normal(x.shape).astype(dtype)
+        got = launch.batchnorm_backward_train(cp.asarray(dy), cp.asarray(want[1].astype(other)),
+                                              cp.asarray(want[2].astype(other)), cp.asarray(gamma))
+        assert_close(tuple(to_host(g) for g in got),
+                     ops.batchnorm_backward_train.reference(dy, want[1].astype(other).astype(dtype),
+                                                            want[2].astype(other).astype(dtype), gamma.astype(dtype)), dtype)
+
+        param = cp.asarray(rng.standard_normal((3, 4)).astype(dtype))
+        grad = rng.standard_normal((3, 4)).astype(other)
+        m, v = cp.zeros((3, 4), dtype), cp.zeros((3, 4), dtype)
+        want_p, want_m, want_v = to_host(param).copy(), np.zeros((3, 4), dtype), np.zeros((3, 4), dtype)
+        launch.adam_update(param, cp.asarray(grad), m, v, 1e-3, 0.9, 0.999, 1e-7, 1)
+        ops.adam_update.reference(want_p, grad.astype(dtype), want_m, want_v, 1e-3, 0.9, 0.999, 1e-7, 1)
+        assert_close(to_host(param), want_p, dtype)
+        with pytest.raises(TypeError, match=rf"Adam's m is updated in place .* contiguous {np.dtype(dtype)} array"):
+            launch.adam_update(param, cp.asarray(grad), cp.zeros((3, 4), other), v, 1e-3, 0.9, 0.999, 1e-7, 2)
+        with pytest.raises(TypeError, match="SGD's velocity is updated in place"):
+            launch.sgd_update(param, cp.asarray(grad), cp.zeros((3, 4), other), 1e-2, 0.9, True)
+        with pytest.raises(TypeError, match="RMSprop's v is updated in place"):
+            launch.rmsprop_update(param, cp.asarray(grad), cp.zeros((4, 3), dtype), 1e-3, 0.9, 1e-7)
+    finally:
+        scratchgan.set_backend("numpy")

@@ -63,7 +63,32 @@ def launch(fn, n: int, args) -> None:
 
 
 def _c(a):
+    """The main input of a kernel, contiguous; its dtype picks the kernel (float or double)."""
     return cp.ascontiguousarray(a)
+
+
+def _as(a, like):
+    """A read-only input as a contiguous array of the kernel's dtype (``like``'s). CuPy passes raw
+    pointers: a float64 array handed to the float kernel would be read as garbage floats, a
+    float32 one to the double kernel read past its end."""
+    return cp.ascontiguousarray(a, dtype=like.dtype)
+
+
+def _in_place(a, like, what):
+    """An array a kernel updates in place (a parameter, its optimizer state): it must already be
+    contiguous and of the parameter's dtype and shape, since a cast copy would be updated instead."""
+    if a.dtype != like.dtype or a.shape != like.shape or not a.flags.c_contiguous:
+        raise TypeError(f"{what} is updated in place by the CUDA kernel, so it must be a contiguous "
+                        f"{like.dtype} array of shape {like.shape}; got {'a non-contiguous ' if not a.flags.c_contiguous else ''}"
+                        f"{a.dtype} array of shape {a.shape}")
+    return a
+
+
+def _require_statistics(x):
+    """Batch statistics need at least one value in at least one channel."""
+    if x.size == 0:
+        raise ValueError(f"batch normalisation in training mode needs at least one value per channel, "
+                         f"got an input of shape {tuple(x.shape)}")
 
 
 def _i64(v):
@@ -91,7 +116,8 @@ def leaky_relu_forward(x, slope):
 
 
 def leaky_relu_backward(dy, mask, slope):
-    dy, mask = _c(dy), _c(mask).view(cp.uint8)
+    dy = _c(dy)
+    mask = cp.ascontiguousarray(mask, dtype=cp.bool_).view(cp.uint8)
     dx = cp.empty_like(dy)
     launch(kernel("activations", "leaky_relu_backward", dy.dtype), dy.size,
            (dy, mask, dy.dtype.type(slope), _i64(dy.size), dx))
@@ -100,7 +126,8 @@ def leaky_relu_backward(dy, mask, slope):
 
 def _elementwise_backward(name):
     def run(dy, y):
-        dy, y = _c(dy), _c(y)
+        dy = _c(dy)
+        y = _as(y, dy)
         dx = cp.empty_like(dy)
         launch(kernel("activations", name, dy.dtype), dy.size, (dy, y, _i64(dy.size), dx))
         return dx
@@ -123,28 +150,29 @@ def _elementwise_forward(name):
 # --- batch normalisation ------------------------------------------------------------
 def batchnorm_forward_train(x, gamma, beta, eps):
     x = _c(x)
+    _require_statistics(x)
     c = x.shape[-1]
     m = x.size // c
     mean, var = cp.empty(c, x.dtype), cp.empty(c, x.dtype)
-    if m:
-        kernel("batchnorm", "channel_moments", x.dtype)((c,), (REDUCE_THREADS,), (x, _i64(m), _i32(c), mean, var))
+    kernel("batchnorm", "channel_moments", x.dtype)((c,), (REDUCE_THREADS,), (x, _i64(m), _i32(c), mean, var))
     inv_std = 1 / cp.sqrt(var + x.dtype.type(eps))
     y, xhat = cp.empty_like(x), cp.empty_like(x)
     launch(kernel("batchnorm", "batchnorm_apply", x.dtype), x.size,
-           (x, _c(gamma), _c(beta), mean, inv_std, _i64(x.size), _i32(c), y, xhat))
+           (x, _as(gamma, x), _as(beta, x), mean, inv_std, _i64(x.size), _i32(c), y, xhat))
     return y, xhat, inv_std, mean, var
 
 
 def batchnorm_backward_train(dy, xhat, inv_std, gamma):
-    dy, xhat = _c(dy), _c(xhat)
+    dy = _c(dy)
+    _require_statistics(dy)
+    xhat = _as(xhat, dy)
     c = dy.shape[-1]
     m = dy.size // c
     dbeta, dgamma = cp.zeros(c, dy.dtype), cp.zeros(c, dy.dtype)
-    if m:
-        kernel("batchnorm", "channel_grad_sums", dy.dtype)((c,), (REDUCE_THREADS,), (dy, xhat, _i64(m), _i32(c), dbeta, dgamma))
+    kernel("batchnorm", "channel_grad_sums", dy.dtype)((c,), (REDUCE_THREADS,), (dy, xhat, _i64(m), _i32(c), dbeta, dgamma))
     dx = cp.empty_like(dy)
     launch(kernel("batchnorm", "batchnorm_backward_apply", dy.dtype), dy.size,
-           (dy, xhat, _c(gamma), _c(inv_std), dbeta, dgamma, _i64(m), _i64(dy.size), _i32(c), dx))
+           (dy, xhat, _as(gamma, dy), _as(inv_std, dy), dbeta, dgamma, _i64(m), _i64(dy.size), _i32(c), dx))
     return dx, dgamma, dbeta
 
 
@@ -175,19 +203,19 @@ def _im2col(x, g, n0, n1):
 def conv2d_forward(x, kern, bias, g):
     x = _c(x)
     n, f = x.shape[0], kern.shape[3]
-    k2 = _c(kern).reshape(-1, f)
+    k2 = _as(kern, x).reshape(-1, f)
     y = cp.empty((n, g.ho, g.wo, f), dtype=x.dtype)
     for n0, n1 in _chunks(g, n, x.shape[3], x.dtype.itemsize):
         cp.matmul(_im2col(x, g, n0, n1), k2, out=y[n0:n1].reshape(-1, f))
     if bias is not None:
-        y += bias
+        y += _as(bias, y)
     return y
 
 
 def conv2d_backward_data(dy, kern, g):
     dy = _c(dy)
     n, c, f = dy.shape[0], kern.shape[2], kern.shape[3]
-    k2t = _c(kern).reshape(-1, f).T
+    k2t = _as(kern, dy).reshape(-1, f).T
     dx = cp.empty((n, g.h, g.w, c), dtype=dy.dtype)
     fold = kernel("conv", "col2im", dy.dtype)
     for n0, n1 in _chunks(g, n, c, dy.dtype.itemsize):
@@ -197,7 +225,8 @@ def conv2d_backward_data(dy, kern, g):
 
 
 def conv2d_backward_weights(dy, x, g):
-    dy, x = _c(dy), _c(x)
+    x = _c(x)
+    dy = _as(dy, x)
     n, c, f = x.shape[0], x.shape[3], dy.shape[3]
     dk = cp.zeros((g.kh * g.kw * c, f), dtype=x.dtype)
     for n0, n1 in _chunks(g, n, c, x.dtype.itemsize):
@@ -221,7 +250,8 @@ def maxpool_forward(x, g):
 
 
 def maxpool_backward(dy, argmax, g):
-    dy, argmax = _c(dy), _c(argmax)
+    dy = _c(dy)
+    argmax = cp.ascontiguousarray(argmax, dtype=cp.int8)
     n, c = dy.shape[0], dy.shape[3]
     dx = cp.empty((n, g.h, g.w, c), dtype=dy.dtype)
     launch(kernel("pooling", "maxpool_backward", dy.dtype), dx.size, (dy, argmax, _pool_struct(g, n, c), dx))
@@ -283,7 +313,8 @@ def dropout_with_uniforms(x, rate, u):
 
 
 def dropout_backward(dy, keep, scale):
-    dy, keep = _c(dy), _c(keep).view(cp.uint8)
+    dy = _c(dy)
+    keep = cp.ascontiguousarray(keep, dtype=cp.uint8)
     dx = cp.empty_like(dy)
     launch(kernel("dropout", "dropout_backward", dy.dtype), dy.size, (dy, keep, dy.dtype.type(scale), _i64(dy.size), dx))
     return dx
@@ -291,28 +322,32 @@ def dropout_backward(dy, keep, scale):
 
 # --- binary cross-entropy -------------------------------------------------------------
 def bce_forward(p, t, eps=1e-7):
-    p, t = _c(p), _c(t)
+    p = _c(p)
+    t = _as(t, p)
     term, pc = cp.empty_like(p), cp.empty_like(p)
     launch(kernel("losses", "bce_forward_terms", p.dtype), p.size, (p, t, p.dtype.type(eps), _i64(p.size), term, pc))
     return float(term.mean()), pc
 
 
 def bce_backward(p, pc, t, eps=1e-7):
-    p, pc, t = _c(p), _c(pc), _c(t)
+    p = _c(p)
+    pc, t = _as(pc, p), _as(t, p)
     dp = cp.empty_like(p)
     launch(kernel("losses", "bce_backward", p.dtype), p.size, (p, pc, t, p.dtype.type(eps), _i64(p.size), dp))
     return dp
 
 
 def bce_logits_forward(z, t):
-    z, t = _c(z), _c(t)
+    z = _c(z)
+    t = _as(t, z)
     term, sig = cp.empty_like(z), cp.empty_like(z)
     launch(kernel("losses", "bce_logits_forward_terms", z.dtype), z.size, (z, t, _i64(z.size), term, sig))
     return float(term.mean()), sig
 
 
 def bce_logits_backward(sig, t):
-    sig, t = _c(sig), _c(t)
+    sig = _c(sig)
+    t = _as(t, sig)
     dz = cp.empty_like(sig)
     launch(kernel("losses", "bce_logits_backward", sig.dtype), sig.size, (sig, t, _i64(sig.size), dz))
     return dz
@@ -321,24 +356,29 @@ def bce_logits_backward(sig, t):
 # --- optimizers (in place; parameters and their state are contiguous) ---------------------
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
     T = param.dtype.type
+    _in_place(param, param, "the parameter")
+    m, v = _in_place(m, param, "Adam's m"), _in_place(v, param, "Adam's v")
     alpha = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
     launch(kernel("optim", "adam_update", param.dtype), param.size,
-           (param, _c(grad), m, v, T(alpha), T(beta1), T(beta2), T(eps), _i64(param.size)))
+           (param, _as(grad, param), m, v, T(alpha), T(beta1), T(beta2), T(eps), _i64(param.size)))
 
 
 def sgd_update(param, grad, velocity, lr, momentum, nesterov):
     T = param.dtype.type
+    _in_place(param, param, "the parameter")
+    grad = _as(grad, param)
     if velocity is None:
-        launch(kernel("optim", "sgd_update", param.dtype), param.size, (param, _c(grad), T(lr), _i64(param.size)))
+        launch(kernel("optim", "sgd_update", param.dtype), param.size, (param, grad, T(lr), _i64(param.size)))
         return
     launch(kernel("optim", "sgd_momentum_update", param.dtype), param.size,
-           (param, _c(grad), velocity, T(lr), T(momentum), _i32(bool(nesterov)), _i64(param.size)))
+           (param, grad, _in_place(velocity, param, "SGD's velocity"), T(lr), T(momentum), _i32(bool(nesterov)), _i64(param.size)))
 
 
 def rmsprop_update(param, grad, v, lr, rho, eps):
     T = param.dtype.type
+    _in_place(param, param, "the parameter")
     launch(kernel("optim", "rmsprop_update", param.dtype), param.size,
-           (param, _c(grad), v, T(lr), T(rho), T(eps), _i64(param.size)))
+           (param, _as(grad, param), _in_place(v, param, "RMSprop's v"), T(lr), T(rho), T(eps), _i64(param.size)))
 
 
 KERNELS = {

@@ -80,6 +80,9 @@ def _rows(a):
 
 
 def batchnorm_forward_train(x, gamma, beta, eps):
+    if x.size == 0:  # there is no first row to shift by
+        raise ValueError(f"batch normalisation in training mode needs at least one value per channel, "
+                         f"got an input of shape {tuple(x.shape)}")
     x2 = _rows(x)
     m = x2.shape[0]
     # one pass of shifted sums in float64 (shift = the first row, a sample of each
