@@ -205,3 +205,12 @@ def test_layer_names_are_unique_in_a_model():
     model = Sequential([L.Dense(3), L.Dense(2), L.Dense(1)], input_shape=(4,))
     assert [l.name for l in model.layers] == ["dense", "dense_1", "dense_2"]
     assert set(model.params) == {f"{n}/{k}" for n in ("dense", "dense_1", "dense_2") for k in ("kernel", "bias")}
+
+
+def test_a_forward_that_does_not_return_y_and_cache_is_a_clear_error():
+    class OldStyle(L.Layer):
+        def _forward(self, x, training):
+            return 2 * x  # the contract is (y, cache)
+
+    with pytest.raises(L.LayerError, match=r"_forward must return \(y, cache\), got ndarray"):
+        OldStyle().forward(np.ones((2, 3), np.float32))

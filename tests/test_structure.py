@@ -4,6 +4,7 @@ Every import statement counts, at module level or inside a function: a cycle thr
 function-level import is still a loop a reader has to untangle.
 """
 import ast
+import inspect
 import cProfile
 import pstats
 from pathlib import Path
@@ -130,3 +131,14 @@ def test_a_generator_step_reaches_each_op_in_one_hop(backend):
     assert dispatch_callers and all(c[0].startswith(layer_files) for c in dispatch_callers), dispatch_callers
     called = {key[2] for key in stats}
     assert not called & {"get_backend", "backend_module", "window", "transpose_window", "conv_output_length"}
+
+
+def test_constants_the_kernels_keep_for_themselves_match_the_library():
+    """Kernels do not import the library, so a constant they need is written twice: checked here."""
+    from scratchgan.kernels.numba import losses as numba_losses
+    from scratchgan.ops import losses as reference_losses
+
+    assert numba_losses.EPSILON == reference_losses.EPSILON
+    for name in ("bce_forward", "bce_backward"):
+        default = inspect.signature(getattr(numba_losses, name)).parameters["eps"].default
+        assert default == inspect.signature(getattr(reference_losses, name).reference).parameters["eps"].default
