@@ -38,7 +38,9 @@ class Optimizer:
         self.clipvalue = clipvalue
         self.iterations = 0
         self.state: dict[str, dict[str, np.ndarray]] = {}
-        self._loaded = False  # set by load_state_dict: the next step moves the state where the params are
+        #: names whose state came from load_state_dict (host arrays): each moves beside its parameter
+        #: at its first update, once; a parameter without a gradient at the first step keeps its place
+        self._loaded: set = set()
 
     def step(self, params: dict, grads: dict) -> None:
         """Update every parameter in ``params`` that has a gradient in ``grads``."""
@@ -57,10 +59,10 @@ class Optimizer:
             state = self.state.get(name)
             if state is None:
                 state = self.state[name] = {s: array_module(param).zeros_like(param) for s in self.slots}
-            elif self._loaded:  # the first step after load_state_dict: state beside its parameter
+            elif name in self._loaded:  # its first update since load_state_dict
                 state = self.state[name] = {s: like(a, param) for s, a in state.items()}
+                self._loaded.discard(name)
             self._update(param, grad, state)
-        self._loaded = False
 
     def _update(self, param, grad, state) -> None:
         raise NotImplementedError
@@ -90,7 +92,7 @@ class Optimizer:
                     f"(and momentum or not) that wrote it")
         self.iterations = int(flat["iterations"])
         self.state = state
-        self._loaded = True
+        self._loaded = set(state)
 
     def get_config(self) -> dict:
         return {"lr": self.lr, "clipvalue": self.clipvalue}

@@ -140,3 +140,19 @@ def test_optimizer_errors():
         Adam().step({"w": np.ones(2)}, {})
     with pytest.raises(OptimizerError, match=r"gradient of 'w' has shape \(3,\)"):
         Adam().step({"w": np.ones(2)}, {"w": np.ones(3)})
+
+
+def test_loaded_state_moves_beside_each_parameter_at_its_own_first_update(fake_cupy):
+    """State loaded from a checkpoint is on the host; each parameter's moves to the GPU when that
+    parameter is first updated, even if it had no gradient at the first step after loading."""
+    from scratchgan.xp import is_device_array
+
+    params = {"a": fake_cupy.asarray(np.ones(3)), "b": fake_cupy.asarray(np.ones(2))}
+    grads = {"a": fake_cupy.asarray(np.full(3, 0.5)), "b": fake_cupy.asarray(np.full(2, 0.5))}
+    saved = Adam(lr=0.1)
+    saved.step({k: v.get() for k, v in params.items()}, {k: v.get() for k, v in grads.items()})
+    opt = Adam(lr=0.1)
+    opt.load_state_dict(saved.state_dict())
+    opt.step(params, {"a": grads["a"], "b": None})  # b has no gradient this step
+    opt.step(params, grads)
+    assert all(is_device_array(v) for slots in opt.state.values() for v in slots.values())
