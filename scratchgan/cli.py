@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend
+from .script import USER_ERRORS, describe
 from .zoo import DATA_ORDERS, D_MODES, FIXED_FIELDS, OPTIMIZERS
 
 
@@ -126,11 +127,8 @@ def main(argv=None):
                 "evaluate": cmd_evaluate}[args.command](args)
     except KeyboardInterrupt:
         return 130
-    except KeyError as err:  # str(KeyError) wraps the message in quotes
-        print(f"scratchgan {args.command}: error: {err.args[0]}", file=sys.stderr)
-        return 2
-    except (ValueError, OSError, RuntimeError) as err:  # BackendError is a RuntimeError
-        print(f"scratchgan {args.command}: error: {err}", file=sys.stderr)
+    except USER_ERRORS as err:
+        print(f"scratchgan {args.command}: error: {describe(err)}", file=sys.stderr)
         return 2
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .classifier import features_and_probabilities
+from .datasets.catalog import parse_spec
 from .images import to_unit_range
 from .train import sample_latent
 
@@ -96,23 +97,20 @@ def evaluate_generator(G, recipe, classifier, real_images, n: int = 5000, seed: 
     return score(classifier, generate(G, recipe, n, seed), real_a, real_b)
 
 
-#: --data names that denote one family of images (MNIST's test set and its training set)
-_SAME_IMAGES = {"mnist-full": "mnist"}
-
-
-def _family(data: str) -> str:
-    base = str(data).split(":")[0]  # "cifar10:frog" -> "cifar10"
-    return _SAME_IMAGES.get(base, base)
+#: --data names that denote one set of images: MNIST's test set (embedded) and its training set
+_SAME_IMAGES = {"embedded": "mnist", "mnist-full": "mnist"}
 
 
 def applicability(trained_on: str, classes, compared_with: str) -> str | None:
     """None when scores against ``compared_with`` measure a generator trained on ``trained_on``
     (with the ``classes`` filter, or None); else the sentence that says why they do not."""
-    if _family(trained_on) != _family(compared_with):
+    (trained, spec_classes), (compared, _) = parse_spec(str(trained_on)), parse_spec(str(compared_with))
+    classes = [*(classes or ()), *spec_classes]  # "cifar10:frog" is cifar10 with --class frog
+    if _SAME_IMAGES.get(trained, trained) != _SAME_IMAGES.get(compared, compared):
         return (f"this generator was trained on {trained_on}, not on {compared_with}: the scores measure how "
                 f"much its images look like {compared_with}, not how well it learned its own data, so they do "
                 f"not apply (unless those are the same images)")
     if classes:
-        return (f"this generator was trained on the classes {', '.join(map(str, classes))} of {trained_on} only: "
+        return (f"this generator was trained on the classes {', '.join(map(str, classes))} of {trained} only: "
                 f"the class shares and evenness are bound to be uneven, and the distance compares it with all classes")
     return None

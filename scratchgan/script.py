@@ -14,16 +14,23 @@ from contextlib import contextmanager
 from .backend import set_backend
 
 
+#: the errors a user can cause (missing or malformed data, an unavailable backend, a bad
+#: value): reported as one line by the scratchgan command and the example scripts alike
+USER_ERRORS = (KeyError, ValueError, OSError, RuntimeError)  # BackendError is a RuntimeError
+
+
+def describe(err: BaseException) -> str:
+    """The message of a user error (str(KeyError) would wrap it in quotes)."""
+    return err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+
+
 @contextmanager
 def errors_as_one_line(prog: str):
-    """Turn the errors a user can cause (missing or malformed data, an unavailable backend,
-    a bad argument) into ``PROG: error: MESSAGE`` and exit status 1, instead of a traceback."""
+    """Turn USER_ERRORS into ``PROG: error: MESSAGE`` and exit status 1, instead of a traceback."""
     try:
         yield
-    except KeyError as err:  # str(KeyError) wraps the message in quotes
-        sys.exit(f"{prog}: error: {err.args[0] if err.args else err}")
-    except (OSError, ValueError, RuntimeError) as err:  # BackendError is a RuntimeError
-        sys.exit(f"{prog}: error: {err}")
+    except USER_ERRORS as err:
+        sys.exit(f"{prog}: error: {describe(err)}")
 
 
 def parse_args(parser, argv=None):

@@ -160,3 +160,5 @@ def test_applicability():
     assert applicability("mnist-full", None, "mnist") is None
     assert "classes 3 of mnist only" in applicability("mnist", ["3"], "mnist")
     assert "not on fashion-mnist" in applicability("mnist", None, "fashion-mnist")
+    assert applicability("embedded", None, "mnist") is None
+    assert "classes frog of cifar10 only" in applicability("cifar10:frog", None, "cifar10")
