@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .wording import counted
 from .backend import backend_module
+from .wording import counted
 from .xp import like, to_float, to_host
 
 H = 1e-5

@@ -69,8 +69,13 @@ class Layer:
         input_shape = (None, *tuple(input_shape)[1:])
         self._check_input_shape(input_shape)
         self.input_shape = input_shape
-        self._build(input_shape)
-        self.output_shape = tuple(self.compute_output_shape(input_shape))
+        try:
+            self._build(input_shape)
+            self.output_shape = tuple(self.compute_output_shape(input_shape))
+        except LayerError:
+            raise
+        except ValueError as err:  # e.g. an input smaller than a "valid" window (ops/geometry.py)
+            raise LayerError(f"{self.name}: input {tuple(input_shape[1:])}: {err}") from None
         self.grads = {k: None for k in self.params}
         self._on_device = backend_module() is not np
         self.built = True

@@ -43,6 +43,7 @@ class _Conv(LinearLayer):
         self.window = None  # the Window of inputs of the built size, set by _build
 
     def _window(self, input_shape):
+        """The Window of inputs of ``input_shape`` (a ValueError if they are too small)."""
         raise NotImplementedError
 
     def _build(self, input_shape):
@@ -67,14 +68,10 @@ class Conv2D(_Conv):
         return (*self.kernel_size, input_shape[-1], self.filters)
 
     def _window(self, input_shape):
-        try:
-            return window(input_shape[1:3], self.kernel_size, self.strides, self.padding)
-        except ValueError as err:
-            raise LayerError(f"{self.name}: input {tuple(input_shape[1:])}: {err}") from None
+        return window(input_shape[1:3], self.kernel_size, self.strides, self.padding)
 
     def compute_output_shape(self, input_shape):
-        g = self._window(input_shape)
-        return (input_shape[0], g.ho, g.wo, self.filters)
+        return (input_shape[0], self.window.ho, self.window.wo, self.filters)
 
     def _linear_forward(self, x):
         return ops.conv2d_forward(x, self.params["kernel"], self.params.get("bias"), self.window)
@@ -99,8 +96,7 @@ class Conv2DTranspose(_Conv):
         return transpose_window(input_shape[1:3], self.kernel_size, self.strides, self.padding)
 
     def compute_output_shape(self, input_shape):
-        g = self._window(input_shape)
-        return (input_shape[0], g.h, g.w, self.filters)
+        return (input_shape[0], self.window.h, self.window.w, self.filters)
 
     # The three passes are those of the Conv2D A that maps our output back to our input
     # (self.window is A's): y = A^T x is A's backward-data pass, so our backward-data pass

@@ -26,13 +26,14 @@ class LinearLayer(Layer):
         self.activation = check_activation(activation)
         self.use_bias = bool(use_bias)
 
-    def _build(self, input_shape):
-        self._add_param("kernel", glorot_uniform(self.rng, self._kernel_shape(input_shape), self.dtype))
-        if self.use_bias:
-            self._add_param("bias", np.zeros(self._kernel_shape(input_shape)[self._bias_axis]))
-
     #: the kernel axis whose length the bias has (the output features)
     _bias_axis = -1
+
+    def _build(self, input_shape):
+        shape = self._kernel_shape(input_shape)
+        self._add_param("kernel", glorot_uniform(self.rng, shape, self.dtype))
+        if self.use_bias:
+            self._add_param("bias", np.zeros(shape[self._bias_axis]))
 
     def _forward(self, x, training):
         z = self._linear_forward(x)

@@ -66,9 +66,6 @@ class BatchNormalization(Layer):
                 x, gamma, beta, self.buffers["moving_mean"], self.buffers["moving_variance"], self.epsilon
             )
             return y, InferenceCache(xhat, scale)
-        if x.size == 0:
-            raise LayerError(f"{self.name}: batch statistics need at least one value per channel; got an input of "
-                             f"shape {tuple(x.shape)} (an empty batch, or no channels), and nothing was updated")
         y, xhat, inv_std, mean, var = ops.batchnorm_forward_train(x, gamma, beta, self.epsilon)
         mom = self.momentum
         for key, stat in (("moving_mean", mean), ("moving_variance", var)):

@@ -28,22 +28,14 @@ class MaxPooling2D(Layer):
             raise LayerError(f"{self.name}: pool_size above 127 is not supported, got {self.pool_size}")
         self.window = None  # the Window of inputs of the built size, set by _build
 
-    def _window(self, input_shape):
-        try:
-            return window(input_shape[1:3], self.pool_size, self.strides, self.padding)
-        except ValueError as err:
-            raise LayerError(f"{self.name}: input {tuple(input_shape[1:])}: {err}") from None
-
     def _build(self, input_shape):
-        self.window = self._window(input_shape)
+        self.window = window(input_shape[1:3], self.pool_size, self.strides, self.padding)
 
     def compute_output_shape(self, input_shape):
-        g = self._window(input_shape)
-        return (input_shape[0], g.ho, g.wo, input_shape[-1])
+        return (input_shape[0], self.window.ho, self.window.wo, input_shape[-1])
 
     def _forward(self, x, training):
-        y, argmax = ops.maxpool_forward(x, self.window)
-        return y, argmax
+        return ops.maxpool_forward(x, self.window)  # (y, argmax)
 
     def _backward(self, dy, argmax, need_param_grads):
         return ops.maxpool_backward(dy, argmax, self.window)
