@@ -63,3 +63,14 @@ def test_readme_counts_the_gradient_checks():
 
     readme = (ROOT / "README.md").read_text()
     assert f"the table of all {len(CASES) + len(LOSS_CASES)} checks" in readme
+
+
+def test_the_tutorials_page_gives_the_zoos_parameter_counts():
+    from scratchgan import zoo
+
+    text = (ROOT / "docs" / "tutorials.md").read_text()
+    sections = {m.group(1): m.group(2) for m in re.finditer(r"^## `(\w+)`(.*?)(?=^## |\Z)", text, re.S | re.M)}
+    assert sorted(sections) == sorted(zoo.MODELS)
+    for name, section in sections.items():
+        g, d, _ = zoo.build(name)
+        assert f"{g.count_params():,} parameters" in section and f"{d.count_params():,} parameters" in section, name
