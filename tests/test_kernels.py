@@ -109,6 +109,8 @@ def chunking(request, backend, monkeypatch):
     if request.param:
         module = {"numba": "scratchgan.kernels.numba.conv", "cupy": "scratchgan.kernels.cuda.launch"}[backend]
         monkeypatch.setattr(importlib.import_module(module), "CHUNK_BYTES", 1)
+        if backend == "numba":  # the few-filter path's workspace has its own budget
+            monkeypatch.setattr(importlib.import_module(module), "TAPS_CHUNK_BYTES", 1)
     return request.param
 
 
@@ -127,16 +129,20 @@ def test_convolution_kernels(backend, case, dtype, chunking, rng):
     assert_close(*both(backend, "conv2d_backward_weights", dy, x, g), dtype)
 
 
-@pytest.mark.parametrize("f", [1, 4, 5])  # both sides of DIRECT_MAX_FILTERS
-def test_direct_and_gemm_convolutions_agree_at_the_switch(f, rng):
-    backend = "numba"  # the direct kernels are Numba's alone
+@pytest.mark.parametrize("f", [1, 4, 5])  # both sides of the numba backend's FEW_FILTERS
+def test_few_filter_and_im2col_convolutions_agree_at_the_switch(f, rng):
+    backend = "numba"  # the few-filter kernels are Numba's alone
     why = _unavailable(backend)
     if why:
         pytest.skip(why)
     x = rng.standard_normal((2, 9, 7, 6))
     k = rng.standard_normal((3, 5, 6, f))
-    y, y_ref = both(backend, "conv2d_forward", x, k, None, window((9, 7), (3, 5), (2, 1), "same"))
+    g = window((9, 7), (3, 5), (2, 1), "same")
+    y, y_ref = both(backend, "conv2d_forward", x, k, None, g)
     assert_close(y, y_ref, np.float64)
+    dy = rng.standard_normal(y_ref.shape)
+    assert_close(*both(backend, "conv2d_backward_data", dy, k, g), np.float64)
+    assert_close(*both(backend, "conv2d_backward_weights", dy, x, g), np.float64)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

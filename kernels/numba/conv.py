@@ -13,9 +13,17 @@ Two strategies, chosen per call:
   the taps that read it), so the parallel loop has no write conflicts. Chunks keep
   ``cols`` at about CHUNK_BYTES (cache-sized, and memory stays bounded: a 7x7 conv
   on 256 images of 28x28x128 would otherwise need a 5 GB ``cols``).
-* **Direct loops when F is small** (F <= DIRECT_MAX_FILTERS, e.g. the last layer of a
-  generator, 128 channels to 1). There im2col copies kh*kw values per multiply-add and
-  the GEMM is a matrix-vector product; the direct kernels read x in place instead.
+* **Few filters (F <= FEW_FILTERS, e.g. a generator's last layer, 128 channels to 1).**
+  There im2col would copy kh*kw values per multiply-add into a GEMM only F columns wide.
+  Instead the GEMM runs against the input's own pixels, kh*kw*F columns wide::
+
+      forward:   zt = K' @ x_pix^T        K' = kernel as (kh*kw*F, C), x_pix = x as (N*H*W, C)
+                 y[b,p,q,o] = sum_{i,j} zt[(i,j,o), b, p*sh+i-top, q*sw+j-left]   (sum_taps)
+      backward:  gt[(i,j,o), b, h, w] = dy[b,p,q,o] where tap (i,j) of (p,q) reads (h,w)
+                 (spread_taps, 0 elsewhere);  dx_pix = gt^T @ K',  dK' = gt @ x_pix
+
+  The taps' sums walk contiguous rows of zt and gt (one shifted add per tap), and the
+  three GEMMs are as large as the convolution's FLOPs.
 """
 from __future__ import annotations
 
@@ -25,7 +33,8 @@ from numba import njit, prange
 from .threads import threads_for
 
 CHUNK_BYTES = 8 << 20
-DIRECT_MAX_FILTERS = 4
+TAPS_CHUNK_BYTES = 2 << 20
+FEW_FILTERS = 4
 
 
 @njit(inline="always")
@@ -83,104 +92,77 @@ def col2im(cols, n0, n1, kh, kw, sh, sw, top, left, ho, wo, dx):
                         dx[b, hh, ww, ch] += cols[row, base + ch]
 
 
-@njit(parallel=True, cache=True, fastmath=True)
-def direct_forward(x, kt, sh, sw, top, left, y):
-    """y[b, p, q, f] = sum_{i,j,c} x[b, p*sh+i-top, q*sw+j-left, c] * kt[i, j, f, c] (no bias).
+@njit(parallel=True, cache=True)
+def sum_taps(zt, n0, n1, kh, kw, sh, sw, top, left, y):
+    """y[b, p, q, o] = sum over the taps (i, j) that fall inside the image of
+    zt[(i*kw + j)*F + o, b-n0, p*sh+i-top, q*sw+j-left]   (images n0..n1 of y).
 
-    kt is the kernel with its last two axes swapped, so that the innermost loop is a
-    dot product of two contiguous runs of C values (vectorised)."""
-    n, h, w, c = x.shape
-    kh, kw, f, _ = kt.shape
-    _, ho, wo, _ = y.shape
-    for r in prange(n * ho):
+    zt holds, for every input pixel, what each tap of each filter contributes from it;
+    the sum walks contiguous runs of a row of zt (stride 1: a shifted add)."""
+    _, ho, wo, f = y.shape
+    _, _, h, w = zt.shape
+    for r in prange((n1 - n0) * ho):
         b = r // ho
         p = r % ho
-        for q in range(wo):
-            for o in range(f):
-                acc = x[0, 0, 0, 0] * 0
-                for i in range(kh):
-                    hi = p * sh + i - top
-                    if hi < 0 or hi >= h:
-                        continue
-                    for j in range(kw):
-                        wj = q * sw + j - left
-                        if wj < 0 or wj >= w:
-                            continue
-                        for ch in range(c):
-                            acc += x[b, hi, wj, ch] * kt[i, j, o, ch]
-                y[b, p, q, o] = acc
-
-
-@njit(parallel=True, cache=True, fastmath=True)
-def direct_backward_data(dy, kt, sh, sw, top, left, dx):
-    """dx[b, h, w, c] = sum over the taps (i, j) that read (h, w) of sum_f dy[b, p, q, f] * kt[i, j, f, c].
-
-    kt is the kernel with its last two axes swapped: each tap adds dy * (a contiguous run
-    of C kernel values) to the C contiguous values of dx[b, h, w]."""
-    n, h, w, c = dx.shape
-    kh, kw, f, _ = kt.shape
-    _, ho, wo, _ = dy.shape
-    for r in prange(n * h):
-        b = r // h
-        hh = r % h
-        for ww in range(w):
-            for ch in range(c):
-                dx[b, hh, ww, ch] = 0
-            for i in range(kh):
-                p = _window_index(hh, top, i, sh, ho)
-                if p < 0:
-                    continue
-                for j in range(kw):
-                    q = _window_index(ww, left, j, sw, wo)
-                    if q < 0:
-                        continue
-                    for o in range(f):
-                        g = dy[b, p, q, o]
-                        for ch in range(c):
-                            dx[b, hh, ww, ch] += g * kt[i, j, o, ch]
-
-
-@njit(parallel=True, cache=True, fastmath=True)
-def direct_backward_weights(dy, x, sh, sw, top, left, per_image):
-    """per_image[b, i, j, f, c] = sum_{p,q} dy[b, p, q, f] * x[b, p*sh+i-top, q*sw+j-left, c].
-
-    One image per task: its (kh, kw, F, C) partial (25 KB for 7x7x1x128) stays in L1
-    while every output pixel adds dy * (a contiguous run of C inputs) to each tap's row;
-    the partials are added up in float64 afterwards."""
-    n, h, w, c = x.shape
-    _, ho, wo, f = dy.shape
-    _, kh, kw, _, _ = per_image.shape
-    for b in prange(n):
-        local = np.zeros((kh, kw, f, c), dtype=x.dtype)
-        for p in range(ho):
-            for q in range(wo):
+        out = y[n0 + b, p]
+        out[:] = 0
+        for i in range(kh):
+            hi = p * sh + i - top
+            if hi < 0 or hi >= h:
+                continue
+            for j in range(kw):
+                q0, q1 = _inside(j, sw, left, w, wo)
                 for o in range(f):
-                    g = dy[b, p, q, o]
-                    for i in range(kh):
-                        hi = p * sh + i - top
-                        if hi < 0 or hi >= h:
-                            continue
-                        for j in range(kw):
-                            wj = q * sw + j - left
-                            if wj < 0 or wj >= w:
-                                continue
-                            for ch in range(c):
-                                local[i, j, o, ch] += g * x[b, hi, wj, ch]
-        per_image[b] = local
+                    src = zt[(i * kw + j) * f + o, b, hi]
+                    for q in range(q0, q1):
+                        out[q, o] += src[q * sw + j - left]
 
 
-def _chunk(n, row_bytes):
-    return max(1, min(n, CHUNK_BYTES // max(row_bytes, 1)))
+@njit(parallel=True, cache=True)
+def spread_taps(dy, n0, n1, kh, kw, sh, sw, top, left, gt):
+    """gt[(i*kw + j)*F + o, b-n0, p*sh+i-top, q*sw+j-left] = dy[b, p, q, o]; zero where no
+    output's tap reads the pixel: dy spread back onto the input pixels its taps read."""
+    _, ho, wo, f = dy.shape
+    taps, _, h, w = gt.shape
+    for r in prange((n1 - n0) * h):
+        for t in range(taps):
+            gt[t, r // h, r % h, :] = 0
+    for r in prange((n1 - n0) * ho):  # rows p write rows p*sh+i-top: distinct p, distinct rows
+        b = r // ho
+        p = r % ho
+        src = dy[n0 + b, p]
+        for i in range(kh):
+            hi = p * sh + i - top
+            if hi < 0 or hi >= h:
+                continue
+            for j in range(kw):
+                q0, q1 = _inside(j, sw, left, w, wo)
+                for o in range(f):
+                    dst = gt[(i * kw + j) * f + o, b, hi]
+                    for q in range(q0, q1):
+                        dst[q * sw + j - left] = src[q, o]
+
+
+@njit(inline="always")
+def _inside(j, stride, pad, w, out_len):
+    """The outputs q whose tap j reads inside the image: 0 <= q*stride + j - pad < w."""
+    q0 = max(0, (pad - j + stride - 1) // stride)
+    q1 = min(out_len, (w - 1 + pad - j) // stride + 1)
+    return q0, q1
+
+
+def _chunk(n, image_bytes, budget=None):
+    """Images per chunk so that one chunk's workspace stays near ``budget`` bytes."""
+    budget = CHUNK_BYTES if budget is None else budget
+    return max(1, min(n, budget // max(image_bytes, 1)))
 
 
 def conv2d_forward(x, kernel, bias, g):
     kh, kw, c, f = kernel.shape
     n = x.shape[0]
     x = np.ascontiguousarray(x)
-    if f <= DIRECT_MAX_FILTERS:
-        y = np.empty((n, g.ho, g.wo, f), dtype=x.dtype)
-        threads_for(x.size * kh * kw)
-        direct_forward(x, np.ascontiguousarray(kernel.transpose(0, 1, 3, 2)), g.sh, g.sw, g.top, g.left, y)
+    if f <= FEW_FILTERS:
+        y = _few_filters_forward(x, kernel, g)
         if bias is not None:
             y += bias
         return y
@@ -204,11 +186,9 @@ def conv2d_backward_data(dy, kernel, g):
     kh, kw, c, f = kernel.shape
     n = dy.shape[0]
     dy = np.ascontiguousarray(dy)
+    if f <= FEW_FILTERS:
+        return _few_filters_backward_data(dy, kernel, g)
     dx = np.empty((n, g.h, g.w, c), dtype=dy.dtype)
-    if f <= DIRECT_MAX_FILTERS:
-        threads_for(dx.size * kh * kw)
-        direct_backward_data(dy, np.ascontiguousarray(kernel.transpose(0, 1, 3, 2)), g.sh, g.sw, g.top, g.left, dx)
-        return dx
     krt = kernel.reshape(kh * kw * c, f).T
     pixels = g.ho * g.wo
     dy2 = dy.reshape(n * pixels, f)
@@ -227,11 +207,8 @@ def conv2d_backward_weights(dy, x, g):
     kh, kw = g.kh, g.kw
     n, c, f = x.shape[0], x.shape[3], dy.shape[3]
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
-    if f <= DIRECT_MAX_FILTERS:
-        per_image = np.empty((n, kh, kw, f, c), dtype=np.float64)
-        threads_for(x.size * kh * kw)
-        direct_backward_weights(dy, x, g.sh, g.sw, g.top, g.left, per_image)
-        return per_image.sum(axis=0).transpose(0, 1, 3, 2).astype(x.dtype)
+    if f <= FEW_FILTERS:
+        return _few_filters_backward_weights(dy, x, g)
     pixels = g.ho * g.wo
     dy2 = dy.reshape(n * pixels, f)
     dk = np.zeros((kh * kw * c, f), dtype=x.dtype)
@@ -246,6 +223,63 @@ def conv2d_backward_weights(dy, x, g):
         np.matmul(cols[:rows].T, dy2[n0 * pixels : n1 * pixels], out=part)
         dk += part
     return dk.reshape(kh, kw, c, f)
+
+
+# --- few filters: a GEMM against the input's pixels, then a shifted sum ---------------------
+def _few_filters_forward(x, kernel, g):
+    """zt = (kernel as (kh*kw*F, C)) @ x_pixels^T, then y = sum_taps(zt)."""
+    kh, kw, c, f = kernel.shape
+    n, h, w, _ = x.shape
+    km = np.ascontiguousarray(kernel.transpose(0, 1, 3, 2).reshape(kh * kw * f, c))
+    pixels = x.reshape(n * h * w, c)
+    y = np.empty((n, g.ho, g.wo, f), dtype=x.dtype)
+    chunk = _chunk(n, h * w * kh * kw * f * x.itemsize, TAPS_CHUNK_BYTES)
+    zt = np.empty((kh * kw * f, chunk * h * w), dtype=x.dtype)
+    for n0 in range(0, n, chunk):
+        n1 = min(n, n0 + chunk)
+        z = zt[:, : (n1 - n0) * h * w]
+        np.matmul(km, pixels[n0 * h * w : n1 * h * w].T, out=z)
+        threads_for(z.size)
+        sum_taps(z.reshape(kh * kw * f, n1 - n0, h, w), n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, y)
+    return y
+
+
+def _few_filters_backward_data(dy, kernel, g):
+    """gt = spread_taps(dy), then dx_pixels = gt^T @ (kernel as (kh*kw*F, C))."""
+    kh, kw, c, f = kernel.shape
+    n, h, w = dy.shape[0], g.h, g.w
+    km = np.ascontiguousarray(kernel.transpose(0, 1, 3, 2).reshape(kh * kw * f, c))
+    dx = np.empty((n, h, w, c), dtype=dy.dtype)
+    dx_pixels = dx.reshape(n * h * w, c)
+    chunk = _chunk(n, h * w * kh * kw * f * dy.itemsize, TAPS_CHUNK_BYTES)
+    gt = np.empty((kh * kw * f, chunk * h * w), dtype=dy.dtype)
+    for n0 in range(0, n, chunk):
+        n1 = min(n, n0 + chunk)
+        part = gt[:, : (n1 - n0) * h * w]
+        threads_for(part.size)
+        spread_taps(dy, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, part.reshape(kh * kw * f, n1 - n0, h, w))
+        np.matmul(part.T, km, out=dx_pixels[n0 * h * w : n1 * h * w])
+    return dx
+
+
+def _few_filters_backward_weights(dy, x, g):
+    """gt = spread_taps(dy), then dk (as (kh*kw*F, C)) = sum over chunks of gt @ x_pixels."""
+    kh, kw = g.kh, g.kw
+    n, h, w, c = x.shape
+    f = dy.shape[3]
+    pixels = x.reshape(n * h * w, c)
+    dk = np.zeros((kh * kw * f, c), dtype=x.dtype)
+    part_dk = np.empty_like(dk)
+    chunk = _chunk(n, h * w * kh * kw * f * x.itemsize, TAPS_CHUNK_BYTES)
+    gt = np.empty((kh * kw * f, chunk * h * w), dtype=x.dtype)
+    for n0 in range(0, n, chunk):
+        n1 = min(n, n0 + chunk)
+        part = gt[:, : (n1 - n0) * h * w]
+        threads_for(part.size)
+        spread_taps(dy, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, part.reshape(kh * kw * f, n1 - n0, h, w))
+        np.matmul(part, pixels[n0 * h * w : n1 * h * w], out=part_dk)
+        dk += part_dk
+    return dk.reshape(kh, kw, f, c).transpose(0, 1, 3, 2)
 
 
 KERNELS = {

@@ -15,41 +15,65 @@ from .threads import threads_for
 
 @njit(parallel=True, cache=True)
 def _maxpool_forward(x, ph, pw, sh, sw, top, left, y, argmax):
+    """Tap by tap over a window, each tap a branch-free pass over the C contiguous channels
+    (vectorised): the first tap inside the image initialises, later ones replace where
+    they are larger, or NaN where the best so far is not."""
     n, h, w, c = x.shape
     _, ho, wo, _ = y.shape
     for r in prange(n * ho):
         b = r // ho
         p = r % ho
         for q in range(wo):
-            for ch in range(c):
-                best = -np.inf
-                tap = 0
-                for i in range(ph):
-                    hi = p * sh + i - top
-                    for j in range(pw):
-                        wj = q * sw + j - left
-                        if 0 <= hi < h and 0 <= wj < w:
-                            v = x[b, hi, wj, ch]
-                            if v > best or (v != v and best == best):  # the first NaN wins
-                                best = v
-                                tap = i * pw + j
-                y[b, p, q, ch] = best
-                argmax[b, p, q, ch] = tap
+            best = y[b, p, q]
+            tap_of = argmax[b, p, q]
+            first = True
+            for i in range(ph):
+                hi = p * sh + i - top
+                if hi < 0 or hi >= h:
+                    continue
+                for j in range(pw):
+                    wj = q * sw + j - left
+                    if wj < 0 or wj >= w:
+                        continue
+                    v = x[b, hi, wj]
+                    tap = i * pw + j
+                    if first:
+                        best[:] = v
+                        tap_of[:] = tap
+                        first = False
+                        continue
+                    for ch in range(c):
+                        better = v[ch] > best[ch] or (v[ch] != v[ch] and best[ch] == best[ch])
+                        best[ch] = v[ch] if better else best[ch]
+                        tap_of[ch] = tap if better else tap_of[ch]
+            if first:  # no tap inside the image (not possible with valid/same padding)
+                best[:] = -np.inf
+                tap_of[:] = 0
 
 
 @njit(parallel=True, cache=True)
-def _maxpool_backward(dy, argmax, pw, sh, sw, top, left, dx):
+def _maxpool_backward(dy, argmax, ph, pw, sh, sw, top, left, dx):
+    """One image per task; each tap of each window adds dy where it won, branch-free over C."""
     n, h, w, c = dx.shape
     _, ho, wo, _ = dy.shape
     for b in prange(n):
         dx[b] = 0
         for p in range(ho):
             for q in range(wo):
-                for ch in range(c):
-                    t = argmax[b, p, q, ch]
-                    hi = p * sh + t // pw - top
-                    wj = q * sw + t % pw - left
-                    dx[b, hi, wj, ch] += dy[b, p, q, ch]
+                g = dy[b, p, q]
+                won = argmax[b, p, q]
+                for i in range(ph):
+                    hi = p * sh + i - top
+                    if hi < 0 or hi >= h:
+                        continue
+                    for j in range(pw):
+                        wj = q * sw + j - left
+                        if wj < 0 or wj >= w:
+                            continue
+                        tap = i * pw + j
+                        out = dx[b, hi, wj]
+                        for ch in range(c):
+                            out[ch] += g[ch] if won[ch] == tap else 0
 
 
 @njit(parallel=True, cache=True)
@@ -90,7 +114,7 @@ def maxpool_forward(x, g):
 def maxpool_backward(dy, argmax, g):
     dx = np.empty((dy.shape[0], g.h, g.w, dy.shape[3]), dtype=dy.dtype)
     threads_for(dx.size)
-    _maxpool_backward(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), g.kw, g.sh, g.sw, g.top, g.left, dx)
+    _maxpool_backward(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), g.kh, g.kw, g.sh, g.sw, g.top, g.left, dx)
     return dx
 
 
