@@ -48,48 +48,57 @@ def _window_index(pos, pad, tap, stride, out_len):
 
 @njit(parallel=True, cache=True)
 def im2col(x, n0, n1, kh, kw, sh, sw, top, left, ho, wo, cols):
-    """cols[(b-n0)*ho*wo + p*wo + q, (i*kw + j)*C + c] = x[b, p*sh+i-top, q*sw+j-left, c] (0 outside)."""
+    """cols[(b-n0)*ho*wo + p*wo + q, (i*kw + j)*C + c] = x[b, p*sh+i-top, q*sw+j-left, c] (0 outside).
+
+    Tap by tap over one output row, so the bounds are worked out once per tap, not per
+    pixel: a few-channel input (C = 1) costs no more per value than a wide one."""
     _, h, w, c = x.shape
     for r in prange((n1 - n0) * ho):
         b = n0 + r // ho
         p = r % ho
-        for q in range(wo):
-            row = r * wo + q
-            for i in range(kh):
-                hi = p * sh + i - top
-                for j in range(kw):
-                    wj = q * sw + j - left
-                    base = (i * kw + j) * c
-                    if 0 <= hi < h and 0 <= wj < w:
+        row0 = r * wo
+        for i in range(kh):
+            hi = p * sh + i - top
+            for j in range(kw):
+                base = (i * kw + j) * c
+                q0, q1 = _inside(j, sw, left, w, wo)
+                if hi < 0 or hi >= h:
+                    q0, q1 = wo, wo
+                for q in range(wo):
+                    if q < q0 or q >= q1:
                         for ch in range(c):
-                            cols[row, base + ch] = x[b, hi, wj, ch]
+                            cols[row0 + q, base + ch] = 0
                     else:
+                        src = x[b, hi, q * sw + j - left]
                         for ch in range(c):
-                            cols[row, base + ch] = 0
+                            cols[row0 + q, base + ch] = src[ch]
 
 
 @njit(parallel=True, cache=True)
 def col2im(cols, n0, n1, kh, kw, sh, sw, top, left, ho, wo, dx):
-    """dx[b, h, w, c] = sum of the cols entries that im2col copied from (h, w, c) (a gather)."""
+    """dx[b, h, w, c] = sum of the cols entries that im2col copied from (h, w, c).
+
+    One input row per task (so no two tasks write one value): for each tap (i, j) whose
+    output row p reads this row, add the taps' columns of that output row's pixels q to
+    dx[b, h, q*sw+j-left]; each value receives its taps in (i, j) order."""
     _, h, w, c = dx.shape
     for r in prange((n1 - n0) * h):
         b = n0 + r // h
         hh = r % h
-        for ww in range(w):
-            for ch in range(c):
-                dx[b, hh, ww, ch] = 0
-            for i in range(kh):
-                p = _window_index(hh, top, i, sh, ho)
-                if p < 0:
-                    continue
-                for j in range(kw):
-                    q = _window_index(ww, left, j, sw, wo)
-                    if q < 0:
-                        continue
-                    row = ((b - n0) * ho + p) * wo + q
-                    base = (i * kw + j) * c
+        out = dx[b, hh]
+        out[:] = 0
+        for i in range(kh):
+            p = _window_index(hh, top, i, sh, ho)
+            if p < 0:
+                continue
+            row0 = ((b - n0) * ho + p) * wo
+            for j in range(kw):
+                base = (i * kw + j) * c
+                q0, q1 = _inside(j, sw, left, w, wo)
+                for q in range(q0, q1):
+                    dst = out[q * sw + j - left]
                     for ch in range(c):
-                        dx[b, hh, ww, ch] += cols[row, base + ch]
+                        dst[ch] += cols[row0 + q, base + ch]
 
 
 @njit(parallel=True, cache=True)
