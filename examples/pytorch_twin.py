@@ -152,7 +152,7 @@ class TorchGAN:
                 self.d_opt.zero_grad()
                 self.bce(self.D(fake), zeros).backward()
             self.d_opt.step()
-            d_loss = float(d_loss)
+            d_loss = float(d_loss.detach())
         for p in self.D.parameters():
             p.requires_grad_(False)
         self.g_opt.zero_grad()

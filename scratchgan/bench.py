@@ -3,8 +3,12 @@
 Every figure of one table comes from one run, so ratios are meaningful even on a shared
 machine whose absolute speed drifts:
 
-* **SGEMM peak**: the best float32 matrix product NumPy's BLAS reaches here (the
-  machine's practical peak; every GFLOP/s is also given as a percentage of it).
+* **The machine** (scratchgan/machine.py): CPU model and vector width, NumPy's BLAS
+  (library, version, the kernel it runs, threads; a warning with the fix when that
+  kernel is narrower than the CPU's vectors), the **SGEMM peak** (the best float32
+  matrix product that BLAS reaches here) and the **copy bandwidth** (all cores copying
+  a large array). GEMM-bound figures are given as % of the peak, memory-bound ones as
+  % of the bandwidth.
 * **Per model**: one training iteration of the recipe (D steps and the G step), each
   backend in its own worker process, the workers stepped in turn (interleaved) so that
   drift hits all alike. Reported: median ms per iteration, images per second (G's
@@ -19,7 +23,9 @@ machine whose absolute speed drifts:
   GPU. ``--batch-sizes 64 256 1024`` repeats each model at those batches (throughput
   scaling). GPU timings synchronise the device before reading the clock.
 * **Per op**: the ops one iteration calls, by name and argument shapes, each backend's
-  median time, GFLOP/s for the dense and convolution ops, and % of the SGEMM peak.
+  median time; GFLOP/s and % of the SGEMM peak for the dense and convolution ops, GB/s
+  (bytes read and written, each array once) and % of the copy bandwidth for the others.
+  ``--plot roofline.png`` draws every op on a roofline (scratchgan/roofline.py).
 
 FLOPs count the multiply-adds of dense, convolution and transposed convolution layers
 (2 per MAC), forward and both backward products, as they are actually executed.
@@ -37,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import machine
 from .ops.geometry import Window
 
 #: the PyTorch twin of the zoo (a source checkout's examples/; never imported by the package)
@@ -65,6 +72,42 @@ def op_flops(name, args) -> int:
         dy, x, g = args
         return 2 * dy.shape[0] * dy.shape[1] * dy.shape[2] * g.kh * g.kw * x.shape[3] * dy.shape[3]
     return 0
+
+
+#: nominal operations per element of the first argument, for memory-bound ops: they place
+#: these ops on the roofline's intensity axis (their speed is judged in GB/s, not by this)
+ELEMENT_OPS = {
+    "leaky_relu_forward": 1, "leaky_relu_backward": 1, "tanh_forward": 1, "tanh_backward": 2,
+    "sigmoid_forward": 3, "sigmoid_backward": 2, "batchnorm_forward_train": 7, "batchnorm_backward_train": 9,
+    "batchnorm_forward_infer": 2, "batchnorm_backward_infer": 1, "bias_backward": 1,
+    "dropout_forward": 2, "dropout_backward": 1, "bce_forward": 4, "bce_backward": 3,
+    "bce_logits_forward": 5, "bce_logits_backward": 2, "adam_update": 12, "sgd_update": 4,
+    "rmsprop_update": 6, "maxpool_forward": 1, "maxpool_backward": 1,
+    "upsample_nearest_forward": 1, "upsample_nearest_backward": 1,
+}
+
+
+def _arrays(value):
+    """The arrays in an op's argument or result (tuples flattened; None and scalars dropped)."""
+    if isinstance(value, (tuple, list)):
+        return [a for v in value for a in _arrays(v)]
+    return [value] if hasattr(value, "nbytes") and hasattr(value, "shape") else []
+
+
+def op_bytes(name, args, out) -> int:
+    """Bytes one call must move at least: each array it reads and each it writes, once.
+    Optimizer updates (``*_update``) also write back every argument but the gradient."""
+    read = _arrays(args)
+    written = _arrays(out)
+    if name.endswith("_update"):
+        written += [a for i, a in enumerate(read) if i != 1]
+    return int(sum(a.nbytes for a in read + written))
+
+
+def element_ops(name, args) -> int:
+    """Nominal operations of a memory-bound op (ELEMENT_OPS per element of its first array)."""
+    arrays = _arrays(args)
+    return ELEMENT_OPS.get(name, 1) * int(arrays[0].size) if arrays else 0
 
 
 def _signature(args) -> str:
@@ -135,7 +178,12 @@ def _profile_step(trainer):
     from .ops import registry
 
     calls = []
-    registry.set_observer(lambda name, args, dt: calls.append((name, _signature(args), dt, op_flops(name, args))))
+    def observe(name, args, out, dt):
+        flops = op_flops(name, args)
+        calls.append((name, _signature(args), dt, flops, op_bytes(name, args, out),
+                      flops or element_ops(name, args)))
+
+    registry.set_observer(observe)
     try:
         trainer.step()
     finally:
@@ -175,43 +223,12 @@ class Worker:
 
 
 # --- the parent --------------------------------------------------------------------------
-def sgemm_peak(size=2048, repeats=5) -> float:
-    """Best float32 GEMM rate of NumPy's BLAS here, in GFLOP/s."""
-    a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
-    b = np.random.default_rng(1).standard_normal((size, size), dtype=np.float32)
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
-    return 2 * size**3 / best / 1e9
-
-
-def gpu_sgemm_peak(size=8192, repeats=5) -> float:
-    """The best float32 GEMM rate CuPy (cuBLAS) reaches on the current GPU, GFLOP/s."""
-    import cupy
-
-    a = cupy.random.random((size, size), dtype=cupy.float32)
-    b = cupy.random.random((size, size), dtype=cupy.float32)
-    best = float("inf")
-    for _ in range(repeats + 1):  # the first product loads cuBLAS
-        cupy.cuda.get_current_stream().synchronize()
-        start = time.perf_counter()
-        a @ b
-        cupy.cuda.get_current_stream().synchronize()
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
-
-
 GPU_BACKENDS = ("cupy", "torch-cuda")
 
 
 def torch_sees_gpu() -> bool:
     """PyTorch is installed and can run on a CUDA GPU (asked of the twin module)."""
     return torch_available() and load_pytorch_twin().cuda_available()
-
-
-def _timed(fn):
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def torch_available() -> bool:
@@ -256,8 +273,9 @@ def _op_table(ops_by_backend):
     """[{op, shapes, flops, calls, backends: {name: median seconds per call}}], slowest first."""
     rows = {}
     for backend_name, calls in ops_by_backend.items():
-        for name, sig, dt, flops in calls:
-            row = rows.setdefault((name, sig), {"op": name, "shapes": sig, "flops": flops, "times": {}})
+        for name, sig, dt, flops, nbytes, ops in calls:
+            row = rows.setdefault((name, sig), {"op": name, "shapes": sig, "flops": flops, "bytes": nbytes,
+                                                "roofline_ops": ops, "times": {}})
             row["times"].setdefault(backend_name, []).append(dt)
     table = []
     for row in rows.values():
@@ -270,7 +288,7 @@ def _op_table(ops_by_backend):
 
 
 def run(quick=False, models=None, backends=None, iterations=None, top=10, as_json=False, out=print,
-        batch_sizes=None):
+        batch_sizes=None, plot=None):
     from . import zoo
     from .backend import BackendError, set_backend
 
@@ -299,29 +317,68 @@ def run(quick=False, models=None, backends=None, iterations=None, top=10, as_jso
         if unknown:
             raise KeyError(f"unknown model {unknown[0]!r}: available models are {', '.join(zoo.MODELS)}")
         plan = {m: plan.get(m) for m in models}
-    peak = sgemm_peak(1024 if quick else 2048)
-    gpu_peak = gpu_sgemm_peak() if any(b in GPU_BACKENDS for b in backends) else None
-    report = {"sgemm_peak_gflops": peak, "gpu_sgemm_peak_gflops": gpu_peak, "cpu_count": os.cpu_count(),
+    blas = machine.blas_info()
+    cpu_bits = machine.cpu_vector_bits()
+    warning = machine.blas_warning(blas, cpu_bits)
+    peak = machine.sgemm_peak(1024 if quick else 2048)
+    bandwidth = machine.copy_bandwidth(64 if quick else 256)
+    on_gpu = any(b in GPU_BACKENDS for b in backends)
+    gpu_peak = machine.gpu_sgemm_peak() if on_gpu else None
+    gpu_bandwidth = machine.gpu_copy_bandwidth() if on_gpu else None
+    report = {"cpu": machine.cpu_model(), "cpu_vector_bits": cpu_bits, "cpu_count": os.cpu_count(), "blas": blas,
+              "blas_warning": warning, "sgemm_peak_gflops": peak, "copy_bandwidth_gbs": bandwidth,
+              "gpu_sgemm_peak_gflops": gpu_peak, "gpu_copy_bandwidth_gbs": gpu_bandwidth,
               "torch": have_torch, "backends": backends, "models": []}
-    peaks = {b: gpu_peak if b in GPU_BACKENDS else peak for b in backends}
+    roofs = {b: (gpu_peak, gpu_bandwidth) if b in GPU_BACKENDS else (peak, bandwidth) for b in backends}
     if not as_json:
-        out(f"SGEMM peak (NumPy BLAS, float32): {peak:.1f} GFLOP/s on {os.cpu_count()} cores; "
+        out(f"CPU: {report['cpu']}, {os.cpu_count()} cores, {cpu_bits or '?'}-bit vectors; "
+            f"BLAS: {blas['library']} {blas['version'] or ''}, {blas['kernel'] or '?'} kernel, "
+            f"{blas['threads'] or '?'} threads")
+        if warning:
+            out(f"WARNING: {warning}")
+        out(f"SGEMM peak (NumPy BLAS, float32): {peak:.1f} GFLOP/s; copy bandwidth: {bandwidth:.1f} GB/s; "
             f"PyTorch: {'installed, interleaved with ours' if have_torch else 'not available (not installed)'}")
         if gpu_peak:
-            out(f"GPU SGEMM peak (CuPy/cuBLAS, float32, 8192^3): {gpu_peak:.0f} GFLOP/s")
+            out(f"GPU SGEMM peak (CuPy/cuBLAS, float32, 8192^3): {gpu_peak:.0f} GFLOP/s; "
+                f"GPU copy bandwidth: {gpu_bandwidth:.0f} GB/s")
     for model, batch in plan.items():
         for size in batch_sizes or [batch]:
             n = iterations or (3 if quick else (10 if model == "mlp" else 3))
             result = bench_model(model, size, backends, n, block=20 if model == "mlp" else 1)
             report["models"].append(result)
             if not as_json:
-                _print_model(result, peaks, backends, top, have_torch, out)
+                _print_model(result, roofs, backends, top, have_torch, out)
+    if plot:
+        draw_roofline(report, plot)
+        if not as_json:
+            out(f"\nroofline: {plot}")
     if as_json:
         out(json.dumps(report, indent=1))
     return report
 
 
-def _print_model(result, peaks, backends, top, have_torch, out):
+def draw_roofline(report, path) -> None:
+    """Every op of every benched model, on the last of our backends, on one roofline."""
+    from .roofline import plot_roofline
+
+    ours = [b for b in report["backends"] if not b.startswith("torch")]
+    backend_name = ours[-1]
+    on_gpu = backend_name in GPU_BACKENDS
+    peak = report["gpu_sgemm_peak_gflops"] if on_gpu else report["sgemm_peak_gflops"]
+    bandwidth = report["gpu_copy_bandwidth_gbs"] if on_gpu else report["copy_bandwidth_gbs"]
+    points = []
+    for result in report["models"]:
+        for row in result["ops"]:
+            t = row["backends"].get(backend_name)
+            if t and row["bytes"] and row["roofline_ops"]:
+                points.append((f"{result['model']} (batch {result['batch']})", row["op"],
+                               row["roofline_ops"] / row["bytes"], row["roofline_ops"] / t / 1e9))
+    where = report["cpu"] if not on_gpu else "GPU"
+    plot_roofline(points, peak, bandwidth, path,
+                  title=f"scratchgan bench, {backend_name} backend, {where}: every op of one training iteration")
+
+
+def _print_model(result, roofs, backends, top, have_torch, out):
     out(f"\n== {result['model']} (batch {result['batch']}, {result['gflop_per_iter']:.2f} GFLOP/iter) ==")
     out(f"{'backend':<10}{'ms/iter':>8}{'img/s':>9}{'GFLOP/s':>9}{'%peak':>7}{'first step s':>14}{'peak MB':>9}"
         f"{'vs numpy':>9}{'vs torch':>9}")
@@ -332,19 +389,26 @@ def _print_model(result, peaks, backends, top, have_torch, out):
         gf = r["gflops"] or 0
         vs_np = f"{ref / r['ms_per_iter']:.2f}x" if ref else "-"
         vs_t = f"{torch_ms / r['ms_per_iter']:.2f}x" if torch_ms else "n/a"
-        out(f"{name:<10}{r['ms_per_iter']:>8.1f}{r['images_per_s']:>9.0f}{gf:>9.1f}{100 * gf / peaks[name]:>6.0f}%"
+        out(f"{name:<10}{r['ms_per_iter']:>8.1f}{r['images_per_s']:>9.0f}{gf:>9.1f}{100 * gf / roofs[name][0]:>6.0f}%"
             f"{r['first_step_s']:>14.2f}{r['peak_rss_mb']:>9.0f}{vs_np:>9}{vs_t:>9}")
     if not have_torch:
         out("torch: not available (needs PyTorch installed and a source checkout with examples/pytorch_twin.py)")
     ours = [b for b in backends if not b.startswith("torch")]
-    peak = peaks[ours[-1]]
-    out(f"  slowest ops (median ms per call; GFLOP/s and % of peak on {ours[-1]}):")
-    out(f"  {'op':<26}{'shapes':<44}{'calls':>5}" + "".join(f"{b:>9}" for b in ours) + f"{'GFLOP/s':>9}{'%peak':>6}")
+    peak, bandwidth = roofs[ours[-1]]
+    out(f"  slowest ops (median ms per call; on {ours[-1]}: GFLOP/s and % of the SGEMM peak for GEMM-bound ops, "
+        f"GB/s and % of the copy bandwidth for the others):")
+    out(f"  {'op':<26}{'shapes':<44}{'calls':>5}" + "".join(f"{b:>9}" for b in ours) + f"{'rate':>13}{'%roof':>6}")
     for row in result["ops"][:top]:
         t = row["backends"].get(ours[-1])
-        rate = row["flops"] / t / 1e9 if row["flops"] and t else None
         cells = "".join(f"{1000 * row['backends'][b]:>9.2f}" if b in row["backends"] else f"{'-':>9}" for b in ours)
-        rate_s = f"{rate:>9.1f}{100 * rate / peak:>5.0f}%" if rate else f"{'':>15}"
+        if t and row["flops"]:
+            rate = row["flops"] / t / 1e9
+            rate_s = f"{rate:>7.1f} GF/s{100 * rate / peak:>5.0f}%"
+        elif t and row["bytes"]:
+            rate = row["bytes"] / t / 1e9
+            rate_s = f"{rate:>7.1f} GB/s{100 * rate / bandwidth:>5.0f}%"
+        else:
+            rate_s = ""
         out(f"  {row['op']:<26}{row['shapes'][:43]:<44}{row['calls']:>5}{cells}{rate_s}")
 
 

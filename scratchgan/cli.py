@@ -109,6 +109,7 @@ def build_parser():
     b.add_argument("--top", type=int, default=10, help="op rows per model (default 10)")
     b.add_argument("--batch-sizes", nargs="+", type=_positive,
                    help="bench each model at these batch sizes (e.g. 64 256 1024; default: the recipe's)")
+    b.add_argument("--plot", metavar="PNG", help="draw every op on a roofline (measured peak and bandwidth) into this PNG")
 
     g = add_command("gradcheck", help="check every layer's backward against finite differences (float64)")
     g.add_argument("--seed", type=int, default=0)
@@ -214,7 +215,7 @@ def cmd_bench(args):
     from .bench import run
 
     run(quick=args.quick, models=args.models, backends=args.backends, iterations=args.iterations,
-        top=args.top, as_json=args.json, batch_sizes=args.batch_sizes)
+        top=args.top, as_json=args.json, batch_sizes=args.batch_sizes, plot=args.plot)
     return 0
 
 

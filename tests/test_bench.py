@@ -53,13 +53,16 @@ def test_pytorch_translation_has_the_same_parameters_and_output(name):
     assert tuple(t.G(t._z(2)).shape) == (2, c, h, w)
 
 
-def test_quick_bench_runs_and_reports_every_figure(capsys):
+def test_quick_bench_runs_and_reports_every_figure(capsys, tmp_path):
     from scratchgan.cli import main
 
+    plot = tmp_path / "roofline.png"
     assert main(["bench", "--quick", "--models", "mlp", "--backends", "numpy", "numba",
-                 "--iterations", "1", "--json"]) == 0
+                 "--iterations", "1", "--json", "--plot", str(plot)]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["sgemm_peak_gflops"] > 0
+    assert report["sgemm_peak_gflops"] > 0 and report["copy_bandwidth_gbs"] > 0
+    assert report["blas"]["library"] and report["cpu"]
+    assert plot.stat().st_size > 10_000
     (mlp,) = report["models"]
     assert mlp["model"] == "mlp" and mlp["batch"] == 128
     for backend in ("numpy", "numba"):
@@ -68,6 +71,7 @@ def test_quick_bench_runs_and_reports_every_figure(capsys):
     assert mlp["gflop_per_iter"] == pytest.approx(0.32, abs=0.01)  # 0.27 for the three passes, plus D's weight gradients
     dense = [row for row in mlp["ops"] if row["op"] == "dense_forward"]
     assert dense and all(row["flops"] > 0 and set(row["backends"]) == {"numpy", "numba"} for row in dense)
+    assert all(row["bytes"] > 0 for row in mlp["ops"])
 
 
 def test_bench_names_an_unknown_model():
@@ -75,3 +79,52 @@ def test_bench_names_an_unknown_model():
 
     with pytest.raises(KeyError, match="unknown model 'gan'"):
         run(quick=True, models=["gan"], backends=["numpy"])
+
+
+def test_bytes_an_op_moves():
+    from scratchgan.bench import element_ops, op_bytes
+
+    x = np.zeros((4, 5), dtype=np.float32)
+    y, mask = np.zeros((4, 5), dtype=np.float32), np.zeros((4, 5), dtype=bool)
+    assert op_bytes("leaky_relu_forward", (x, 0.2), (y, mask)) == 80 + 80 + 20
+    p, grad, m, v = (np.zeros(10, dtype=np.float32) for _ in range(4))
+    # Adam reads param, grad, m, v and writes param, m and v back in place
+    assert op_bytes("adam_update", (p, grad, m, v, 1e-3, 0.9, 0.999, 1e-7, 1), None) == 7 * 40
+    assert element_ops("leaky_relu_forward", (x, 0.2)) == 20
+    assert element_ops("adam_update", (p, grad, m, v)) == 12 * 10
+
+
+def test_machine_reads_the_blas_kernel_and_warns_when_it_is_narrower_than_the_cpu(monkeypatch):
+    from scratchgan import machine
+
+    info = machine.blas_info()
+    assert info["library"]  # threadpoolctl is a dependency: NumPy's BLAS is always named
+    narrow = {"kernel": "Haswell", "kernel_bits": 256, "pinned_by": {"OPENBLAS_CORETYPE": "Haswell"}}
+    warning = machine.blas_warning(narrow, 512)
+    assert "Haswell" in warning and "env -u OPENBLAS_CORETYPE" in warning and "50%" in warning
+    assert machine.blas_warning(dict(narrow, pinned_by={}), 512).endswith("(a current NumPy wheel does).")
+    assert machine.blas_warning(narrow, 256) is None
+    assert machine.blas_warning({"kernel": None, "kernel_bits": None, "pinned_by": {}}, 512) is None
+
+
+def test_roofs_are_measured():
+    from scratchgan import machine
+
+    assert machine.sgemm_peak(256, repeats=2) > 0.5  # GFLOP/s: any machine does more
+    assert machine.copy_bandwidth(8, repeats=2) > 0.1  # GB/s
+
+
+def test_roofline_picture(tmp_path):
+    from PIL import Image
+
+    from scratchgan.roofline import plot_roofline
+
+    path = tmp_path / "roof.png"
+    plot_roofline([("dcgan", "conv2d_forward", 50.0, 120.0), ("mlp", "leaky_relu_forward", 0.1, 1.5)],
+                  200.0, 20.0, path, title="test")
+    image = Image.open(path)
+    assert image.size == (1000, 700)
+    pixels = np.asarray(image.convert("RGB"))
+    assert (np.abs(pixels.astype(int) - (214, 39, 40)).sum(axis=2) < 30).any()  # the second model's dots
+    with pytest.raises(ValueError, match="no op"):
+        plot_roofline([("m", "op", 0.0, 1.0)], 200.0, 20.0, tmp_path / "none.png")

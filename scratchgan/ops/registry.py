@@ -30,12 +30,12 @@ OPS: dict[str, dict[str, object]] = {}
 #: None until the first op call, which reads SCRATCHGAN_BACKEND)
 _active: str | None = None
 
-#: when set, observer(name, args, seconds) is called after every op (scratchgan bench)
+#: when set, observer(name, args, out, seconds) is called after every op (scratchgan bench)
 _observer = None
 
 
 def set_observer(observer) -> None:
-    """Have ``observer(name, args, seconds)`` called after every op call (None: stop)."""
+    """Have ``observer(name, args, out, seconds)`` called after every op call (None: stop)."""
     global _observer
     _observer = observer
 
@@ -78,7 +78,7 @@ def op(reference):
         start = time.perf_counter()
         out = impl(*args, **kwargs)
         synchronize()
-        _observer(name, args, time.perf_counter() - start)
+        _observer(name, args, out, time.perf_counter() - start)
         return out
 
     dispatch.reference = reference
