@@ -162,4 +162,4 @@ class TorchGAN:
         self.g_opt.step()
         for p in self.D.parameters():
             p.requires_grad_(True)
-        return d_loss, float(g_loss)
+        return d_loss, float(g_loss.detach())

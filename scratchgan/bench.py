@@ -158,10 +158,24 @@ def worker(model: str, backend_name: str, batch: int | None) -> None:
         elif command == "profile":
             _answer({"ops": _profile_step(trainer)})
         elif command == "quit":
-            import resource
-
-            _answer({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+            _answer({"peak_rss_mb": peak_rss_mb()})
             return
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory, MB. Linux's VmHWM belongs to the process's own
+    memory map; getrusage's ru_maxrss (the fallback elsewhere) survives exec, so a worker
+    forked from a large parent would report the parent's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _synchronize(trainer) -> None:

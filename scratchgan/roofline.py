@@ -68,9 +68,9 @@ def plot_roofline(points, peak_gflops, bandwidth_gbs, path, title="", size=(1000
     draw.line([(px(ridge), py(peak_gflops)), (px(x_hi), py(peak_gflops))], fill=roof, width=2)
     draw.text((px(x_hi) - 4, py(peak_gflops) - 4), f"GEMM peak {peak_gflops:.0f} GFLOP/s", fill=roof, font=font,
               anchor="rb")
-    label_x = x_lo * 1.5
-    draw.text((px(label_x), py(bandwidth_gbs * label_x) - 8), f"copy bandwidth {bandwidth_gbs:.1f} GB/s",
-              fill=roof, font=font, anchor="rb")
+    label_x = x_lo * 1.5  # under the rising roof, reading to the right
+    draw.text((px(label_x), py(bandwidth_gbs * label_x) + 12), f"copy bandwidth {bandwidth_gbs:.1f} GB/s",
+              fill=roof, font=font, anchor="lt")
 
     models = list(dict.fromkeys(p[0] for p in points))
     for model, colour in zip(models, COLOURS * (1 + len(models) // len(COLOURS))):

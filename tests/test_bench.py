@@ -128,3 +128,13 @@ def test_roofline_picture(tmp_path):
     assert (np.abs(pixels.astype(int) - (214, 39, 40)).sum(axis=2) < 30).any()  # the second model's dots
     with pytest.raises(ValueError, match="no op"):
         plot_roofline([("m", "op", 0.0, 1.0)], 200.0, 20.0, tmp_path / "none.png")
+
+
+def test_a_worker_reports_its_own_peak_memory_not_its_parents():
+    import subprocess
+    import sys
+
+    big = np.ones(300 * (1 << 20) // 8)  # 300 MB in this (the parent) process
+    code = "from scratchgan.bench import peak_rss_mb; print(peak_rss_mb())"
+    child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert big.sum() > 0 and child < 250
