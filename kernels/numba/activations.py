@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from . import pool
 from .threads import threads_for
 
 
@@ -48,29 +49,29 @@ def _flat(a):
 
 
 def leaky_relu_forward(x, slope):
-    y = np.empty(x.shape, dtype=x.dtype)
-    mask = np.empty(x.shape, dtype=np.bool_)
+    y = pool.empty(x.shape, x.dtype)
+    mask = pool.empty(x.shape, np.bool_)
     threads_for(x.size)
     _leaky_forward(_flat(x), x.dtype.type(slope), y.reshape(-1), mask.reshape(-1))
     return y, mask
 
 
 def leaky_relu_backward(dy, mask, slope):
-    dx = np.empty(dy.shape, dtype=dy.dtype)
+    dx = pool.empty(dy.shape, dy.dtype)
     threads_for(dy.size)
     _leaky_backward(_flat(dy), _flat(mask), dy.dtype.type(slope), dx.reshape(-1))
     return dx
 
 
 def tanh_backward(dy, y):
-    dx = np.empty(dy.shape, dtype=dy.dtype)
+    dx = pool.empty(dy.shape, dy.dtype)
     threads_for(dy.size)
     _tanh_backward(_flat(dy), _flat(y), dx.reshape(-1))
     return dx
 
 
 def sigmoid_backward(dy, y):
-    dx = np.empty(dy.shape, dtype=dy.dtype)
+    dx = pool.empty(dy.shape, dy.dtype)
     threads_for(dy.size)
     _sigmoid_backward(_flat(dy), _flat(y), dx.reshape(-1))
     return dx

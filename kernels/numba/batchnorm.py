@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from . import pool
 from .threads import threads_for
 
 BLOCKS = 16  # row blocks for the parallel channel sums
@@ -92,8 +93,8 @@ def batchnorm_forward_train(x, gamma, beta, eps):
     mean = (shift + s1 / m).astype(x.dtype)
     var = np.maximum(s2 / m - (s1 / m) ** 2, 0).astype(x.dtype)
     inv_std = (1 / np.sqrt(var + x.dtype.type(eps))).astype(x.dtype)
-    y = np.empty_like(x2)
-    xhat = np.empty_like(x2)
+    y = pool.empty(x2.shape, x2.dtype)
+    xhat = pool.empty(x2.shape, x2.dtype)
     _normalize(x2, mean, inv_std, gamma, beta, y, xhat)
     return y.reshape(x.shape), xhat.reshape(x.shape), inv_std, mean, var
 
@@ -103,7 +104,7 @@ def batchnorm_backward_train(dy, xhat, inv_std, gamma):
     m = dy2.shape[0]
     dbeta, dgamma = _sum_and_dot(dy2, xhat2)
     dbeta, dgamma = dbeta.astype(dy.dtype), dgamma.astype(dy.dtype)
-    dx = np.empty_like(dy2)
+    dx = pool.empty(dy2.shape, dy2.dtype)
     _train_dx(dy2, xhat2, (gamma * inv_std / m).astype(dy.dtype), dbeta, dgamma, dy.dtype.type(m), dx)
     return dx.reshape(dy.shape), dgamma, dbeta
 
@@ -111,8 +112,8 @@ def batchnorm_backward_train(dy, xhat, inv_std, gamma):
 def batchnorm_forward_infer(x, gamma, beta, moving_mean, moving_var, eps):
     x2 = _rows(x)
     inv_std = (1 / np.sqrt(moving_var + x.dtype.type(eps))).astype(x.dtype)
-    y = np.empty_like(x2)
-    xhat = np.empty_like(x2)
+    y = pool.empty(x2.shape, x2.dtype)
+    xhat = pool.empty(x2.shape, x2.dtype)
     _normalize(x2, moving_mean.astype(x.dtype), inv_std, gamma, beta, y, xhat)
     return y.reshape(x.shape), xhat.reshape(x.shape), gamma * inv_std
 
@@ -120,7 +121,7 @@ def batchnorm_forward_infer(x, gamma, beta, moving_mean, moving_var, eps):
 def batchnorm_backward_infer(dy, xhat, scale):
     dy2, xhat2 = _rows(dy), _rows(xhat)
     dbeta, dgamma = _sum_and_dot(dy2, xhat2)
-    dx = np.empty_like(dy2)
+    dx = pool.empty(dy2.shape, dy2.dtype)
     _scale_rows(dy2, scale.astype(dy.dtype), dx)
     return dx.reshape(dy.shape), dgamma.astype(dy.dtype), dbeta.astype(dy.dtype)
 

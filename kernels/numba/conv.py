@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from . import pool
 from .threads import threads_for
 
 CHUNK_BYTES = 8 << 20
@@ -177,9 +178,9 @@ def conv2d_forward(x, kernel, bias, g):
         return y
     kr = kernel.reshape(kh * kw * c, f)
     pixels = g.ho * g.wo
-    y = np.empty((n * pixels, f), dtype=x.dtype)
+    y = pool.empty((n * pixels, f), x.dtype)
     chunk = _chunk(n, pixels * kh * kw * c * x.itemsize)
-    cols = np.empty((chunk * pixels, kh * kw * c), dtype=x.dtype)
+    cols = pool.empty((chunk * pixels, kh * kw * c), x.dtype)
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
         rows = (n1 - n0) * pixels
@@ -197,12 +198,12 @@ def conv2d_backward_data(dy, kernel, g):
     dy = np.ascontiguousarray(dy)
     if f <= FEW_FILTERS:
         return _few_filters_backward_data(dy, kernel, g)
-    dx = np.empty((n, g.h, g.w, c), dtype=dy.dtype)
+    dx = pool.empty((n, g.h, g.w, c), dy.dtype)
     krt = kernel.reshape(kh * kw * c, f).T
     pixels = g.ho * g.wo
     dy2 = dy.reshape(n * pixels, f)
     chunk = _chunk(n, pixels * kh * kw * c * dy.itemsize)
-    dcols = np.empty((chunk * pixels, kh * kw * c), dtype=dy.dtype)
+    dcols = pool.empty((chunk * pixels, kh * kw * c), dy.dtype)
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
         rows = (n1 - n0) * pixels
@@ -222,7 +223,7 @@ def conv2d_backward_weights(dy, x, g):
     dy2 = dy.reshape(n * pixels, f)
     dk = np.zeros((kh * kw * c, f), dtype=x.dtype)
     chunk = _chunk(n, pixels * kh * kw * c * x.itemsize)
-    cols = np.empty((chunk * pixels, kh * kw * c), dtype=x.dtype)
+    cols = pool.empty((chunk * pixels, kh * kw * c), x.dtype)
     part = np.empty_like(dk)
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
@@ -241,9 +242,9 @@ def _few_filters_forward(x, kernel, g):
     n, h, w, _ = x.shape
     km = np.ascontiguousarray(kernel.transpose(0, 1, 3, 2).reshape(kh * kw * f, c))
     pixels = x.reshape(n * h * w, c)
-    y = np.empty((n, g.ho, g.wo, f), dtype=x.dtype)
+    y = pool.empty((n, g.ho, g.wo, f), x.dtype)
     chunk = _chunk(n, h * w * kh * kw * f * x.itemsize, TAPS_CHUNK_BYTES)
-    zt = np.empty((kh * kw * f, chunk * h * w), dtype=x.dtype)
+    zt = pool.empty((kh * kw * f, chunk * h * w), x.dtype)
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
         z = zt[:, : (n1 - n0) * h * w]
@@ -258,10 +259,10 @@ def _few_filters_backward_data(dy, kernel, g):
     kh, kw, c, f = kernel.shape
     n, h, w = dy.shape[0], g.h, g.w
     km = np.ascontiguousarray(kernel.transpose(0, 1, 3, 2).reshape(kh * kw * f, c))
-    dx = np.empty((n, h, w, c), dtype=dy.dtype)
+    dx = pool.empty((n, h, w, c), dy.dtype)
     dx_pixels = dx.reshape(n * h * w, c)
     chunk = _chunk(n, h * w * kh * kw * f * dy.itemsize, TAPS_CHUNK_BYTES)
-    gt = np.empty((kh * kw * f, chunk * h * w), dtype=dy.dtype)
+    gt = pool.empty((kh * kw * f, chunk * h * w), dy.dtype)
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
         part = gt[:, : (n1 - n0) * h * w]
@@ -280,7 +281,7 @@ def _few_filters_backward_weights(dy, x, g):
     dk = np.zeros((kh * kw * f, c), dtype=x.dtype)
     part_dk = np.empty_like(dk)
     chunk = _chunk(n, h * w * kh * kw * f * x.itemsize, TAPS_CHUNK_BYTES)
-    gt = np.empty((kh * kw * f, chunk * h * w), dtype=x.dtype)
+    gt = pool.empty((kh * kw * f, chunk * h * w), x.dtype)
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
         part = gt[:, : (n1 - n0) * h * w]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from . import pool
 from .threads import threads_for
 
 
@@ -26,10 +27,10 @@ def _apply_backward(dy, keep, scale, dx):
 
 
 def dropout_forward(x, rate, rng):
-    u = rng.random(x.shape, dtype=np.float32)
+    u = rng.random(dtype=np.float32, out=pool.empty(x.shape, np.float32))
     scale = x.dtype.type(1.0 / (1.0 - rate))
-    y = np.empty(x.shape, dtype=x.dtype)
-    keep = np.empty(x.shape, dtype=np.uint8)
+    y = pool.empty(x.shape, x.dtype)
+    keep = pool.empty(x.shape, np.uint8)
     threads_for(x.size)
     _apply_forward(np.ascontiguousarray(x).reshape(-1), u.reshape(-1), np.float32(rate), scale,
                    y.reshape(-1), keep.reshape(-1))
@@ -37,7 +38,7 @@ def dropout_forward(x, rate, rng):
 
 
 def dropout_backward(dy, keep, scale):
-    dx = np.empty(dy.shape, dtype=dy.dtype)
+    dx = pool.empty(dy.shape, dy.dtype)
     threads_for(dy.size)
     _apply_backward(np.ascontiguousarray(dy).reshape(-1), np.ascontiguousarray(keep).reshape(-1),
                     dy.dtype.type(scale), dx.reshape(-1))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from . import pool
 from .threads import threads_for
 
 
@@ -104,15 +105,15 @@ def _upsample_backward(dy, sh, sw, dx):
 
 def maxpool_forward(x, g):
     n, _, _, c = x.shape
-    y = np.empty((n, g.ho, g.wo, c), dtype=x.dtype)
-    argmax = np.empty((n, g.ho, g.wo, c), dtype=np.int8)
+    y = pool.empty((n, g.ho, g.wo, c), x.dtype)
+    argmax = pool.empty((n, g.ho, g.wo, c), np.int8)
     threads_for(x.size)
     _maxpool_forward(np.ascontiguousarray(x), g.kh, g.kw, g.sh, g.sw, g.top, g.left, y, argmax)
     return y, argmax
 
 
 def maxpool_backward(dy, argmax, g):
-    dx = np.empty((dy.shape[0], g.h, g.w, dy.shape[3]), dtype=dy.dtype)
+    dx = pool.empty((dy.shape[0], g.h, g.w, dy.shape[3]), dy.dtype)
     threads_for(dx.size)
     _maxpool_backward(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), g.kh, g.kw, g.sh, g.sw, g.top, g.left, dx)
     return dx
@@ -121,7 +122,7 @@ def maxpool_backward(dy, argmax, g):
 def upsample_nearest_forward(x, size):
     sh, sw = size
     n, h, w, c = x.shape
-    y = np.empty((n, h * sh, w * sw, c), dtype=x.dtype)
+    y = pool.empty((n, h * sh, w * sw, c), x.dtype)
     threads_for(y.size)
     _upsample_forward(np.ascontiguousarray(x), sh, sw, y)
     return y
@@ -130,7 +131,7 @@ def upsample_nearest_forward(x, size):
 def upsample_nearest_backward(dy, size):
     sh, sw = size
     n, hs, ws, c = dy.shape
-    dx = np.empty((n, hs // sh, ws // sw, c), dtype=dy.dtype)
+    dx = pool.empty((n, hs // sh, ws // sw, c), dy.dtype)
     threads_for(dy.size)
     _upsample_backward(np.ascontiguousarray(dy), sh, sw, dx)
     return dx
