@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 
 import numpy as np
 
@@ -94,7 +95,35 @@ def _load(name: str) -> None:
                            f"use set_backend('numpy') or set_backend('numba')")
     for op_name, function in kernels.items():
         registry.register(op_name, name, function)
+    if name == "numba" and "numba" not in _registered:
+        _announce_numba_compilation()
     _registered[name] = module
+
+
+def _announce_numba_compilation() -> None:
+    """Say so on stderr, once per process, when a kernel this run uses is compiled instead
+    of loaded from Numba's cache (the first run after an install or a kernel change: a
+    few seconds per kernel). Numba compiles only the kernels a run calls, when it first
+    calls them."""
+    try:
+        from numba.core import event
+    except ImportError:  # an old Numba: compile silently
+        return
+
+    class Announce(event.Listener):
+        said = False
+
+        def on_start(self, ev):
+            function = ev.data["dispatcher"].py_func
+            if not self.said and function.__module__.startswith("scratchgan.kernels"):
+                type(self).said = True
+                print("scratchgan: compiling the Numba kernels this run uses (first run only: later runs "
+                      "load them from Numba's cache) ...", file=sys.stderr, flush=True)
+
+        def on_end(self, ev):
+            pass
+
+    event.register("numba:compile", Announce())
 
 
 def set_backend(name: str) -> None:

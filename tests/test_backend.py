@@ -1,4 +1,5 @@
 """The backend switch and the op registry (the seam the Numba and CuPy kernels plug into)."""
+import os
 import subprocess
 import sys
 import types
@@ -111,3 +112,15 @@ def test_every_op_states_what_it_computes():
     """The reference is the readable oracle: each op's docstring says what it computes."""
     undocumented = [name for name, impls in ops.OPS.items() if not (impls["numpy"].__doc__ or "").strip()]
     assert undocumented == []
+
+
+def test_numba_says_when_it_compiles_and_is_quiet_when_it_loads_from_its_cache(tmp_path):
+    pytest.importorskip("numba")
+    code = ("import numpy as np, scratchgan; scratchgan.set_backend('numba'); "
+            "from scratchgan.ops import activations; "
+            "activations.sigmoid_backward(np.ones(3, np.float32), np.ones(3, np.float32))")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert "compiling the Numba kernels" in first.stderr
+    assert "compiling" not in second.stderr

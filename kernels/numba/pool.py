@@ -17,6 +17,7 @@ from NumPy's allocator as usual, whose own free lists already serve them well.
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -42,11 +43,11 @@ _UNUSED = _references([np.empty(1)], 0)
 
 def empty(shape, dtype) -> np.ndarray:
     """An uninitialised C-contiguous array, recycled when the pool has an unused one."""
-    shape = tuple(int(s) for s in shape)
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if nbytes < MIN_BYTES:
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < MIN_BYTES:  # the common case on small models: keep it cheap
         return np.empty(shape, dtype)
+    shape = tuple(int(s) for s in shape)
     key = (shape, dtype.str)
     with _lock:
         arrays = _arrays.setdefault(key, [])
