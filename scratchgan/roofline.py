@@ -63,20 +63,22 @@ def plot_roofline(points, peak_gflops, bandwidth_gbs, path, title="", size=(1000
               fill=(0, 0, 0), font=font, anchor="mt")
     draw.text((8, top - 22), "GFLOP/s", fill=(0, 0, 0), font=font)
 
-    roof = (0, 0, 0)
-    draw.line([(px(x_lo), py(bandwidth_gbs * x_lo)), (px(ridge), py(peak_gflops))], fill=roof, width=2)
-    draw.line([(px(ridge), py(peak_gflops)), (px(x_hi), py(peak_gflops))], fill=roof, width=2)
-    draw.text((px(x_hi) - 4, py(peak_gflops) - 4), f"GEMM peak {peak_gflops:.0f} GFLOP/s", fill=roof, font=font,
-              anchor="rb")
-    label_x = x_lo * 1.5  # under the rising roof, reading to the right
-    draw.text((px(label_x), py(bandwidth_gbs * label_x) + 12), f"copy bandwidth {bandwidth_gbs:.1f} GB/s",
-              fill=roof, font=font, anchor="lt")
-
     models = list(dict.fromkeys(p[0] for p in points))
     for model, colour in zip(models, COLOURS * (1 + len(models) // len(COLOURS))):
         for _, _, intensity, rate in (p for p in points if p[0] == model):
             x, y = px(intensity), py(rate)
             draw.ellipse((x - 4, y - 4, x + 4, y + 4), outline=colour, width=2)
+    roof = (0, 0, 0)
+    draw.line([(px(x_lo), py(bandwidth_gbs * x_lo)), (px(ridge), py(peak_gflops))], fill=roof, width=2)
+    draw.line([(px(ridge), py(peak_gflops)), (px(x_hi), py(peak_gflops))], fill=roof, width=2)
+    draw.text((px(x_hi) - 4, py(peak_gflops) - 4), f"GEMM peak {peak_gflops:.0f} GFLOP/s", fill=roof, font=font,
+              anchor="rb")
+    label_x = x_lo * 1.5  # under the rising roof, reading to the right, on white over the dots
+    label_at = (px(label_x), py(bandwidth_gbs * label_x) + 12)
+    label = f"copy bandwidth {bandwidth_gbs:.1f} GB/s"
+    draw.rectangle(draw.textbbox(label_at, label, font=font, anchor="lt"), fill=(255, 255, 255))
+    draw.text(label_at, label, fill=roof, font=font, anchor="lt")
+
     for k, (model, colour) in enumerate(zip(models, COLOURS * (1 + len(models) // len(COLOURS)))):
         y = top + 8 + 18 * k
         draw.ellipse((right + 16, y, right + 26, y + 10), outline=colour, width=2)
