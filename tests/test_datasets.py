@@ -129,11 +129,45 @@ def test_bad_binary_batches(tmp_path, raw, message):
 
 def test_bad_pickle_batches(tmp_path):
     (tmp_path / "data_batch_1").write_bytes(pickle.dumps({b"data": np.zeros((2, 10), np.uint8)}, protocol=2))
-    with pytest.raises(CIFARFormatError, match=r"uint8 \(N, 3072\)"):
+    with pytest.raises(CIFARFormatError, match=r"shape \(2, 10\) refused: CIFAR-10 batches hold \(N, 3072\)"):
         load_cifar10(str(tmp_path))
     (tmp_path / "data_batch_1").write_bytes(b"garbage, not a pickle")
     with pytest.raises(CIFARFormatError, match="not a readable CIFAR-10 pickle"):
         load_cifar10(str(tmp_path))
+
+
+class ArrayWithoutData:
+    """Pickles as NumPy's _reconstruct call alone: an array whose data never comes."""
+
+    def __init__(self, shape, dtype=b"B"):
+        self.shape, self.dtype = shape, dtype
+
+    def __reduce__(self):
+        return (np.ndarray.__reduce__(np.zeros(1))[0], (np.ndarray, self.shape, self.dtype))
+
+
+class ArrayWithState(ArrayWithoutData):
+    """_reconstruct, then a BUILD with a state of our choosing."""
+
+    def __init__(self, state):
+        super().__init__((0,))
+        self.state = state
+
+    def __reduce__(self):
+        return (*super().__reduce__(), self.state)
+
+
+@pytest.mark.parametrize("array, message", [
+    (ArrayWithoutData((20, 3072)), "an array without its data"),
+    (ArrayWithState((1, (20, 3072), np.dtype(np.uint8), False, b"\x01" * 100)), "needs exactly 61,440 bytes of data, got 100"),
+    (ArrayWithState((1, (2, 3072), np.dtype(np.uint8), False, "text")), "got str"),
+    (ArrayWithState((1, (10**9, 3072), np.dtype(np.uint8), False, b"x")), r"shape \(1000000000, 3072\) refused"),
+    (np.zeros((2, 3072), np.float64), "dtype 'f8' refused"),
+])
+def test_restricted_unpickler_never_hands_out_memory_the_file_did_not_fill(array, message):
+    crafted = pickle.dumps({b"data": array, b"labels": [0] * 20}, protocol=2)
+    with pytest.raises(pickle.UnpicklingError, match=message):
+        restricted_loads(crafted)
 
 
 def test_cifar_not_an_archive_and_empty_folder(tmp_path):
