@@ -114,3 +114,51 @@ def test_full_mnist_download_through_a_mirror(http_server, tmp_path, monkeypatch
     monkeypatch.setenv("SCRATCHGAN_CACHE", str(tmp_path / "cache"))
     images, labels = load_mnist("full")
     assert images.shape == (4, 28, 28) and (tmp_path / "cache" / "mnist" / "train-images-idx3-ubyte.gz").exists()
+
+
+def test_a_gzip_bomb_is_refused_from_its_header(tmp_path):
+    # 2 GB of zeros declared, about 2 MB on disk: refused before any of it is inflated
+    path = tmp_path / "bomb-idx3-ubyte.gz"
+    with gzip.open(path, "wb", compresslevel=9) as f:
+        f.write(_header(3, (2_600_000, 28, 28)))
+        zeros = bytes(1 << 20)
+        for _ in range(64):
+            f.write(zeros)
+    assert path.stat().st_size < 1 << 20
+    with pytest.raises(IDXFormatError, match=r"2,038,400,000 bytes of data, more than the 1,073,741,824"):
+        read_idx(path, expect_ndim=3)
+    small = tmp_path / "long-idx1-ubyte"
+    small.write_bytes(_header(1, (4,)) + bytes(10))
+    with pytest.raises(IDXFormatError, match=r"more than 4 bytes after the header"):
+        read_idx(small)
+    with pytest.raises(IDXFormatError, match="declares shape \\(4,\\): 4 bytes of data, more than the 3"):
+        read_idx(small, max_bytes=3)
+
+
+def test_only_regular_files_are_read(tmp_path):
+    import os
+
+    fifo = tmp_path / "fifo-idx3-ubyte"
+    os.mkfifo(fifo)
+    with pytest.raises(IDXFormatError, match="not a regular file"):
+        read_idx(fifo)  # opening it would block forever
+    with pytest.raises(IDXFormatError, match="not a regular file"):
+        read_idx(tmp_path)
+
+
+def test_the_bomb_is_refused_under_a_memory_cap(tmp_path):
+    """The same refusal in a process that cannot have more than 1.5 GB of address space,
+    so that a regression fails with MemoryError instead of swapping the machine."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "bomb-idx3-ubyte.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(_header(3, (1_500_000, 28, 28)))  # 1.2 GB declared: under the default ceiling
+        f.write(bytes(1 << 20))
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (3 << 29, 3 << 29)); "
+            "from scratchgan.datasets import read_idx, IDXFormatError\n"
+            "try:\n    read_idx(sys.argv[1], max_bytes=1 << 28)\nexcept IDXFormatError as err:\n    print(err)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "1,176,000,000 bytes of data, more than the 268,435,456" in out.stdout

@@ -5,11 +5,19 @@ then the data in C order. The magic is 0x00 0x00 TYPE NDIM; TYPE 0x08 is unsigne
 bytes, the only type MNIST uses (the others are read too). Everything is checked:
 the two zero bytes, the type, the number of dimensions the caller expects, and
 that the file holds exactly the data its header announces.
+
+Reading is bounded by the header, not by the file: the header is read first (through
+gzip when the file is compressed), the data size it declares is checked against
+``max_bytes`` before anything is allocated, and then exactly that much is read (one byte
+more, to see whether the file goes on). So a small gzip "bomb" that would inflate to
+gigabytes is refused after a few bytes, and only regular files are opened (a FIFO or a
+device could block or never end).
 """
 from __future__ import annotations
 
 import gzip
 import os
+import stat
 import struct
 import zlib
 
@@ -29,23 +37,66 @@ class IDXFormatError(ValueError):
     """A file that is not a valid IDX file (or not the one expected)."""
 
 
-def read_idx(path, expect_ndim: int | None = None) -> np.ndarray:
-    """The array stored in IDX file ``path`` (gzipped if it starts with gzip's magic)."""
+#: the most data an IDX file may declare by default (MNIST's 60,000 training images: 47 MB)
+MAX_BYTES = 1 << 30
+
+
+def read_idx(path, expect_ndim: int | None = None, max_bytes: int = MAX_BYTES) -> np.ndarray:
+    """The array stored in IDX file ``path`` (gzipped if it starts with gzip's magic), refused
+    before reading its data if its header declares more than ``max_bytes`` of it."""
     path = os.fspath(path)
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such file") from None
-    if raw[:2] == b"\x1f\x8b":
+    if not stat.S_ISREG(mode):
+        raise IDXFormatError(f"{path}: not a regular file (a directory, FIFO or device); expected an IDX file")
+    with open(path, "rb") as f:
+        compressed = f.read(2) == b"\x1f\x8b"
+        f.seek(0)
+        stream = gzip.GzipFile(fileobj=f, mode="rb") if compressed else f
         try:
-            raw = gzip.decompress(raw)
+            head = stream.read(4)
+            ndim = head[3] if len(head) == 4 else 0
+            head += stream.read(4 * ndim)
+            shape, dtype, header = _header(head, path, expect_ndim, complete=False)
+            expected = _data_bytes(shape, dtype)
+            if expected > max_bytes:
+                raise IDXFormatError(f"{path}: header declares shape {shape}: {expected:,} bytes of data, more than "
+                                     f"the {max_bytes:,} this reader accepts (read_idx's max_bytes)")
+            data = stream.read(expected + 1)
         except (OSError, EOFError, zlib.error) as err:
+            if not compressed:
+                raise
             raise IDXFormatError(f"{path}: looks gzipped but cannot be decompressed ({err})") from None
-    return parse_idx(raw, name=path, expect_ndim=expect_ndim)
+    if len(data) != expected:
+        held = f"{len(data)} bytes" if len(data) < expected else f"more than {expected} bytes"
+        raise IDXFormatError(f"{path}: header says shape {shape} ({expected} bytes of data) but the file holds "
+                             f"{held} after the header (truncated or not this file?)")
+    return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def parse_idx(raw: bytes, name: str = "<bytes>", expect_ndim: int | None = None) -> np.ndarray:
+    """The array stored in the IDX bytes ``raw`` (uncompressed)."""
+    shape, dtype, header = _header(raw, name, expect_ndim)
+    expected = _data_bytes(shape, dtype)
+    if len(raw) - header != expected:
+        raise IDXFormatError(
+            f"{name}: header says shape {shape} ({expected} bytes of data) but the file holds "
+            f"{len(raw) - header} bytes after the header (truncated or not this file?)"
+        )
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _data_bytes(shape, dtype) -> int:
+    count = 1
+    for n in shape:
+        count *= n  # Python ints: a crafted header cannot overflow this
+    return count * dtype.itemsize
+
+
+def _header(raw: bytes, name: str, expect_ndim: int | None, complete: bool = True):
+    """(shape, dtype, header length) from the start of an IDX file, every field checked."""
     if len(raw) < 4:
         raise IDXFormatError(f"{name}: {len(raw)} bytes is too short for an IDX header (at least 4)")
     zero0, zero1, dtype_code, ndim = raw[:4]
@@ -61,15 +112,7 @@ def parse_idx(raw: bytes, name: str = "<bytes>", expect_ndim: int | None = None)
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise IDXFormatError(f"{name}: header announces {ndim} dimensions but the file ends after {len(raw)} bytes")
-    shape = struct.unpack(f">{ndim}I", raw[4:header])
-    dtype = _TYPES[dtype_code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(raw) - header != expected:
-        raise IDXFormatError(
-            f"{name}: header says shape {shape} ({expected} bytes of data) but the file holds "
-            f"{len(raw) - header} bytes after the header (truncated or not this file?)"
-        )
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    return struct.unpack(f">{ndim}I", raw[4:header]), _TYPES[dtype_code], header
 
 
 def write_idx(path, array: np.ndarray, compress: bool | None = None) -> None:
