@@ -136,7 +136,8 @@ def main(argv=None):
 def cmd_train(args):
     from . import zoo
     from .datasets import load_dataset
-    from .train import GANTrainer, load_checkpoint, new_run_dir, scale_images, write_config
+    from .train import (GANTrainer, load_checkpoint, new_run_dir, physical_memory_bytes, scale_images,
+                        step_memory_bytes, write_config)
 
     if args.resume:
         run_dir = Path(args.resume)
@@ -162,6 +163,10 @@ def cmd_train(args):
     if args.classes:
         config["classes"] = args.classes.split(",")
     config.setdefault("data", recipe.data)
+    need, have = step_memory_bytes(G, D, recipe), physical_memory_bytes()
+    if have and need > have:
+        raise ValueError(f"batch size {recipe.batch_size}: one {recipe.model} training step needs about "
+                         f"{need / 2**30:.1f} GiB, more than this machine's {have / 2**30:.1f} GiB of memory")
     dataset = load_dataset(config["data"], recipe.image_shape, config.get("classes"))
     data = scale_images(dataset.images, recipe.data_range, recipe.image_shape)
     for path, reason in dataset.skipped[:5]:

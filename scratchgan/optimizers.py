@@ -15,6 +15,8 @@ RMSprop   lr_t = lr / (1 + decay*t);  g = clip(g, -c, c) if clipvalue;
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import ops
@@ -25,15 +27,26 @@ class OptimizerError(ValueError):
     pass
 
 
+def _number(value) -> bool:
+    """A real, finite number (not NaN, not infinite, not a bool or a string)."""
+    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise OptimizerError(message)
+
+
 class Optimizer:
     #: names of the per-parameter state arrays (moments), created lazily
     slots: tuple[str, ...] = ()
 
     def __init__(self, lr: float, clipvalue: float | None = None):
-        if lr <= 0:
-            raise OptimizerError(f"{type(self).__name__}: lr must be positive, got {lr}")
-        if clipvalue is not None and clipvalue <= 0:
-            raise OptimizerError(f"{type(self).__name__}: clipvalue must be positive, got {clipvalue}")
+        name = type(self).__name__
+        _require(_number(lr) and lr > 0, f"{name}: lr must be a positive finite number, got {lr!r}")
+        _require(clipvalue is None or (_number(clipvalue) and clipvalue > 0),
+                 f"{name}: clipvalue must be a positive finite number, got {clipvalue!r}")
         self.lr = float(lr)
         self.clipvalue = clipvalue
         self.iterations = 0
@@ -104,10 +117,8 @@ class Adam(Optimizer):
     def __init__(self, lr=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7, clipvalue=None):
         super().__init__(lr, clipvalue)
         for name, value in (("beta_1", beta_1), ("beta_2", beta_2)):
-            if not 0 <= value < 1:
-                raise OptimizerError(f"Adam: {name} must be in [0, 1), got {value}")
-        if epsilon <= 0:
-            raise OptimizerError(f"Adam: epsilon must be positive, got {epsilon}")
+            _require(_number(value) and 0 <= value < 1, f"Adam: {name} must be in [0, 1), got {value!r}")
+        _require(_number(epsilon) and epsilon > 0, f"Adam: epsilon must be a positive finite number, got {epsilon!r}")
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
 
     def _update(self, param, grad, state):
@@ -120,8 +131,7 @@ class Adam(Optimizer):
 class SGD(Optimizer):
     def __init__(self, lr=0.01, momentum=0.0, nesterov=False, clipvalue=None):
         super().__init__(lr, clipvalue)
-        if not 0 <= momentum < 1:
-            raise OptimizerError(f"SGD: momentum must be in [0, 1), got {momentum}")
+        _require(_number(momentum) and 0 <= momentum < 1, f"SGD: momentum must be in [0, 1), got {momentum!r}")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
         self.slots = ("velocity",) if self.momentum > 0 else ()
 
@@ -137,10 +147,9 @@ class RMSprop(Optimizer):
 
     def __init__(self, lr=1e-3, rho=0.9, epsilon=1e-7, clipvalue=None, decay=0.0):
         super().__init__(lr, clipvalue)
-        if not 0 <= rho < 1:
-            raise OptimizerError(f"RMSprop: rho must be in [0, 1), got {rho}")
-        if epsilon <= 0 or decay < 0:
-            raise OptimizerError(f"RMSprop: epsilon must be positive and decay not negative, got {epsilon}, {decay}")
+        _require(_number(rho) and 0 <= rho < 1, f"RMSprop: rho must be in [0, 1), got {rho!r}")
+        _require(_number(epsilon) and epsilon > 0, f"RMSprop: epsilon must be a positive finite number, got {epsilon!r}")
+        _require(_number(decay) and decay >= 0, f"RMSprop: decay must be a finite number >= 0, got {decay!r}")
         self.rho, self.epsilon, self.decay = float(rho), float(epsilon), float(decay)
 
     def _update(self, param, grad, state):

@@ -20,6 +20,7 @@ cifar_frog          6,264,579     790,913  CIFAR-10 class frog, 32x32x3
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from . import optimizers
@@ -105,7 +106,12 @@ class Recipe:
         need(not self.d_half_batch or self.batch_size >= 2, "d_half_batch needs batch_size >= 2")
         need(0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         need(0 <= self.label_noise < 1, f"label_noise must be in [0, 1), got {self.label_noise}")
+        for name in ("real_label", "fake_label"):  # targets of a binary cross-entropy
+            value = getattr(self, name)
+            need(_finite(value) and 0 <= value <= 1, f"{name} must be a number in [0, 1], got {value!r}")
         need(self.real_label != self.fake_label, "real_label and fake_label must differ")
+        need(len(self.data_range) == 2 and all(_finite(v) for v in self.data_range),
+             f"data_range must be two finite numbers (low, high), got {self.data_range}")
         lo, hi = self.data_range
         need(lo < hi, f"data_range must be (low, high) with low < high, got {self.data_range}")
         for which in ("d_optimizer", "g_optimizer"):
@@ -164,6 +170,10 @@ class Recipe:
 
     def make_optimizer(self, which: str):
         return _build_optimizer(self.d_optimizer if which == "d" else self.g_optimizer)
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _build_optimizer(spec: dict):

@@ -1,5 +1,6 @@
 """The GAN loop end to end: finite losses, frozen D in the G step, checkpoints, resume, CLI."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -215,3 +216,27 @@ def test_progress_bar_shows_rate_and_losses(data, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "20/20" in err and "it/s" in err and "D loss" in err and "acc" in err and "G loss" in err
     assert (tmp_path / "log.txt").read_text().splitlines()[-1].startswith("20 [D loss: ")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lr", "nan"], "lr must be a positive finite number, got nan"),
+    (["--d-lr", "inf"], "lr must be a positive finite number, got inf"),
+    (["--real-label", "nan"], "real_label must be a number in \\[0, 1\\], got nan"),
+    (["--fake-label", "-0.5"], "fake_label must be a number in \\[0, 1\\]"),
+    (["--set", "d_optimizer.epsilon=NaN"], "epsilon must be a positive finite number, got nan"),
+    (["--optimizer", "SGD", "--momentum", "nan"], "momentum must be in \\[0, 1\\), got nan"),
+    (["--class", "airplane"], "unknown class 'airplane'"),
+])
+def test_bad_values_are_refused_before_the_run_directory_exists(tmp_path, capsys, args, message):
+    run = tmp_path / "run"
+    assert main(["train", "--iterations", "1", "--batch-size", "4", "--out", str(run), *args]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not run.exists()
+
+
+def test_a_batch_no_memory_can_hold_is_refused_before_anything_is_written(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--batch-size", "2000000000", "--out", str(run)]) == 2
+    assert re.search(r"batch size 2000000000: one mlp training step needs about [\d.]+ GiB, more than this "
+                     r"machine's [\d.]+ GiB", capsys.readouterr().err)
+    assert not run.exists()
