@@ -134,7 +134,7 @@ def main(argv=None):
 
 
 def cmd_train(args):
-    from . import zoo
+    from . import rundir, zoo
     from .datasets import load_dataset
     from .train import (GANTrainer, load_checkpoint, new_run_dir, physical_memory_bytes, scale_images,
                         step_memory_bytes, write_config)
@@ -174,6 +174,13 @@ def cmd_train(args):
     trainer = GANTrainer(G, D, recipe, data, seed=seed, run_dir=run_dir)
     if args.resume:
         trainer.load_state_arrays(arrays, source=str(ckpt))
+    lock = rundir.claim(run_dir)  # noqa: F841 (held until the process ends)
+    if not args.resume and (run_dir / "checkpoint.npz").exists():  # again, now that no other run can start here
+        raise FileExistsError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+    for path in rundir.remove_temporaries(run_dir):
+        print(f"removed {path}, left by a run that was killed", file=sys.stderr)
+    if args.resume:
+        rundir.trim_log(run_dir, trainer.iteration)
     config["recipe"] = recipe.to_dict()
     write_config(run_dir, config)
     print(f"run directory: {run_dir}  (model {recipe.model}, seed {seed}, {dataset.description}, "

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from . import zoo
 from .images import save_grid, to_unit_range
 from .io import atomic_save_npz, atomic_write, load_npz
+from .rundir import append_line
 from .losses import BinaryCrossentropy, binary_accuracy
 from .plots import grids_to_gif, plot_curves
 from .backend import to_device
@@ -202,16 +203,17 @@ class GANTrainer:
 
         ``progress``: a tqdm bar (iterations per second, D loss, D accuracy, G loss);
         None shows it only on a terminal, False never.
-        Ctrl-C (SIGINT) finishes the iteration under way, writes a checkpoint and raises
-        KeyboardInterrupt: nothing is lost, and ``--resume`` continues from there."""
+        Ctrl-C (SIGINT) or SIGTERM finishes the iteration under way, writes a checkpoint and
+        raises KeyboardInterrupt: nothing is lost, and ``--resume`` continues from there."""
         start, t0 = self.iteration, time.perf_counter()
         interrupted = []
-        previous = None
+        previous = {}
         if self.run_dir is not None:
-            try:
-                previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
-            except ValueError:  # not the main thread: no handler, Ctrl-C works as usual
-                previous = None
+            for signum in (signal.SIGINT, signal.SIGTERM):  # kill's default signal is handled like Ctrl-C
+                try:
+                    previous[signum] = signal.signal(signum, lambda *_: interrupted.append(True))
+                except ValueError:  # not the main thread: no handler, signals work as usual
+                    break
         bar = tqdm(total=iterations, initial=self.iteration, unit="it", dynamic_ncols=True,
                    disable=None if progress is None else not progress, leave=True)
         if not bar.disable:
@@ -220,8 +222,8 @@ class GANTrainer:
             self._loop(iterations, sample_interval, log, interrupted, bar)
         finally:
             bar.close()
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         if self.run_dir is not None:
             if interrupted:
                 self.save_checkpoint(self.run_dir / "checkpoint.npz")
@@ -245,8 +247,7 @@ class GANTrainer:
                 line = f"{self.iteration} [D loss: {d_loss:f}, acc.: {100 * acc:.2f}%] [G loss: {g_loss:f}]"
                 log(line)
                 if self.run_dir is not None:
-                    with open(self.run_dir / "log.txt", "a") as f:
-                        f.write(line + "\n")
+                    append_line(self.run_dir / "log.txt", line)
                     self.save_samples(self.run_dir / "samples" / f"iter_{self.iteration:06d}.png")
                     self.save_checkpoint(self.run_dir / "checkpoint.npz")
 
