@@ -13,10 +13,21 @@ from .script import USER_ERRORS, describe
 from .zoo import DATA_ORDERS, D_MODES, FIXED_FIELDS, OPTIMIZERS
 
 
+#: the largest count or seed a checkpoint stores (as a signed 64-bit integer)
+LARGEST = 2**63 - 1
+
+
 def _positive(value):
     n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    if not 1 <= n <= LARGEST:
+        raise argparse.ArgumentTypeError(f"must be a positive integer up to {LARGEST}, got {value}")
+    return n
+
+
+def _seed(value):
+    n = int(value)
+    if not 0 <= n <= LARGEST:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to {LARGEST}, got {value}")
     return n
 
 
@@ -39,7 +50,7 @@ def build_parser():
     t.add_argument("--iterations", type=_positive, help="total iterations (default: the recipe's, 20000 for mlp)")
     t.add_argument("--batch-size", type=_positive, help="batch size (default: the recipe's, 128 for mlp)")
     t.add_argument("--sample-interval", type=_positive, help="log, sample and checkpoint every N iterations (default 1000)")
-    t.add_argument("--seed", type=int, help="random seed (default: drawn, printed and stored)")
+    t.add_argument("--seed", type=_seed, help="random seed (default: drawn, printed and stored)")
     t.add_argument("--data",
                    help="default: the recipe's. mnist (the embedded 10,000 test images), mnist-full (60,000, "
                         "downloaded once), fashion-mnist, cifar10, a CIFAR-10 .tar.gz, or a folder: IDX files, "
@@ -83,7 +94,7 @@ def build_parser():
     s.add_argument("checkpoint", help="a checkpoint.npz (or the run directory holding one)")
     s.add_argument("--n", type=_positive, default=64, help="how many images (default 64)")
     s.add_argument("--out", required=True, help="FILE.png for a grid, FILE.npy for an (n, H, W, C) array in [0, 1]")
-    s.add_argument("--seed", type=int, default=0, help="seed of the latent draws (default 0)")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of the latent draws (default 0)")
     s.add_argument("--nice", action="store_true",
                    help="draw 20x as many and keep the n that D rates most real (the trick of the Keras DCGAN-with-upsampling tutorial)")
     s.add_argument("--interpolate", type=_positive, metavar="STEPS",
@@ -93,7 +104,7 @@ def build_parser():
     e = add_command("evaluate", help="score a generator: Frechet distance, confidence, class coverage")
     e.add_argument("checkpoint", help="a checkpoint.npz (or the run directory holding one)")
     e.add_argument("--n", type=_positive, default=5000, help="generated images to score (default 5000)")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=_seed, default=0)
     e.add_argument("--data", default="mnist", help="real images to compare with (default: the embedded MNIST)")
     e.add_argument("--classifier", help="weights from examples/train_mnist_classifier.py (default: the shipped one)")
     e.add_argument("--json", action="store_true", help="print the scores as JSON")
@@ -112,7 +123,7 @@ def build_parser():
     b.add_argument("--plot", metavar="PNG", help="draw every op on a roofline (measured peak and bandwidth) into this PNG")
 
     g = add_command("gradcheck", help="check every layer's backward against finite differences (float64)")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=_seed, default=0)
     return parser
 
 
@@ -149,7 +160,11 @@ def cmd_train(args):
         seed = int(arrays["seed"])
     else:
         seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
-        G, D, recipe = zoo.build(args.model, seed=seed, z_dim=args.z_dim)
+        try:
+            G, D, recipe = zoo.build(args.model, seed=seed, z_dim=args.z_dim)
+        except MemoryError:
+            raise ValueError(f"--z-dim {args.z_dim}: the {args.model} model's weights need more memory than "
+                             f"this machine has") from None
         run_dir = Path(args.out) if args.out else new_run_dir(model=recipe.model)
         if (run_dir / "checkpoint.npz").exists():
             raise FileExistsError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")

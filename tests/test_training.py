@@ -240,3 +240,20 @@ def test_a_batch_no_memory_can_hold_is_refused_before_anything_is_written(tmp_pa
     assert re.search(r"batch size 2000000000: one mlp training step needs about [\d.]+ GiB, more than this "
                      r"machine's [\d.]+ GiB", capsys.readouterr().err)
     assert not run.exists()
+
+
+def test_what_a_run_writes_at_the_extremes_of_the_command_line_loads_again(tmp_path, capsys):
+    largest = str(2**63 - 1)
+    run = tmp_path / "run"
+    assert main(["train", "--iterations", "2", "--batch-size", "4", "--sample-interval", largest, "--seed", largest,
+                 "--no-progress", "--out", str(run)]) == 0
+    assert main(["train", "--iterations", "3", "--no-progress", "--resume", str(run)]) == 0
+    assert main(["sample", str(run), "--n", "4", "--seed", largest, "--out", str(tmp_path / "s.png")]) == 0
+    capsys.readouterr()
+    for args in (["--seed", str(2**64)], ["--seed", "-1"], ["--iterations", str(2**63)], ["--batch-size", "0"]):
+        with pytest.raises(SystemExit):
+            main(["train", *args, "--out", str(tmp_path / "never")])
+        assert "must be" in capsys.readouterr().err
+    assert main(["train", "--z-dim", str(10**12), "--out", str(tmp_path / "never")]) == 2
+    assert "--z-dim 1000000000000: the mlp model's weights need more memory" in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
