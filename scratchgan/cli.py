@@ -147,17 +147,17 @@ def main(argv=None):
 def cmd_train(args):
     from . import rundir, zoo
     from .datasets import load_dataset
-    from .train import (GANTrainer, load_checkpoint, new_run_dir, physical_memory_bytes, scale_images,
-                        step_memory_bytes, write_config)
+    from .train import (GANTrainer, load_checkpoint, new_run_dir, physical_memory_bytes, read_config,
+                        scale_images, step_memory_bytes, write_config)
 
     if args.resume:
         run_dir = Path(args.resume)
         ckpt = run_dir / "checkpoint.npz"
         if not ckpt.exists():
             raise FileNotFoundError(f"{run_dir}: no checkpoint.npz to resume from")
-        config = json.loads((run_dir / "config.json").read_text())
         G, D, recipe, arrays = load_checkpoint(ckpt)
         seed = int(arrays["seed"])
+        config = read_config(run_dir, recipe, seed)
     else:
         seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
         try:

@@ -289,19 +289,32 @@ class GANTrainer:
                        header=",".join(METRICS), comments="", fmt=["%d", "%.6f", "%.4f", "%.6f", "%.3f"])
 
     def load_state_arrays(self, arrays, source="checkpoint"):
+        try:
+            self._load_state_arrays(arrays, source)
+        except (TypeError, KeyError, json.JSONDecodeError) as err:  # a field of the wrong kind
+            raise TrainingError(f"{source}: cannot restore the training state ({type(err).__name__}: {err})") from None
+
+    def _load_state_arrays(self, arrays, source):
         for prefix, model in (("G", self.G), ("D", self.D)):
             model.set_weights(_section(arrays, prefix), source=f"{source} ({prefix})")
             rngs = _section(arrays, prefix + "_rng")
             for layer in model.layers:
                 if layer.name in rngs:
-                    layer.rng.bit_generator.state = json.loads(str(rngs[layer.name]))
+                    _restore_rng(layer.rng, rngs[layer.name], f"{source}: field '{prefix}_rng/{layer.name}'")
         self.g_opt.load_state_dict(_section(arrays, "opt_G"), source=f"{source} (G's optimizer)")
         self.d_opt.load_state_dict(_section(arrays, "opt_D"), source=f"{source} (D's optimizer)")
-        self.rng.bit_generator.state = json.loads(str(arrays["rng"]))
+        _restore_rng(self.rng, arrays["rng"], f"{source}: field 'rng'")
         self.iteration = int(arrays["iteration"])
         self.fixed_z = np.array(arrays["fixed_z"])
         if "history" in arrays:  # checkpoints from before metrics.csv have none
             self.history = [tuple(row) for row in arrays["history"].tolist()]
+
+
+def _restore_rng(rng, text, where):
+    try:
+        rng.bit_generator.state = json.loads(str(text))
+    except (ValueError, TypeError, KeyError) as err:
+        raise TrainingError(f"{where}: cannot restore the training state (not a random generator's state: {err})") from None
 
 
 def _rng_json(rng):
@@ -314,16 +327,82 @@ def _section(arrays, prefix):
 
 
 def load_checkpoint(path):
-    """(generator, discriminator, recipe, arrays) rebuilt from a checkpoint file."""
+    """(generator, discriminator, recipe, arrays) rebuilt from a checkpoint file, every
+    field checked for its type and range first (a checkpoint is input like any file)."""
     arrays = load_npz(path)
     for key in ("recipe", "iteration", "rng"):
         if key not in arrays:
             raise TrainingError(f"{path}: not a scratchgan training checkpoint (no {key!r} entry)")
-    recipe = zoo.Recipe.from_dict(json.loads(str(arrays["recipe"])))
+    recipe = _checked_fields(arrays, path)
     G, D, _ = zoo.build(recipe.model, z_dim=recipe.z_dim)
     G.set_weights(_section(arrays, "G"), source=f"{path} (G)")
     D.set_weights(_section(arrays, "D"), source=f"{path} (D)")
     return G, D, recipe, arrays
+
+
+def _checked_fields(arrays, path):
+    """The checkpoint's recipe, after checking the fields that are not weights."""
+    def bad(key, expected):
+        value = arrays[key]
+        got = f"{value.dtype} of shape {value.shape}" if hasattr(value, "dtype") else type(value).__name__
+        raise TrainingError(f"{path}: field {key!r} should be {expected}, got {got}")
+
+    for key in ("iteration", "seed"):
+        if key in arrays:
+            value = arrays[key]
+            if value.shape != () or value.dtype.kind not in "iu" or not 0 <= int(value) <= 2**63 - 1:
+                bad(key, "one integer from 0 to 2^63-1")
+    for key in [k for k in arrays if k in ("recipe", "rng") or "_rng/" in k]:
+        if arrays[key].shape != () or arrays[key].dtype.kind != "U":
+            bad(key, "one JSON text")
+    try:
+        spec = json.loads(str(arrays["recipe"]))
+        if not isinstance(spec, dict) or not isinstance(spec.get("model"), str):
+            raise ValueError("not a JSON object with a model name")
+        recipe = zoo.Recipe.from_dict(spec)
+    except (ValueError, KeyError, TypeError) as err:
+        raise TrainingError(f"{path}: field 'recipe' is not a valid recipe ({err})") from None
+    if "fixed_z" in arrays and (arrays["fixed_z"].ndim != 2 or arrays["fixed_z"].shape[1] != recipe.z_dim
+                                or arrays["fixed_z"].dtype.kind != "f"):
+        bad("fixed_z", f"floats of shape (N, {recipe.z_dim})")
+    if "history" in arrays and (arrays["history"].ndim != 2 or arrays["history"].shape[1] != len(METRICS)
+                                or arrays["history"].dtype.kind != "f"):
+        bad("history", f"floats of shape (N, {len(METRICS)})")
+    return recipe
+
+
+def read_config(run_dir, recipe, seed) -> dict:
+    """config.json of a run being resumed, checked against its checkpoint: it must be a JSON
+    object naming the same model and seed, with a data source the command line would accept."""
+    from .datasets.catalog import parse_spec
+
+    path = Path(run_dir) / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise TrainingError(f"{path}: missing; a run directory holds config.json beside checkpoint.npz") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise TrainingError(f"{path}: not readable JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise TrainingError(f"{path}: expected a JSON object, got {type(config).__name__}")
+    if config.get("model") != recipe.model:
+        raise TrainingError(f"{path} names model {config.get('model')!r} but checkpoint.npz beside it holds a "
+                            f"{recipe.model!r} run: the two disagree, so this run directory cannot be resumed")
+    if config.get("seed", seed) != seed:
+        raise TrainingError(f"{path} names seed {config.get('seed')!r} but checkpoint.npz holds seed {seed}: "
+                            f"the two disagree, so this run directory cannot be resumed")
+    if "data" in config:
+        if not isinstance(config["data"], str) or not config["data"]:
+            raise TrainingError(f"{path}: 'data' should be a data source like \"mnist\" or a path, "
+                                f"got {config['data']!r}")
+        try:
+            parse_spec(config["data"])
+        except (ValueError, KeyError) as err:
+            raise TrainingError(f"{path}: 'data': {err}") from None
+    classes = config.get("classes")
+    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        raise TrainingError(f"{path}: 'classes' should be a list of class names, got {classes!r}")
+    return config
 
 
 def new_run_dir(base="runs", model="mlp") -> Path:

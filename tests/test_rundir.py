@@ -79,3 +79,44 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path):
 
     *_, arrays = load_checkpoint(run / "checkpoint.npz")
     assert int(arrays["iteration"]) >= 20
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c.update(data=5), "'data' should be a data source like \"mnist\" or a path, got 5"),
+    (lambda c: c.update(model="dcgan"), "names model 'dcgan' but checkpoint.npz beside it holds a 'mlp' run"),
+    (lambda c: c.update(seed=4), "names seed 4 but checkpoint.npz holds seed 3"),
+    (lambda c: c.update(classes="frog"), "'classes' should be a list of class names"),
+    (lambda c: c.clear() or c.update(model="mlp", seed=3, data=["mnist"]), "'data' should be a data source"),
+])
+def test_a_resumed_config_is_checked_against_its_checkpoint(run, capsys, change, message):
+    import json
+
+    config = json.loads((run / "config.json").read_text())
+    change(config)
+    (run / "config.json").write_text(json.dumps(config))
+    before = (run / "checkpoint.npz").read_bytes()
+    assert main([*TRAIN[:2], "4", *TRAIN[3:], "--resume", str(run)]) == 2
+    assert message in capsys.readouterr().err
+    assert (run / "checkpoint.npz").read_bytes() == before
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("iteration", "three", "field 'iteration' should be one integer from 0 to 2^63-1, got <U5"),
+    ("seed", -2, "field 'seed' should be one integer"),
+    ("iteration", [1, 2], "field 'iteration' should be one integer"),
+    ("recipe", '{"model": 7}', "field 'recipe' is not a valid recipe"),
+    ("recipe", '{"model": "mlp", "batch_size": 0}', "field 'recipe' is not a valid recipe"),
+    ("rng", '{"state": 1}', "cannot restore the training state"),
+    ("fixed_z", [[1.0, 2.0]], "field 'fixed_z' should be floats of shape (N, 100)"),
+    ("history", [[1.0]], "field 'history' should be floats of shape (N, 5)"),
+])
+def test_checkpoint_fields_of_the_wrong_kind_are_clear_errors(run, capsys, field, value, message):
+    import numpy as np
+
+    from scratchgan.io import atomic_save_npz, load_npz
+
+    arrays = load_npz(run / "checkpoint.npz")
+    arrays[field] = np.array(value)
+    atomic_save_npz(run / "checkpoint.npz", arrays)
+    assert main([*TRAIN[:2], "4", *TRAIN[3:], "--resume", str(run)]) == 2
+    assert message in capsys.readouterr().err
