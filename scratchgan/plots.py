@@ -124,18 +124,33 @@ def plot_curves(history, path, size=(900, 600)) -> None:
         image.save(tmp, format="PNG")
 
 
-def grids_to_gif(frames, path, frame_ms: int = 250, hold_last_ms: int = 2000) -> None:
-    """frames: (caption, PNG path) pairs in order -> one looping GIF, captioned."""
+#: the most frames progress.gif holds: a long run's grids are thinned to this many, evenly
+#: spaced, first and last kept, so the memory it takes to build does not grow with the run
+MAX_FRAMES = 120
+
+
+def evenly_spaced(items, limit: int):
+    """At most ``limit`` of ``items``, evenly spaced, the first and the last always among them."""
+    items = list(items)
+    if len(items) <= limit:
+        return items
+    picks = sorted({round(k * (len(items) - 1) / (limit - 1)) for k in range(limit)})
+    return [items[i] for i in picks]
+
+
+def grids_to_gif(frames, path, frame_ms: int = 250, hold_last_ms: int = 2000, max_frames: int = MAX_FRAMES) -> None:
+    """frames: (caption, PNG path) pairs in order -> one looping GIF, captioned, of at most
+    ``max_frames`` frames (evenly spaced), each kept as a paletted image while it is built."""
     if not frames:
         raise ValueError("no sample grids to animate")
     pictures = []
-    for caption, png in frames:
+    for caption, png in evenly_spaced(frames, max_frames):
         with Image.open(png) as grid:
             grid = grid.convert("RGB")
         canvas = Image.new("RGB", (grid.width, grid.height + 16), (255, 255, 255))
         canvas.paste(grid, (0, 16))
         ImageDraw.Draw(canvas).text((4, 2), caption, fill=(0, 0, 0), font=_font())
-        pictures.append(canvas)
+        pictures.append(canvas.convert("P", palette=Image.Palette.ADAPTIVE))
     durations = [frame_ms] * (len(pictures) - 1) + [hold_last_ms]
     with atomic_write(path) as tmp:
         pictures[0].save(tmp, format="GIF", save_all=True, append_images=pictures[1:],

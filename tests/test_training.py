@@ -257,3 +257,21 @@ def test_what_a_run_writes_at_the_extremes_of_the_command_line_loads_again(tmp_p
     assert main(["train", "--z-dim", str(10**12), "--out", str(tmp_path / "never")]) == 2
     assert "--z-dim 1000000000000: the mlp model's weights need more memory" in capsys.readouterr().err
     assert not (tmp_path / "never").exists()
+
+
+def test_progress_gif_of_a_long_run_is_thinned_so_its_memory_stays_flat(tmp_path):
+    from PIL import Image
+
+    from scratchgan.plots import MAX_FRAMES, evenly_spaced, grids_to_gif
+
+    assert evenly_spaced(range(10), 4) == [0, 3, 6, 9] and evenly_spaced(range(3), 5) == [0, 1, 2]
+    grids = []
+    for i in range(1, 301):
+        path = tmp_path / f"iter_{i:06d}.png"
+        Image.new("L", (40, 40), i % 256).save(path)
+        grids.append((f"iteration {i}", path))
+    grids_to_gif(grids, tmp_path / "progress.gif")
+    with Image.open(tmp_path / "progress.gif") as gif:
+        assert gif.n_frames == MAX_FRAMES
+        gif.seek(MAX_FRAMES - 1)
+        assert np.asarray(gif.convert("L"))[30, 20] == 300 % 256  # the last grid is the last frame
