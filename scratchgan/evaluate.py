@@ -76,6 +76,10 @@ def generate(G, recipe, n: int, seed: int):
     return to_unit_range(G.predict(sample_latent(rng, n, recipe), batch_size=500), recipe.data_range)
 
 
+#: fewest generated images a score is computed from (a covariance needs more samples than one)
+MIN_SAMPLES = 10
+
+
 def evaluate_generator(G, recipe, classifier, real_images, n: int = 5000, seed: int = 0) -> dict:
     """Score G on n samples against the first half of ``real_images`` (uint8 or [0, 1] floats),
     with the second half as the real-versus-real floor; n is capped at half the real images
@@ -90,11 +94,19 @@ def evaluate_generator(G, recipe, classifier, real_images, n: int = 5000, seed: 
     half = len(real) // 2
     if half < 100:
         raise ValueError(f"need at least 200 real images to score against, got {len(real)}")
+    if n < MIN_SAMPLES:
+        raise ValueError(f"--n {n}: a Frechet distance needs the covariance of at least {MIN_SAMPLES} samples "
+                         f"(1,000 or more give stable scores; the default is 5,000)")
     n = min(n, half)
     rng = np.random.default_rng([seed, 1])
     order = rng.permutation(len(real))
     real_a, real_b = real[order[:n]], real[order[half:half + n]]
-    return score(classifier, generate(G, recipe, n, seed), real_a, real_b)
+    generated = generate(G, recipe, n, seed)
+    bad = int(np.count_nonzero(~np.isfinite(generated).all(axis=(1, 2, 3))))
+    if bad:
+        raise ValueError(f"the generator's output is not finite (NaN or infinite) for {bad} of {n} samples: "
+                         f"its weights have diverged, so there is nothing to score")
+    return score(classifier, generated, real_a, real_b)
 
 
 #: --data names that denote one set of images: MNIST's test set (embedded) and its training set

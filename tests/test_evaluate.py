@@ -105,6 +105,23 @@ def test_real_digits_score_near_the_floor_and_noise_far_from_it(rng):
     assert copies["evenness"] > 0.98 and copies["confidence"] > 0.9
 
 
+def test_a_diverged_generator_and_too_few_samples_are_refused_not_scored():
+    classifier, _ = load_classifier()
+    images, _ = load_mnist()
+
+    class Diverged:
+        def predict(self, z, batch_size=None):
+            out = np.zeros((len(z), 28, 28, 1), np.float32)
+            out[::3] = np.nan
+            return out
+
+    _, _, recipe = zoo.mlp()
+    with pytest.raises(ValueError, match="not finite \\(NaN or infinite\\) for 34 of 100 samples"):
+        evaluate_generator(Diverged(), recipe, classifier, images, n=100)
+    with pytest.raises(ValueError, match="--n 1: a Frechet distance needs the covariance of at least 10 samples"):
+        evaluate_generator(Diverged(), recipe, classifier, images, n=1)
+
+
 def test_cli_evaluate(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--iterations", "2", "--batch-size", "8", "--out", str(run), "--seed", "1"]) == 0
