@@ -291,3 +291,49 @@ def test_cifar_frog_trains_from_the_command_line_on_an_archive(tmp_path, rng, ca
     assert (run / "samples" / "iter_000002.png").exists() and (run / "progress.gif").exists()
     with Image.open(run / "samples" / "iter_000002.png") as grid:
         assert grid.mode == "RGB"
+
+
+def _png_claiming(width, height):
+    """A PNG whose header claims width x height pixels (and holds no pixel data)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IEND", b""))
+
+
+def test_image_folder_decodes_only_png_and_jpeg_within_a_size_bound(tmp_path):
+    from PIL import Image
+
+    Image.new("L", (40, 30), 200).save(tmp_path / "good.png")
+    (tmp_path / "eps.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    (tmp_path / "huge.png").write_bytes(_png_claiming(13370, 13370))
+    images, skipped = load_image_folder(tmp_path, (28, 28, 1))
+    assert images.shape == (1, 28, 28, 1)
+    reasons = {p.name: why for p, why in skipped}
+    assert "not a PNG or JPEG file" in reasons["eps.png"]
+    assert "13370x13370 pixels is more than the 16,777,216" in reasons["huge.png"]
+
+
+def test_sixteen_bit_greys_are_scaled_not_clipped(tmp_path):
+    from PIL import Image
+
+    values = np.array([[0, 16448, 32896], [49344, 65535, 257]], dtype=np.uint16)
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    images, _ = load_image_folder(tmp_path, (2, 3, 1))
+    np.testing.assert_array_equal(images[0, ..., 0], [[0, 64, 128], [192, 255, 1]])
+
+
+def test_a_large_jpeg_is_decoded_reduced(tmp_path):
+    from PIL import Image
+
+    from scratchgan.datasets.image_folder import open_bounded
+
+    Image.new("RGB", (6000, 4000), (10, 200, 30)).save(tmp_path / "big.jpg", quality=50)
+    with open_bounded(tmp_path / "big.jpg", 32, 32) as image:
+        assert image.size == (750, 500)  # decoded at 1/8 scale, still larger than 32x32
+    images, skipped = load_image_folder(tmp_path, (32, 32, 3))
+    assert not skipped and abs(int(images[0, 16, 16, 1]) - 200) < 8

@@ -4,9 +4,17 @@ Each picture is turned upright (EXIF orientation), laid on white if it has trans
 converted to the model's channels (grey "L" or "RGB"), centre-cropped to the model's
 aspect ratio and resized with a Lanczos filter, so faces, sketches or logos of any size
 become (N, H, W, C) uint8. Files Pillow cannot read are skipped and counted.
+
+What is decoded is bounded: only PNG and JPEG decoders are used, whatever a file's
+name claims (an EPS file named .png would otherwise start Ghostscript); a picture is
+refused before decoding if it declares more than ``MAX_PIXELS`` pixels, after JPEG's
+reduced decoding (``draft``: the decoder itself scales by 1/2, 1/4 or 1/8) has brought
+it as close to the model's size as it can. 16-bit greys are scaled by their range
+(0-65535 to 0-255), not clipped.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +23,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..wording import counted
 
 SUFFIXES = (".png", ".jpg", ".jpeg")
+#: the only decoders Pillow may use here
+FORMATS = ("PNG", "JPEG")
+#: the most pixels one picture may decode to (64 MB as RGBA): ample for pictures that are
+#: resized to a few dozen pixels a side, and far below what a crafted file can declare
+MAX_PIXELS = 4096 * 4096
 
 
 class ImageFolderError(ValueError):
@@ -26,9 +39,35 @@ def find_images(folder) -> list:
     return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
 
 
+def open_bounded(path, height: int, width: int):
+    """The picture at ``path``, opened with the PNG or JPEG decoder only and checked to
+    decode to at most MAX_PIXELS (JPEG decoded reduced where the model's size allows)."""
+    try:
+        with warnings.catch_warnings():  # a picture over Pillow's own bomb limit is refused just below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path, formats=FORMATS)
+    except UnidentifiedImageError:
+        raise UnidentifiedImageError(f"not a PNG or JPEG file (only those are decoded), whatever its name says") from None
+    if image.format == "JPEG":
+        image.draft(image.mode, (width, height))  # the decoder scales down by up to 8, keeping >= this size
+    if image.width * image.height > MAX_PIXELS:
+        size = f"{image.width}x{image.height}"
+        image.close()
+        raise ValueError(f"{size} pixels is more than the {MAX_PIXELS:,} a picture may decode to here")
+    return image
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """16-bit (and 32-bit integer) greys scaled from 0-65535 to 0-255 as "L"; other modes as they are."""
+    if image.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        return image
+    values = np.asarray(image, dtype=np.float64) / 257.0
+    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
+
+
 def fit_image(image: Image.Image, height: int, width: int, channels: int) -> np.ndarray:
     """One picture -> uint8 (height, width, channels): upright, on white, centre-cropped, resized."""
-    image = ImageOps.exif_transpose(image)
+    image = _eight_bit(ImageOps.exif_transpose(image))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -53,7 +92,7 @@ def load_image_folder(folder, image_shape):
     images, skipped = [], []
     for path in paths:
         try:
-            with Image.open(path) as image:
+            with open_bounded(path, height, width) as image:
                 images.append(fit_image(image, height, width, channels))
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
             skipped.append((path, str(err)))
