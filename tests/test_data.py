@@ -162,3 +162,31 @@ def test_the_bomb_is_refused_under_a_memory_cap(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "1,176,000,000 bytes of data, more than the 268,435,456" in out.stdout
+
+
+def test_a_download_stops_at_its_size_and_its_time_limit_and_leaves_nothing(http_server, tmp_path, monkeypatch):
+    from scratchgan.datasets import download
+
+    url, www = http_server
+    payload = bytes(3 << 20)  # 3 MB: three reads of the copy loop
+    (www / "file.bin").write_bytes(payload)
+    md5 = hashlib.md5(payload).hexdigest()
+    cache = tmp_path / "cache"
+    with pytest.raises(DownloadError, match="announces 3,145,728 bytes, more than the expected 1,000"):
+        fetch("file.bin", md5, [url], cache, timeout=5, size=1000)
+    with pytest.raises(DownloadError, match="gave up after 0 s in all"):
+        fetch("file.bin", md5, [url], cache, timeout=5, max_seconds=0)
+    monkeypatch.setattr(download, "MAX_BYTES", 1 << 20)
+    with pytest.raises(DownloadError, match="announces .* more than the expected 1,048,576"):
+        fetch("file.bin", md5, [url], cache, timeout=5)
+    assert list(cache.iterdir()) == []  # no temporary file left behind
+
+    class Flood:  # a server that announces nothing and never stops
+        headers = {}
+
+        def read(self, n):
+            return bytes(n)
+
+    with pytest.raises(download._ChecksumMismatch, match="sent more than the expected 2,097,152 bytes"):
+        download._copy_bounded(Flood(), open(tmp_path / "sink", "wb"), 2 << 20, 60)
+    assert fetch("file.bin", md5, [url], cache, timeout=5, size=len(payload)).read_bytes() == payload

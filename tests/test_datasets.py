@@ -337,3 +337,28 @@ def test_a_large_jpeg_is_decoded_reduced(tmp_path):
         assert image.size == (750, 500)  # decoded at 1/8 scale, still larger than 32x32
     images, skipped = load_image_folder(tmp_path, (32, 32, 3))
     assert not skipped and abs(int(images[0, 16, 16, 1]) - 200) < 8
+
+
+def test_cifar_batches_larger_than_cifar_allows_are_refused_before_reading(tmp_path, monkeypatch):
+    from scratchgan.datasets import cifar10
+
+    monkeypatch.setattr(cifar10, "MAX_BATCH_BYTES", 4 * cifar10.RECORD)
+    (tmp_path / "data_batch_1.bin").write_bytes(bytes(5 * cifar10.RECORD))
+    with pytest.raises(CIFARFormatError, match="15,365 bytes is more than a CIFAR-10 batch holds"):
+        load_cifar10(str(tmp_path))
+    write_archive(tmp_path / "big.tar.gz", "cifar-10-batches-bin", {"data_batch_1.bin": bytes(5 * cifar10.RECORD)})
+    with pytest.raises(CIFARFormatError, match="big.tar.gz:cifar-10-batches-bin/data_batch_1.bin: 15,365 bytes"):
+        load_cifar10(str(tmp_path / "big.tar.gz"))
+
+
+def test_an_npz_declaring_huge_members_is_refused_before_reading(tmp_path, monkeypatch):
+    import zipfile
+
+    from scratchgan import io
+
+    np.savez(tmp_path / "ok.npz", a=np.zeros(1000))
+    monkeypatch.setattr(io, "MAX_MEMBER_BYTES", 1000)
+    with pytest.raises(ValueError, match="a.npy declares 8,128 bytes, more than an .npz is read with here"):
+        io.load_npz(tmp_path / "ok.npz")
+    with zipfile.ZipFile(tmp_path / "ok.npz") as z:
+        assert z.infolist()[0].file_size == 8128

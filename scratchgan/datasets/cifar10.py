@@ -34,6 +34,9 @@ ARCHIVES = {
 MIRRORS = ["https://www.cs.toronto.edu/~kriz"]
 RECORD = 1 + 32 * 32 * 3
 BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+#: the largest batch file read: 10,000 records (30.7 MB) and a pickle's overhead; a file or
+#: archive member declaring more is refused before it is read
+MAX_BATCH_BYTES = 40 << 20
 
 
 class CIFARFormatError(ValueError):
@@ -85,7 +88,10 @@ def read_archive(path, split: str = "train"):
         with tarfile.open(path) as tar:
             members = sorted((m for m in tar.getmembers() if m.isfile() and _wanted(os.path.basename(m.name), split)),
                              key=lambda m: m.name)
-            parts = [_decode(tar.extractfile(m).read(), f"{path}:{m.name}") for m in members]
+            parts = []
+            for m in members:
+                _check_size(m.size, f"{path}:{m.name}")
+                parts.append(_decode(tar.extractfile(m).read(MAX_BATCH_BYTES + 1), f"{path}:{m.name}"))
     except tarfile.TarError as err:
         raise CIFARFormatError(f"{path}: not a readable tar archive ({err})") from None
     return _join(parts, path, split)
@@ -94,7 +100,17 @@ def read_archive(path, split: str = "train"):
 def read_folder(folder, split: str = "train"):
     """The ``split`` batches under an extracted CIFAR-10 folder (searched recursively)."""
     files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and _wanted(p.name, split))
-    return _join([_decode(p.read_bytes(), str(p)) for p in files], folder, split)
+    parts = []
+    for p in files:  # is_file(): regular files only (a FIFO or device named like a batch is passed over)
+        _check_size(p.stat().st_size, str(p))
+        parts.append(_decode(p.read_bytes(), str(p)))
+    return _join(parts, folder, split)
+
+
+def _check_size(size: int, name: str) -> None:
+    if size > MAX_BATCH_BYTES:
+        raise CIFARFormatError(f"{name}: {size:,} bytes is more than a CIFAR-10 batch holds "
+                               f"(10,000 images: at most {MAX_BATCH_BYTES:,} bytes)")
 
 
 def _join(parts, where, split):

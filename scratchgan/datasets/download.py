@@ -1,14 +1,20 @@
 """Fetch a file from a list of mirrors into a cache folder, verified by checksum.
 
 The file is written to a temporary name, its MD5 checked, and only then renamed into
-place, so the cache never holds a partial or wrong file. A file already in the
-cache with the right checksum is not fetched again.
+place, so the cache never holds a partial or wrong file (an interrupted download, Ctrl-C
+included, leaves no temporary file either). A file already in the cache with the right
+checksum is not fetched again.
+
+A download is bounded: it stops as soon as a server sends more than the file's known
+size (``size``; at most ``MAX_BYTES`` when the size is not known), refuses a server that
+announces more, and gives up on a mirror after ``max_seconds`` in all (each read also
+times out after ``timeout`` seconds), so a flooding or trickling mirror cannot hold it.
 """
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -22,6 +28,10 @@ class DownloadError(RuntimeError):
 
 class _ChecksumMismatch(Exception):
     pass
+
+
+#: the most a download may bring when its size is not known (CIFAR-10's archives: 163 MB)
+MAX_BYTES = 256 << 20
 
 
 def cache_dir() -> Path:
@@ -46,9 +56,11 @@ def md5sum(path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def fetch(filename: str, md5: str, mirrors, folder, timeout: float = 30.0) -> Path:
+def fetch(filename: str, md5: str, mirrors, folder, timeout: float = 30.0, size: int | None = None,
+          max_seconds: float = 1800.0) -> Path:
     """Path of ``filename`` in ``folder``, downloaded from the first mirror that serves it
-    with checksum ``md5``. Raises DownloadError naming every mirror and what went wrong."""
+    with checksum ``md5`` (and ``size`` bytes, when given). Raises DownloadError naming
+    every mirror and what went wrong."""
     folder = Path(folder)
     target = folder / filename
     if target.exists() and md5sum(target) == md5:
@@ -59,7 +71,7 @@ def fetch(filename: str, md5: str, mirrors, folder, timeout: float = 30.0) -> Pa
         try:
             with atomic_write(target) as tmp:  # renamed into place only if no error is raised
                 with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-                    shutil.copyfileobj(resp, out, 1 << 20)
+                    _copy_bounded(resp, out, size if size is not None else MAX_BYTES, max_seconds)
                 got = md5sum(tmp)
                 if got != md5:
                     raise _ChecksumMismatch(f"checksum mismatch (MD5 {got}, expected {md5})")
@@ -73,3 +85,23 @@ def fetch(filename: str, md5: str, mirrors, folder, timeout: float = 30.0) -> Pa
         + "\n  ".join(failures)
         + f"\nYou can put the file in {folder} yourself; it is checked against MD5 {md5}."
     )
+
+
+def _copy_bounded(response, out, limit: int, max_seconds: float) -> None:
+    """Copy at most ``limit`` bytes of ``response`` into ``out`` within ``max_seconds``;
+    _ChecksumMismatch (a refusal of this mirror) beyond either."""
+    announced = response.headers.get("Content-Length")
+    if announced is not None and announced.isdigit() and int(announced) > limit:
+        raise _ChecksumMismatch(f"the server announces {int(announced):,} bytes, more than the expected {limit:,}")
+    deadline = time.monotonic() + max_seconds
+    received = 0
+    while True:
+        block = response.read(1 << 20)
+        if not block:
+            return
+        received += len(block)
+        if received > limit:
+            raise _ChecksumMismatch(f"the server sent more than the expected {limit:,} bytes")
+        out.write(block)
+        if time.monotonic() > deadline:
+            raise _ChecksumMismatch(f"gave up after {max_seconds:g} s in all ({received:,} bytes received)")
