@@ -134,8 +134,15 @@ def test_optimizer_state_only_loads_into_the_kind_that_wrote_it():
 
 
 def test_optimizer_errors():
-    with pytest.raises(OptimizerError, match="lr must be positive"):
+    with pytest.raises(OptimizerError, match="lr must be a positive finite number, got 0"):
         Adam(lr=0)
+    for bad in (float("nan"), float("inf"), "0.1", True):
+        with pytest.raises(OptimizerError, match="lr must be a positive finite number"):
+            Adam(lr=bad)
+    with pytest.raises(OptimizerError, match="epsilon must be a positive finite number, got nan"):
+        RMSprop(epsilon=float("nan"))
+    with pytest.raises(OptimizerError, match="momentum must be in"):
+        SGD(momentum=float("nan"))
     with pytest.raises(OptimizerError, match="no gradient entry"):
         Adam().step({"w": np.ones(2)}, {})
     with pytest.raises(OptimizerError, match=r"gradient of 'w' has shape \(3,\)"):

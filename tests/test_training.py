@@ -275,3 +275,16 @@ def test_progress_gif_of_a_long_run_is_thinned_so_its_memory_stays_flat(tmp_path
         assert gif.n_frames == MAX_FRAMES
         gif.seek(MAX_FRAMES - 1)
         assert np.asarray(gif.convert("L"))[30, 20] == 300 % 256  # the last grid is the last frame
+
+
+def test_a_class_filter_that_leaves_no_image_is_refused_before_writing(tmp_path, capsys):
+    from scratchgan.datasets import write_idx
+
+    data = tmp_path / "digits"
+    data.mkdir()
+    write_idx(data / "train-images-idx3-ubyte", np.zeros((6, 28, 28), np.uint8))
+    write_idx(data / "train-labels-idx1-ubyte", np.array([1, 1, 2, 2, 3, 3], np.uint8))
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--class", "7", "--out", str(run)]) == 2
+    assert "--class 7:" in (err := capsys.readouterr().err) and "holds no image of that class" in err
+    assert not run.exists()

@@ -107,6 +107,9 @@ def load_dataset(spec: str, image_shape, classes=()) -> Dataset:
     if classes:
         images, labels, kept = select_classes(images, labels, class_names, classes)
         description += f", class {', '.join(kept)}"
+        if len(images) == 0:
+            raise DataError(f"--class {','.join(classes)}: {description.split(',')[0]} holds no image of "
+                            f"{'that class' if len(kept) == 1 else 'those classes'}, so there is nothing to train on")
     if tuple(images.shape[1:]) != tuple(image_shape):
         have, want = "x".join(map(str, images.shape[1:])), "x".join(map(str, image_shape))
         raise DataError(f"{description} holds {have} images but the model expects {want}; "
