@@ -190,3 +190,24 @@ def test_a_download_stops_at_its_size_and_its_time_limit_and_leaves_nothing(http
     with pytest.raises(download._ChecksumMismatch, match="sent more than the expected 2,097,152 bytes"):
         download._copy_bounded(Flood(), open(tmp_path / "sink", "wb"), 2 << 20, 60)
     assert fetch("file.bin", md5, [url], cache, timeout=5, size=len(payload)).read_bytes() == payload
+
+
+def test_the_crafted_file_tests_pass_under_a_memory_cap():
+    """Every crafted-file test again, in a process limited to 3 GiB of address space: a reader
+    that regressed to trusting a declared size fails with MemoryError instead of swapping."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).parent
+    selection = ("bomb or never_hands_out or only_png or larger_than or declaring_huge or stops_at_its_size "
+                 "or only_regular or sixteen or large_jpeg")
+    code = ("import resource, sys, pytest; resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30)); "
+            "sys.exit(pytest.main(sys.argv[1:]))")
+    out = subprocess.run([sys.executable, "-c", code, "-q", "-p", "no:cacheprovider", "-k", selection,
+                          str(tests / "test_data.py"), str(tests / "test_datasets.py")],
+                         capture_output=True, text=True, timeout=600, cwd=tests.parent,
+                         env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert " passed" in out.stdout and "deselected" in out.stdout
