@@ -362,3 +362,9 @@ def test_an_npz_declaring_huge_members_is_refused_before_reading(tmp_path, monke
         io.load_npz(tmp_path / "ok.npz")
     with zipfile.ZipFile(tmp_path / "ok.npz") as z:
         assert z.infolist()[0].file_size == 8128
+
+
+def test_a_fifo_named_like_an_archive_is_refused_not_opened(tmp_path):
+    os.mkfifo(tmp_path / "cifar-10-binary.tar.gz")
+    with pytest.raises(CIFARFormatError, match="not a regular file or folder"):
+        load_cifar10(str(tmp_path / "cifar-10-binary.tar.gz"))

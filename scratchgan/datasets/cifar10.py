@@ -137,4 +137,6 @@ def load_cifar10(source: str = "cifar10", split: str = "train"):
         return read_folder(path, split)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such CIFAR-10 archive or folder")
+    if not path.is_file():  # a FIFO or a device: opening it could block or never end
+        raise CIFARFormatError(f"{path}: not a regular file or folder; expected a CIFAR-10 .tar.gz or its folder")
     return read_archive(path, split)
