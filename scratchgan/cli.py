@@ -141,15 +141,35 @@ def main(argv=None):
         return 130
     except USER_ERRORS as err:
         print(f"scratchgan {args.command}: error: {describe(err)}", file=sys.stderr)
+        _stop_other_ranks(2)
         return 2
+    except BaseException:
+        _stop_other_ranks(1, traceback=True)
+        raise
+
+
+def _stop_other_ranks(code: int, traceback: bool = False) -> None:
+    """Under MPI, a rank that fails stops every rank (none is left waiting in a collective).
+    Only where mpi4py is already in use: a single process never imports it."""
+    if "mpi4py" in sys.modules:
+        from .distributed import world
+
+        if world().size > 1:
+            if traceback:
+                import traceback as tb
+
+                tb.print_exc()
+            sys.stderr.flush()
+            world().abort(code)
 
 
 def cmd_train(args):
-    from . import rundir, zoo
+    from . import distributed, rundir, zoo
     from .datasets import load_dataset
     from .train import (GANTrainer, load_checkpoint, new_run_dir, physical_memory_bytes, read_config,
                         scale_images, step_memory_bytes, write_config)
 
+    world = distributed.world()  # one process, or one of the ranks mpiexec started
     if args.resume:
         run_dir = Path(args.resume)
         ckpt = run_dir / "checkpoint.npz"
@@ -159,13 +179,16 @@ def cmd_train(args):
         seed = int(arrays["seed"])
         config = read_config(run_dir, recipe, seed)
     else:
-        seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+        if args.seed is not None:
+            seed = args.seed
+        else:  # drawn once, by rank 0, for every rank
+            seed = world.broadcast(int(np.random.SeedSequence().entropy % (2**31)))
         try:
             G, D, recipe = zoo.build(args.model, seed=seed, z_dim=args.z_dim)
         except MemoryError:
             raise ValueError(f"--z-dim {args.z_dim}: the {args.model} model's weights need more memory than "
                              f"this machine has") from None
-        run_dir = Path(args.out) if args.out else new_run_dir(model=recipe.model)
+        run_dir = Path(world.broadcast(str(Path(args.out) if args.out else new_run_dir(model=recipe.model))))
         if (run_dir / "checkpoint.npz").exists():
             raise FileExistsError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
         config = {"model": recipe.model, "seed": seed, "recipe": recipe.to_dict()}
@@ -186,23 +209,40 @@ def cmd_train(args):
     data = scale_images(dataset.images, recipe.data_range, recipe.image_shape)
     for path, reason in dataset.skipped[:5]:
         print(f"skipped {path}: {reason}", file=sys.stderr)
-    trainer = GANTrainer(G, D, recipe, data, seed=seed, run_dir=run_dir)
+    trainer = GANTrainer(G, D, recipe, data, seed=seed, run_dir=run_dir if world.is_root else None, world=world)
     if args.resume:
         trainer.load_state_arrays(arrays, source=str(ckpt))
-    lock = rundir.claim(run_dir)  # noqa: F841 (held until the process ends)
-    if not args.resume and (run_dir / "checkpoint.npz").exists():  # again, now that no other run can start here
-        raise FileExistsError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
-    for path in rundir.remove_temporaries(run_dir):
-        print(f"removed {path}, left by a run that was killed", file=sys.stderr)
-    if args.resume:
-        rundir.trim_log(run_dir, trainer.iteration)
-    config["recipe"] = recipe.to_dict()
-    write_config(run_dir, config)
-    print(f"run directory: {run_dir}  (model {recipe.model}, seed {seed}, {dataset.description}, "
-          f"backend {backend.get_backend()}, from iteration {trainer.iteration} to {recipe.iterations})")
-    rate = trainer.train(recipe.iterations, recipe.sample_interval, progress=False if args.no_progress else None)
-    print(f"done: {trainer.iteration} iterations ({rate:.2f} it/s); samples in {run_dir / 'samples'}, "
-          f"curves.png, progress.gif, metrics.csv and checkpoint.npz in {run_dir}")
+    world.agree("the code, recipe, seed, data and starting iteration",
+                distributed.digest(distributed.code_digest(), recipe.to_dict(), seed, trainer.iteration, data))
+    failure = None
+    if world.is_root:  # rank 0 alone writes the run directory
+        try:
+            lock = rundir.claim(run_dir)  # noqa: F841 (held until the process ends)
+            if not args.resume and (run_dir / "checkpoint.npz").exists():  # again, now no other run can start here
+                raise FileExistsError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+            for path in rundir.remove_temporaries(run_dir):
+                print(f"removed {path}, left by a run that was killed", file=sys.stderr)
+            if args.resume:
+                rundir.trim_log(run_dir, trainer.iteration)
+            config["recipe"] = recipe.to_dict()
+            write_config(run_dir, config)
+        except USER_ERRORS as err:
+            failure = err
+    message = world.broadcast(None if failure is None else describe(failure))
+    if failure is not None:
+        raise failure
+    if message is not None:
+        raise distributed.DistributedError(f"rank 0 could not start the run: {message}")
+    ranks = f", {world.size} MPI ranks" if world.size > 1 else ""
+    if world.is_root:
+        print(f"run directory: {run_dir}  (model {recipe.model}, seed {seed}, {dataset.description}, "
+              f"backend {backend.get_backend()}{ranks}, from iteration {trainer.iteration} to {recipe.iterations})")
+    rate = trainer.train(recipe.iterations, recipe.sample_interval,
+                         progress=False if args.no_progress or not world.is_root else None,
+                         log=print if world.is_root else (lambda *_: None))
+    if world.is_root:
+        print(f"done: {trainer.iteration} iterations ({rate:.2f} it/s, {rate * recipe.batch_size:.0f} images/s); "
+              f"samples in {run_dir / 'samples'}, curves.png, progress.gif, metrics.csv and checkpoint.npz in {run_dir}")
     return 0
 
 

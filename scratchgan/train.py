@@ -36,6 +36,7 @@ from .rundir import append_line
 from .losses import BinaryCrossentropy, binary_accuracy
 from .plots import grids_to_gif, plot_curves
 from .backend import to_device
+from .distributed import SINGLE, DistributedError, ShardedGenerator
 from .xp import array_module, like, to_host
 
 #: the columns of metrics.csv and of a trainer's history
@@ -55,6 +56,17 @@ def scale_images(images_uint8, data_range, image_shape):
         raise TrainingError(f"data images have shape {x.shape[1:]}, the model expects {tuple(image_shape)}")
     lo, hi = data_range
     return (x.astype(np.float32) / np.float32(255.0)) * np.float32(hi - lo) + np.float32(lo)
+
+
+def _check_data_parallel(G, D, recipe, world) -> None:
+    """What data-parallel training cannot do yet, refused before it starts."""
+    norms = [layer.name for model in (G, D) for layer in model.layers if type(layer).__name__ == "BatchNormalization"]
+    if norms:
+        raise DistributedError(f"model {recipe.model!r} has batch normalisation ({', '.join(norms)}), whose batch "
+                               f"statistics are not yet synchronised across MPI ranks: train it in one process")
+    if recipe.d_batch < world.size:
+        raise DistributedError(f"batch of {recipe.d_batch} for D over {world.size} ranks: each rank needs at least one "
+                               f"row; use fewer ranks or a larger --batch-size")
 
 
 def step_memory_bytes(G, D, recipe) -> int:
@@ -84,7 +96,14 @@ def sample_latent(rng, n: int, recipe):
 
 
 class GANTrainer:
-    def __init__(self, generator, discriminator, recipe, data, seed: int, run_dir=None):
+    """The tutorials' training loop. ``world`` (scratchgan/distributed.py) makes it
+    data-parallel: each rank trains on its share of every batch, drawn from the same
+    global random numbers, and gradients are summed over the ranks before each update."""
+
+    def __init__(self, generator, discriminator, recipe, data, seed: int, run_dir=None, world=None):
+        self.world = world or SINGLE
+        if self.world.size > 1:
+            _check_data_parallel(generator, discriminator, recipe, self.world)
         self.G, self.D, self.recipe = generator, discriminator, recipe
         # on the cupy backend the whole dataset moves to the GPU once; batches are cut there
         self.data = to_device(data)
@@ -104,14 +123,38 @@ class GANTrainer:
     def real_batch(self, n: int, draw: int):
         """The ``draw``-th real batch of n images, by the recipe's data order."""
         order, count = self.recipe.data_order, len(self.data)
+        lo, hi = self.world.rows(n)  # under MPI: the rows of the global batch this rank trains on
         if order == "random":
-            return self.data[self._here(self.rng.integers(0, count, n))]
+            return self.data[self._here(self.rng.integers(0, count, n)[lo:hi])]
         per_epoch = max(count // n, 1)
         epoch, j = divmod(draw, per_epoch)
         index = np.arange(j * n, (j + 1) * n) % count
         if order == "shuffle":
             index = self._epoch_permutation(epoch)[index]
-        return self.data[self._here(index)]
+        return self.data[self._here(index[lo:hi])]
+
+    def _latent(self, n: int):
+        """This rank's rows of n latent vectors (all n drawn, so every rank draws alike)."""
+        lo, hi = self.world.rows(n)
+        return self._here(sample_latent(self.rng, n, self.recipe)[lo:hi])
+
+    def _share(self, *halves: int):
+        """(this rank's weight n_r / n in a batch made of ``halves``, the global row count,
+        the global rows this rank holds): each half (real, fake) is split alike."""
+        rows, start, mine = [], 0, 0
+        for n in halves:
+            lo, hi = self.world.rows(n)
+            rows.append(np.arange(start + lo, start + hi))
+            start += n
+            mine += hi - lo
+        return mine / start, start, np.concatenate(rows)
+
+    def _shard_dropout(self, model, total: int, rows) -> None:
+        """Have the model's dropout layers draw masks for all ``total`` rows and keep ``rows``."""
+        if self.world.size > 1:
+            for layer in model.layers:
+                if hasattr(layer, "shard"):
+                    layer.shard = (total, rows)
 
     def _here(self, host_array):
         """A host array (drawn by NumPy's generator, so every backend draws the same numbers)
@@ -136,34 +179,50 @@ class GANTrainer:
             labels = np.concatenate([np.full(n_real, real), np.full(n_fake, r.fake_label)]).astype(dtype)[:, None]
             base = self._label_cache[key] = self._here(labels)
         if r.label_noise:  # drawn on the host by the trainer's generator: every backend adds the same noise
-            return base + self._here((r.label_noise * self.rng.random(base.shape)).astype(dtype))
+            base = base + self._here((r.label_noise * self.rng.random(base.shape)).astype(dtype))
+        if self.world.size > 1:  # all rows drawn, this rank's kept
+            base = base[self._here(self._share(n_real, n_fake)[2])]
         return base
 
-    def _d_forward_backward(self, images, target):
+    def _d_forward_backward(self, images, target, *halves):
+        """D's loss and accuracy on a batch made of ``halves`` (global row counts), its
+        gradients added to D.grads; under MPI weighted by this rank's share, and the
+        reported loss and accuracy those of the whole batch."""
+        weight, total, rows = self._share(*halves)
+        self._shard_dropout(self.D, total, rows)
         p = self.D.forward(images, training=True)
         loss = self.bce.forward(p, target)
-        self.D.backward(self.bce.backward())
-        return loss, binary_accuracy(p, target)  # noisy or smoothed targets stay on their side of 0.5
+        dp = self.bce.backward()
+        self.D.backward(dp if self.world.size == 1 else dp * dp.dtype.type(weight))
+        acc = binary_accuracy(p, target)  # noisy or smoothed targets stay on their side of 0.5
+        if self.world.size > 1:
+            loss, acc = self.world.allreduce_sum(np.array([weight * float(loss), weight * float(acc)]))
+        return loss, acc
+
+    def _d_update(self):
+        self.world.sum_gradients(self.D, 1.0)  # the gradients are already weighted by each rank's share
+        self.d_opt.step(self.D.params, self.D.grads)
 
     def d_step(self, draw: int):
         """One discriminator update (the recipe's d_mode); returns (loss, accuracy)."""
         r, n = self.recipe, self.recipe.d_batch
         real = self.real_batch(n, draw)
-        fake = self.G.forward(self._here(sample_latent(self.rng, n, r)), training=r.fake_training_mode)
+        fake = self.G.forward(self._latent(n), training=r.fake_training_mode)
         self.D.zero_grad()
         if r.d_mode == "concat":
             t = self._targets(n, n, real.dtype)
-            loss, acc = self._d_forward_backward(array_module(real).concatenate([real, fake]), t)
-            self.d_opt.step(self.D.params, self.D.grads)
+            loss, acc = self._d_forward_backward(array_module(real).concatenate([real, fake]), t, n, n)
+            self._d_update()
             return loss, acc
         t = self._targets(n, n, real.dtype)
-        t_real, t_fake = t[:n], t[n:]
-        loss_real, acc_real = self._d_forward_backward(real, t_real)
+        mine = len(real)
+        t_real, t_fake = t[:mine], t[mine:]
+        loss_real, acc_real = self._d_forward_backward(real, t_real, n)
         if r.d_mode == "separate":  # two train_on_batch calls: update, then the fake batch
-            self.d_opt.step(self.D.params, self.D.grads)
+            self._d_update()
             self.D.zero_grad()
-        loss_fake, acc_fake = self._d_forward_backward(fake, t_fake)
-        self.d_opt.step(self.D.params, self.D.grads)
+        loss_fake, acc_fake = self._d_forward_backward(fake, t_fake, n)
+        self._d_update()
         # "separate" reports the mean of the two train_on_batch losses; "sum" its summed loss
         loss = 0.5 * (loss_real + loss_fake) if r.d_mode == "separate" else loss_real + loss_fake
         return loss, 0.5 * (acc_real + acc_fake)
@@ -171,13 +230,20 @@ class GANTrainer:
     def g_step(self):
         """One generator update through the frozen D (non-saturating loss); returns the loss."""
         r = self.recipe
-        z = self._here(sample_latent(self.rng, r.batch_size, r))
+        z = self._latent(r.batch_size)
+        weight, total, rows = self._share(r.batch_size)
         self.G.zero_grad()
+        self._shard_dropout(self.G, total, rows)
         fake = self.G.forward(z, training=True)
+        self._shard_dropout(self.D, total, rows)
         p = self.D.forward(fake, training=True)
         g_loss = self.bce.forward(p, array_module(p).full(p.shape, r.real_label, dtype=p.dtype))
-        d_fake = self.D.backward(self.bce.backward(), need_param_grads=False)
+        dp = self.bce.backward()
+        d_fake = self.D.backward(dp if self.world.size == 1 else dp * dp.dtype.type(weight), need_param_grads=False)
         self.G.backward(d_fake)
+        if self.world.size > 1:
+            self.world.sum_gradients(self.G, 1.0)
+            g_loss = float(self.world.allreduce_sum(np.array([weight * float(g_loss)]))[0])
         self.g_opt.step(self.G.params, self.G.grads)
         return g_loss
 
@@ -208,7 +274,7 @@ class GANTrainer:
         start, t0 = self.iteration, time.perf_counter()
         interrupted = []
         previous = {}
-        if self.run_dir is not None:
+        if self.run_dir is not None or self.world.size > 1:
             for signum in (signal.SIGINT, signal.SIGTERM):  # kill's default signal is handled like Ctrl-C
                 try:
                     previous[signum] = signal.signal(signum, lambda *_: interrupted.append(True))
@@ -237,7 +303,10 @@ class GANTrainer:
 
     def _loop(self, iterations, sample_interval, log, interrupted, bar):
         t0 = time.perf_counter() - (self.history[-1][4] if self.history else 0.0)
-        while self.iteration < iterations and not interrupted:
+        while self.iteration < iterations:
+            if self.world.any(interrupted):  # a signal on any rank stops all ranks at the same iteration
+                interrupted.append(True)
+                break
             d_loss, acc, g_loss = self.step()
             self.history.append((self.iteration, d_loss, acc, g_loss, time.perf_counter() - t0))
             bar.update(1)

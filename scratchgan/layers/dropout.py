@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
+from ..distributed import ShardedGenerator
 from .base import Layer, LayerError
 
 
@@ -24,11 +25,15 @@ class Dropout(Layer):
             raise LayerError(f"Dropout: rate must be in [0, 1), got {rate}")
         self.rate = float(rate)
         self.rng = np.random.default_rng(seed)
+        #: under MPI, (rows of the global batch, this rank's rows), set by the trainer before
+        #: each forward: masks are drawn for the whole batch and this rank's rows kept
+        self.shard = None
 
     def _forward(self, x, training):
         if not training or self.rate == 0:
             return x, None
-        y, keep, scale = ops.dropout_forward(x, self.rate, self.rng)
+        rng = self.rng if self.shard is None else ShardedGenerator(self.rng, *self.shard)
+        y, keep, scale = ops.dropout_forward(x, self.rate, rng)
         return y, (keep, scale)
 
     def _backward(self, dy, cache, need_param_grads):

@@ -1,0 +1,183 @@
+"""Data-parallel training over MPI ranks: ``mpiexec -n N python3 -m scratchgan train ...``.
+
+Every rank holds the whole model and trains on its share of every batch. With a global
+batch of B rows split into contiguous shares (rank r keeps rows [lo_r, hi_r), n_r of
+them, sizes differing by at most one), a loss that is a mean over the batch splits as
+
+    L = (1/B) sum_i l_i = sum_r (n_r / B) L_r        L_r: rank r's mean over its n_r rows
+    dL/dθ = sum_r (n_r / B) dL_r/dθ
+
+so each rank scales its gradient by n_r / B and one ``Allreduce(SUM)`` over all of a
+model's gradients, packed into one flat buffer, gives every rank the gradient of the
+whole batch; every rank then takes the same optimizer step and the weights stay
+identical. Every random draw (z, which real images, label noise, dropout masks) is made
+for all B rows from the same seed on every rank, and each rank keeps its rows, so N
+ranks train as one process does, up to the order of floating-point sums.
+
+Not yet synchronised: BatchNormalization's batch statistics (each rank would normalise
+by its own share's mean and variance, which is not what one process computes), so
+models with batch norm are refused under MPI; dropout masks drawn on a GPU (the cupy
+backend) are drawn per rank.
+
+mpi4py is imported only when the process was started by an MPI launcher with more than
+one rank (``pip install 'scratchgan[mpi]'`` brings mpi4py and the mpich wheel's
+``mpiexec``); a plain ``python3 -m scratchgan train`` never imports it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+
+import numpy as np
+
+#: what MPI launchers set to the number of ranks (MPICH/Hydra and Intel MPI, Open MPI, MVAPICH)
+SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+
+
+class DistributedError(RuntimeError):
+    """Ranks that cannot train together (different code, recipe or data; an unsupported layer)."""
+
+
+class World:
+    """This process's place among the ranks: ``rank``, ``size`` and the communicator."""
+
+    def __init__(self, comm=None):
+        self.comm = comm
+        self.rank = 0 if comm is None else comm.Get_rank()
+        self.size = 1 if comm is None else comm.Get_size()
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+    def rows(self, n: int, rank: int | None = None) -> tuple[int, int]:
+        """[lo, hi): rank's contiguous share of n rows (the first n % size ranks get one more)."""
+        rank = self.rank if rank is None else rank
+        base, extra = divmod(n, self.size)
+        lo = rank * base + min(rank, extra)
+        return lo, lo + base + (1 if rank < extra else 0)
+
+    def allreduce_sum(self, buffer: np.ndarray) -> np.ndarray:
+        """Sum ``buffer`` over all ranks, in place (a host float array)."""
+        if self.comm is not None:
+            from mpi4py import MPI
+
+            self.comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
+        return buffer
+
+    def sum_gradients(self, model, weight: float) -> None:
+        """model.grads <- sum over ranks of weight * model.grads, in one Allreduce of one flat buffer."""
+        from .xp import like, to_host
+
+        keys = [k for k, g in model.grads.items() if g is not None]
+        if self.comm is None or not keys:
+            return
+        grads = [model.grads[k] for k in keys]
+        flat = np.concatenate([to_host(g).astype(np.float64).ravel() for g in grads])
+        if weight != 1.0:
+            flat *= weight
+        self.allreduce_sum(flat)
+        offset = 0
+        for grad in grads:  # written back into the layers' own gradient arrays
+            grad[...] = like(flat[offset:offset + grad.size].reshape(grad.shape).astype(grad.dtype), grad)
+            offset += grad.size
+
+    def broadcast(self, value):
+        """Rank 0's ``value`` on every rank (any picklable value)."""
+        return value if self.comm is None else self.comm.bcast(value, root=0)
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank if ``flag`` is true on any rank (e.g. one rank was interrupted)."""
+        return bool(flag) if self.comm is None else bool(self.allreduce_sum(np.array([float(bool(flag))]))[0])
+
+    def agree(self, what: str, value: str) -> None:
+        """Refuse to start unless every rank computed the same ``value`` (a digest)."""
+        if self.comm is None:
+            return
+        values = self.comm.allgather(value)
+        if len(set(values)) > 1:
+            differing = [r for r, v in enumerate(values) if v != values[0]]
+            raise DistributedError(f"the ranks disagree on {what} (ranks {differing} differ from rank 0): "
+                                   f"start every rank with the same code, command line and data")
+
+    def abort(self, code: int) -> None:
+        """Stop every rank (a rank that fails must not leave the others waiting in a collective)."""
+        if self.comm is not None:
+            self.comm.Abort(code)
+
+
+SINGLE = World()
+_world: World | None = None
+
+
+def launched_ranks() -> int:
+    """How many ranks the MPI launcher started (1 when none did)."""
+    for name in SIZE_VARIABLES:
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 1
+
+
+def world() -> World:
+    """The ranks of this run: SINGLE unless launched by mpiexec with more than one rank."""
+    global _world
+    if _world is None:
+        if launched_ranks() > 1:
+            try:
+                from mpi4py import MPI
+            except ImportError:
+                raise DistributedError("started by an MPI launcher with several ranks, but mpi4py is not "
+                                       "installed: pip install 'scratchgan[mpi]'") from None
+            _world = World(MPI.COMM_WORLD)
+        else:
+            _world = SINGLE
+    return _world
+
+
+def digest(*parts) -> str:
+    """A short hash of the given values (arrays by their bytes)."""
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            h.update(str((part.shape, part.dtype)).encode())
+            h.update(np.ascontiguousarray(part).tobytes())
+        else:
+            h.update(repr(part).encode())
+    return h.hexdigest()[:16]
+
+
+def code_digest() -> str:
+    """A hash of the package's own source files (the code every rank runs)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent
+    files = sorted(root.rglob("*.py"))
+    return digest(*[f.read_bytes() for f in files])
+
+
+class ShardedGenerator:
+    """Stands in for a layer's NumPy Generator under MPI: draws for all rows of the global
+    batch (as one process would) and keeps this rank's ``rows``."""
+
+    def __init__(self, rng, global_rows: int, rows: np.ndarray):
+        self.rng, self.global_rows, self.rows = rng, global_rows, rows
+
+    def random(self, size=None, dtype=np.float64, out=None):
+        shape = tuple(out.shape if size is None else np.atleast_1d(size))
+        full = self.rng.random((self.global_rows, *shape[1:]), dtype=dtype)
+        mine = full[self.rows]
+        if out is None:
+            return mine
+        out[...] = mine
+        return out
+
+    def integers(self, *args, **kwargs):
+        return self.rng.integers(*args, **kwargs)
+
+
+def report_and_abort(world_: World, err: BaseException, code: int = 1) -> None:
+    """Print a rank's failure and stop every rank."""
+    print(f"scratchgan: rank {world_.rank} of {world_.size} failed: {err}", file=sys.stderr, flush=True)
+    world_.abort(code)

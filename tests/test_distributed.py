@@ -1,0 +1,132 @@
+"""Data-parallel training over MPI: N ranks train as one process does.
+
+The tests that start ranks need mpi4py and an ``mpiexec`` (``pip install '.[mpi]'``
+brings both: the mpich wheel puts mpiexec beside the Python it installs into); they are
+skipped, saying why, where these are missing."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scratchgan.distributed import ShardedGenerator, World
+
+HERE = Path(__file__).parent
+STEPS = HERE / "mpi" / "train_steps.py"
+
+
+def _mpiexec():
+    beside = Path(sys.executable).parent / "mpiexec"
+    found = str(beside) if beside.exists() else shutil.which("mpiexec")
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return None, "mpi4py is not installed (pip install '.[mpi]')"
+    return (found, None) if found else (None, "no mpiexec found (pip install '.[mpi]' brings MPICH's)")
+
+
+MPIEXEC, WHY = _mpiexec()
+needs_mpi = pytest.mark.skipif(MPIEXEC is None, reason=WHY or "")
+
+
+class FakeComm:
+    def __init__(self, rank, size):
+        self.rank, self.size = rank, size
+
+    def Get_rank(self):
+        return self.rank
+
+    def Get_size(self):
+        return self.size
+
+
+@pytest.mark.parametrize("n, size", [(12, 2), (13, 2), (7, 3), (3, 3), (100, 7)])
+def test_shares_cover_the_batch_once_and_differ_by_at_most_one(n, size):
+    shares = [World(FakeComm(r, size)).rows(n) for r in range(size)]
+    assert shares[0][0] == 0 and shares[-1][1] == n
+    assert all(a[1] == b[0] for a, b in zip(shares, shares[1:]))
+    lengths = [hi - lo for lo, hi in shares]
+    assert max(lengths) - min(lengths) <= 1
+
+
+def test_a_sharded_generator_draws_the_global_batch_and_keeps_its_rows():
+    rows = np.array([1, 2, 5])
+    mine = ShardedGenerator(np.random.default_rng(4), 6, rows).random((3, 2), dtype=np.float32)
+    np.testing.assert_array_equal(mine, np.random.default_rng(4).random((6, 2), dtype=np.float32)[rows])
+    out = np.empty((3, 2), np.float32)
+    ShardedGenerator(np.random.default_rng(4), 6, rows).random(dtype=np.float32, out=out)
+    np.testing.assert_array_equal(out, mine)
+
+
+def _run(ranks, *args, timeout=600):
+    cmd = [sys.executable, *map(str, args)]
+    if ranks > 1:
+        cmd = [MPIEXEC, "-n", str(ranks), *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=HERE.parent)
+
+
+@needs_mpi
+# 20 iterations of the mlp; fewer of the convolutional models, whose float64 steps on the
+# NumPy backend take seconds each (batch sizes odd or not divisible by 2 and 3: uneven shares)
+@pytest.mark.parametrize("model, iterations, batch", [("mlp", 20, 13), ("dcgan", 10, 7), ("cifar_frog", 4, 3)])
+def test_two_and_three_ranks_train_as_one_process_in_float64(tmp_path, model, iterations, batch):
+    results = {}
+    for ranks in (1, 2, 3):
+        out = tmp_path / f"{ranks}.npz"
+        done = _run(ranks, STEPS, model, iterations, "float64", batch, out)
+        assert done.returncode == 0, done.stderr[-3000:]
+        results[ranks] = np.load(out)
+    one = results[1]
+    for ranks in (2, 3):
+        other = results[ranks]
+        np.testing.assert_allclose(other["losses"], one["losses"], rtol=1e-9, atol=1e-12)
+        for key in one.files:
+            np.testing.assert_allclose(other[key], one[key], rtol=1e-9, atol=1e-12, err_msg=f"{ranks} ranks: {key}")
+
+
+@needs_mpi
+def test_two_ranks_train_as_one_process_in_float32(tmp_path):
+    for ranks in (1, 2):
+        done = _run(ranks, STEPS, "mlp", 20, "float32", 16, tmp_path / f"{ranks}.npz")
+        assert done.returncode == 0, done.stderr[-3000:]
+    one, two = np.load(tmp_path / "1.npz"), np.load(tmp_path / "2.npz")
+    np.testing.assert_allclose(two["losses"], one["losses"], rtol=1e-4, atol=1e-5)
+
+
+@needs_mpi
+def test_the_command_line_under_mpiexec_writes_once_and_resumes_at_another_rank_count(tmp_path):
+    train = ["-m", "scratchgan", "train", "--batch-size", "8", "--sample-interval", "2", "--seed", "5", "--no-progress"]
+    alone, spread = tmp_path / "alone", tmp_path / "spread"
+    assert _run(1, *train, "--iterations", "6", "--out", alone).returncode == 0
+    first = _run(2, *train, "--iterations", "4", "--out", spread)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.stdout.count("run directory:") == 1 and "2 MPI ranks" in first.stdout  # rank 0 alone speaks
+    resumed = _run(3, "-m", "scratchgan", "train", "--iterations", "6", "--no-progress", "--resume", spread)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    def logged(run):
+        return [line.split() for line in (run / "log.txt").read_text().splitlines()]
+
+    assert [row[0] for row in logged(spread)] == ["2", "4", "6"]
+    for a, b in zip(logged(alone), logged(spread)):
+        assert a[0] == b[0]
+        assert np.allclose([float(a[3].rstrip(",")), float(a[-1].rstrip("]"))],
+                           [float(b[3].rstrip(",")), float(b[-1].rstrip("]"))], rtol=1e-4)
+
+
+@needs_mpi
+def test_batch_norm_models_and_disagreeing_ranks_are_refused_without_hanging(tmp_path):
+    refused = _run(2, "-m", "scratchgan", "train", "--model", "dcgan_bn", "--iterations", "1", "--out", tmp_path / "bn",
+                   timeout=120)
+    assert refused.returncode != 0
+    assert "batch statistics are not yet synchronised across MPI ranks" in refused.stderr
+    mixed = subprocess.run([MPIEXEC, "-n", "1", sys.executable, "-m", "scratchgan", "train", "--iterations", "1",
+                            "--seed", "1", "--out", str(tmp_path / "m"), ":", "-n", "1", sys.executable, "-m",
+                            "scratchgan", "train", "--iterations", "1", "--seed", "2", "--out", str(tmp_path / "m")],
+                           capture_output=True, text=True, timeout=120, cwd=HERE.parent)
+    assert mixed.returncode != 0
+    assert "the ranks disagree on the code, recipe, seed, data and starting iteration" in mixed.stderr
+    assert not (tmp_path / "m" / "checkpoint.npz").exists()
