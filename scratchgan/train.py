@@ -59,11 +59,11 @@ def scale_images(images_uint8, data_range, image_shape):
 
 
 def _check_data_parallel(G, D, recipe, world) -> None:
-    """What data-parallel training cannot do yet, refused before it starts."""
-    norms = [layer.name for model in (G, D) for layer in model.layers if type(layer).__name__ == "BatchNormalization"]
-    if norms:
-        raise DistributedError(f"model {recipe.model!r} has batch normalisation ({', '.join(norms)}), whose batch "
-                               f"statistics are not yet synchronised across MPI ranks: train it in one process")
+    """Batch normalisation synchronised over the ranks; a batch too small to share refused."""
+    for model in (G, D):  # batch normalisation's statistics span the ranks
+        for layer in model.layers:
+            if hasattr(layer, "sync"):
+                layer.sync = world
     if recipe.d_batch < world.size:
         raise DistributedError(f"batch of {recipe.d_batch} for D over {world.size} ranks: each rank needs at least one "
                                f"row; use fewer ranks or a larger --batch-size")

@@ -71,7 +71,8 @@ def _run(ranks, *args, timeout=600):
 @needs_mpi
 # 20 iterations of the mlp; fewer of the convolutional models, whose float64 steps on the
 # NumPy backend take seconds each (batch sizes odd or not divisible by 2 and 3: uneven shares)
-@pytest.mark.parametrize("model, iterations, batch", [("mlp", 20, 13), ("dcgan", 10, 7), ("cifar_frog", 4, 3)])
+@pytest.mark.parametrize("model, iterations, batch", [("mlp", 20, 13), ("dcgan", 10, 7), ("cifar_frog", 4, 3),
+                                                      ("dcgan_bn", 4, 7), ("dcgan_upsample", 3, 5)])
 def test_two_and_three_ranks_train_as_one_process_in_float64(tmp_path, model, iterations, batch):
     results = {}
     for ranks in (1, 2, 3):
@@ -118,11 +119,11 @@ def test_the_command_line_under_mpiexec_writes_once_and_resumes_at_another_rank_
 
 
 @needs_mpi
-def test_batch_norm_models_and_disagreeing_ranks_are_refused_without_hanging(tmp_path):
-    refused = _run(2, "-m", "scratchgan", "train", "--model", "dcgan_bn", "--iterations", "1", "--out", tmp_path / "bn",
+def test_disagreeing_ranks_and_too_small_a_batch_are_refused_without_hanging(tmp_path):
+    refused = _run(3, "-m", "scratchgan", "train", "--batch-size", "2", "--iterations", "1", "--out", tmp_path / "b",
                    timeout=120)
     assert refused.returncode != 0
-    assert "batch statistics are not yet synchronised across MPI ranks" in refused.stderr
+    assert "batch of 2 for D over 3 ranks: each rank needs at least one row" in refused.stderr
     mixed = subprocess.run([MPIEXEC, "-n", "1", sys.executable, "-m", "scratchgan", "train", "--iterations", "1",
                             "--seed", "1", "--out", str(tmp_path / "m"), ":", "-n", "1", sys.executable, "-m",
                             "scratchgan", "train", "--iterations", "1", "--seed", "2", "--out", str(tmp_path / "m")],

@@ -12,6 +12,13 @@ dx = dy * gamma / sqrt(moving_variance + eps). The moving statistics are buffers
 not trained, but counted in count_params() as Keras counts them.
 ``training`` picks the statistics; ``trainable=False`` freezes gamma and beta.
 
+Under MPI (``sync``, a scratchgan.distributed World, set by the trainer) the batch is
+spread over ranks and the statistics are those of the whole batch: the forward sums
+x and x^2 per channel over every rank (one Allreduce of 2C+1 numbers: m is the global
+count), the backward sums dy and dy * xhat (one Allreduce of 2C numbers) and uses those
+global sums in dx. gamma's and beta's gradients stay this rank's sums; the trainer adds
+them up over the ranks with every other gradient. Derivation: docs/distributed.md.
+
 The ops: scratchgan/ops/batchnorm.py. Derivation: docs/derivations.md, "BatchNormalization".
 """
 from __future__ import annotations
@@ -21,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import ops
+from ..xp import array_module, like, to_host
 from .base import Layer, LayerError
 
 
@@ -38,6 +46,14 @@ class InferenceCache(NamedTuple):
     scale: object
 
 
+class SynchronisedCache(NamedTuple):
+    """The training-mode cache when the batch statistics span MPI ranks: m is the global count."""
+
+    xhat: object
+    inv_std: object
+    m: float
+
+
 class BatchNormalization(Layer):
     def __init__(self, momentum: float = 0.99, epsilon: float = 1e-3, **kwargs):
         super().__init__(**kwargs)
@@ -47,6 +63,7 @@ class BatchNormalization(Layer):
             raise LayerError(f"BatchNormalization: epsilon must be positive, got {epsilon}")
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
+        self.sync = None  # under MPI: the World whose ranks share the batch statistics
 
     def _check_input_shape(self, shape):
         if len(shape) < 2:
@@ -66,17 +83,55 @@ class BatchNormalization(Layer):
                 x, gamma, beta, self.buffers["moving_mean"], self.buffers["moving_variance"], self.epsilon
             )
             return y, InferenceCache(xhat, scale)
+        if self.sync is not None and self.sync.size > 1:
+            return self._synchronised_forward(x, gamma, beta)
         y, xhat, inv_std, mean, var = ops.batchnorm_forward_train(x, gamma, beta, self.epsilon)
+        self._update_moving(mean, var)
+        return y, TrainingCache(xhat, inv_std)
+
+    def _update_moving(self, mean, var):
         mom = self.momentum
         for key, stat in (("moving_mean", mean), ("moving_variance", var)):
             buf = self.buffers[key]
             buf *= mom
             buf += (1 - mom) * stat.astype(buf.dtype, copy=False)
-        return y, TrainingCache(xhat, inv_std)
+
+    def _synchronised_forward(self, x, gamma, beta):
+        """mean = S1/m, var = S2/m - mean^2 from S1 = sum x, S2 = sum x^2 and m over every rank."""
+        c, axes = x.shape[-1], tuple(range(x.ndim - 1))
+        if x.size == 0 or c == 0:
+            raise LayerError(f"{self.name}: batch normalisation needs at least one value per channel on each rank, "
+                             f"got an input of shape {tuple(x.shape)}")
+        x64 = x.astype(np.float64)
+        local = np.concatenate([to_host(x64.sum(axis=axes)), to_host((x64 * x64).sum(axis=axes)), [x.size // c]])
+        total = self.sync.allreduce_sum(local)
+        m = total[-1]
+        mean = total[:c] / m
+        var = np.maximum(total[c:2 * c] / m - mean * mean, 0)
+        mean_x, var_x = like(mean.astype(x.dtype), x), like(var.astype(x.dtype), x)
+        y, xhat, _ = ops.batchnorm_forward_infer(x, gamma, beta, mean_x, var_x, self.epsilon)
+        inv_std = like((1 / np.sqrt(var + self.epsilon)).astype(x.dtype), x)
+        self._update_moving(mean_x, var_x)
+        return y, SynchronisedCache(xhat, inv_std, m)
+
+    def _synchronised_backward(self, dy, cache):
+        """dx = gamma * inv_std / m * (m*dy - sum(dy) - xhat * sum(dy * xhat)), the sums over every rank;
+        returns (dx, this rank's dgamma, this rank's dbeta)."""
+        c, axes = dy.shape[-1], tuple(range(dy.ndim - 1))
+        dbeta = dy.sum(axis=axes)
+        dgamma = (dy * cache.xhat).sum(axis=axes)
+        total = self.sync.allreduce_sum(np.concatenate([to_host(dbeta).astype(np.float64),
+                                                        to_host(dgamma).astype(np.float64)]))
+        sum_dy, sum_dy_xhat = (like(part.astype(dy.dtype), dy) for part in (total[:c], total[c:]))
+        m = dy.dtype.type(cache.m)
+        dx = (self.params["gamma"] * cache.inv_std / m) * (m * dy - sum_dy - cache.xhat * sum_dy_xhat)
+        return dx.astype(dy.dtype, copy=False), dgamma, dbeta
 
     def _backward(self, dy, cache, need_param_grads):
         if isinstance(cache, InferenceCache):
             dx, dgamma, dbeta = ops.batchnorm_backward_infer(dy, cache.xhat, cache.scale)
+        elif isinstance(cache, SynchronisedCache):
+            dx, dgamma, dbeta = self._synchronised_backward(dy, cache)
         else:
             dx, dgamma, dbeta = ops.batchnorm_backward_train(dy, cache.xhat, cache.inv_std, self.params["gamma"])
         if need_param_grads:
