@@ -234,6 +234,9 @@ def cmd_train(args):
     if message is not None:
         raise distributed.DistributedError(f"rank 0 could not start the run: {message}")
     ranks = f", {world.size} MPI ranks" if world.size > 1 else ""
+    warning = distributed.oversubscription_warning() if world.size > 1 else None
+    if world.is_root and warning:
+        print(f"warning: {warning}", file=sys.stderr)
     if world.is_root:
         print(f"run directory: {run_dir}  (model {recipe.model}, seed {seed}, {dataset.description}, "
               f"backend {backend.get_backend()}{ranks}, from iteration {trainer.iteration} to {recipe.iterations})")

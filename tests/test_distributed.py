@@ -65,7 +65,9 @@ def _run(ranks, *args, timeout=600):
     cmd = [sys.executable, *map(str, args)]
     if ranks > 1:
         cmd = [MPIEXEC, "-n", str(ranks), *cmd]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=HERE.parent)
+    one_thread = {k: "1" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS")}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=HERE.parent,
+                          env={**os.environ, **one_thread})  # ranks share 2 cores: one thread each
 
 
 @needs_mpi
