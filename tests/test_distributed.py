@@ -133,3 +133,14 @@ def test_disagreeing_ranks_and_too_small_a_batch_are_refused_without_hanging(tmp
     assert mixed.returncode != 0
     assert "the ranks disagree on the code, recipe, seed, data and starting iteration" in mixed.stderr
     assert not (tmp_path / "m" / "checkpoint.npz").exists()
+
+
+def test_ranks_that_would_fight_for_the_cores_are_warned_about(monkeypatch):
+    from scratchgan import distributed
+
+    monkeypatch.setattr(distributed.os, "cpu_count", lambda: 1)
+    monkeypatch.setenv("MPI_LOCALNRANKS", "2")
+    warning = distributed.oversubscription_warning()
+    assert "2 ranks on this machine" in warning and "OPENBLAS_NUM_THREADS=1" in warning
+    monkeypatch.setenv("MPI_LOCALNRANKS", "1")
+    assert distributed.oversubscription_warning() is None
