@@ -114,6 +114,12 @@ def test_full_mnist_download_through_a_mirror(http_server, tmp_path, monkeypatch
     monkeypatch.setenv("SCRATCHGAN_CACHE", str(tmp_path / "cache"))
     images, labels = load_mnist("full")
     assert images.shape == (4, 28, 28) and (tmp_path / "cache" / "mnist" / "train-images-idx3-ubyte.gz").exists()
+    # a mirror that serves more than the published size is cut off, and nothing is kept
+    monkeypatch.setattr(mnist_module, "SIZES", {**mnist_module.SIZES, "train-images-idx3-ubyte.gz": 100})
+    monkeypatch.setenv("SCRATCHGAN_CACHE", str(tmp_path / "cache2"))
+    with pytest.raises(DownloadError, match="more than the expected 100"):
+        load_mnist("full")
+    assert not (tmp_path / "cache2" / "mnist" / "train-images-idx3-ubyte.gz").exists()
 
 
 def test_a_gzip_bomb_is_refused_from_its_header(tmp_path):

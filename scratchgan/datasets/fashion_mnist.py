@@ -23,6 +23,13 @@ FILES = {
     "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
     "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
 }
+#: file name -> size in bytes of Zalando's published file: a download stops beyond it
+SIZES = {
+    "train-images-idx3-ubyte.gz": 26_421_880,
+    "train-labels-idx1-ubyte.gz": 29_515,
+    "t10k-images-idx3-ubyte.gz": 4_422_102,
+    "t10k-labels-idx1-ubyte.gz": 5_148,
+}
 MIRRORS = ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com"]
 
 
@@ -36,4 +43,4 @@ def load_fashion_mnist(split: str = "train"):
     if system_dir().is_dir():
         return load_folder(system_dir(), split)
     return download_pair(split, FILES, mirror_list("SCRATCHGAN_FASHION_MNIST_MIRROR", MIRRORS),
-                         cache_dir() / "fashion-mnist")
+                         cache_dir() / "fashion-mnist", sizes=SIZES)

@@ -26,6 +26,14 @@ FILES = {
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
 
+#: file name -> size in bytes of the published file: a download stops beyond it
+SIZES = {
+    "train-images-idx3-ubyte.gz": 9_912_422,
+    "train-labels-idx1-ubyte.gz": 28_881,
+    "t10k-images-idx3-ubyte.gz": 1_648_877,
+    "t10k-labels-idx1-ubyte.gz": 4_542,
+}
+
 #: public mirrors of the original files, tried in order ($SCRATCHGAN_MNIST_MIRROR first)
 MIRRORS = [
     "https://ossci-datasets.s3.amazonaws.com/mnist",
@@ -80,10 +88,13 @@ def load_mnist(source: str = "embedded", split: str = "train"):
     return load_folder(source, split)
 
 
-def download_pair(split: str, files: dict, mirror_urls, folder):
+def download_pair(split: str, files: dict, mirror_urls, folder, sizes: dict | None = None):
     """The ``split`` IDX pair in MNIST's file names, fetched into ``folder`` and checked
-    against ``files`` (name -> MD5); MNIST and Fashion-MNIST share this layout."""
+    against ``files`` (name -> MD5), each download stopped beyond ``sizes`` (name -> bytes);
+    MNIST and Fashion-MNIST share this layout."""
     prefix = "train" if split == "train" else "t10k"
-    paths = [fetch(f"{prefix}-{kind}.gz", files[f"{prefix}-{kind}.gz"], mirror_urls, folder)
+    sizes = SIZES if sizes is None else sizes
+    paths = [fetch(f"{prefix}-{kind}.gz", files[f"{prefix}-{kind}.gz"], mirror_urls, folder,
+                   size=sizes.get(f"{prefix}-{kind}.gz"))
              for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
     return read_pair(*paths)
