@@ -177,7 +177,10 @@ def cmd_train(args):
             raise FileNotFoundError(f"{run_dir}: no checkpoint.npz to resume from")
         G, D, recipe, arrays = load_checkpoint(ckpt)
         seed = int(arrays["seed"])
-        config = read_config(run_dir, recipe, seed)
+        recorded = json.loads(str(arrays["data_source"])) if "data_source" in arrays else None
+        if recorded is not None and not isinstance(recorded, dict):
+            raise ValueError(f"{ckpt}: field 'data_source' should be a JSON object, got {recorded!r}")
+        config = read_config(run_dir, recipe, seed, recorded)
     else:
         if args.seed is not None:
             seed = args.seed
@@ -210,6 +213,7 @@ def cmd_train(args):
     for path, reason in dataset.skipped[:5]:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     trainer = GANTrainer(G, D, recipe, data, seed=seed, run_dir=run_dir if world.is_root else None, world=world)
+    trainer.data_source = {"data": config["data"], "classes": config.get("classes")}
     if args.resume:
         trainer.load_state_arrays(arrays, source=str(ckpt))
     world.agree("the code, recipe, seed, data and starting iteration",

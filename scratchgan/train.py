@@ -116,6 +116,9 @@ class GANTrainer:
         self.bce = BinaryCrossentropy()
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.history = []  # one row per iteration: METRICS
+        #: where the images came from ({"data": spec, "classes": [...]}), kept in the checkpoint so
+        #: that a resumed run's config.json can be checked against it
+        self.data_source = None
         self._permutation = None  # (epoch, permutation) of the "shuffle" data order
         self._label_cache = {}  # (n_real, n_fake, dtype) -> D's noiseless targets
 
@@ -346,6 +349,8 @@ class GANTrainer:
         arrays["fixed_z"] = self.fixed_z
         arrays["history"] = np.array(self.history, dtype=np.float64).reshape(-1, len(METRICS))
         arrays["recipe"] = np.array(json.dumps(self.recipe.to_dict()))
+        if self.data_source is not None:
+            arrays["data_source"] = np.array(json.dumps(self.data_source))
         return arrays
 
     def save_checkpoint(self, path):
@@ -421,7 +426,7 @@ def _checked_fields(arrays, path):
             value = arrays[key]
             if value.shape != () or value.dtype.kind not in "iu" or not 0 <= int(value) <= 2**63 - 1:
                 bad(key, "one integer from 0 to 2^63-1")
-    for key in [k for k in arrays if k in ("recipe", "rng") or "_rng/" in k]:
+    for key in [k for k in arrays if k in ("recipe", "rng", "data_source") or "_rng/" in k]:
         if arrays[key].shape != () or arrays[key].dtype.kind != "U":
             bad(key, "one JSON text")
     try:
@@ -440,9 +445,10 @@ def _checked_fields(arrays, path):
     return recipe
 
 
-def read_config(run_dir, recipe, seed) -> dict:
+def read_config(run_dir, recipe, seed, data_source=None) -> dict:
     """config.json of a run being resumed, checked against its checkpoint: it must be a JSON
-    object naming the same model and seed, with a data source the command line would accept."""
+    object naming the same model and seed, with a data source the command line would accept
+    and, where the checkpoint records one (``data_source``), the same data and classes."""
     from .datasets.catalog import parse_spec
 
     path = Path(run_dir) / "config.json"
@@ -471,6 +477,11 @@ def read_config(run_dir, recipe, seed) -> dict:
     classes = config.get("classes")
     if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
         raise TrainingError(f"{path}: 'classes' should be a list of class names, got {classes!r}")
+    if data_source is not None:
+        for key in ("data", "classes"):
+            if config.get(key) != data_source.get(key):
+                raise TrainingError(f"{path} gives {key} {config.get(key)!r} but checkpoint.npz was trained on "
+                                    f"{data_source.get(key)!r}: the two disagree, so this run directory cannot be resumed")
     return config
 
 

@@ -87,6 +87,8 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path):
     (lambda c: c.update(seed=4), "names seed 4 but checkpoint.npz holds seed 3"),
     (lambda c: c.update(classes="frog"), "'classes' should be a list of class names"),
     (lambda c: c.clear() or c.update(model="mlp", seed=3, data=["mnist"]), "'data' should be a data source"),
+    (lambda c: c.update(data="/etc"), "gives data '/etc' but checkpoint.npz was trained on 'mnist'"),
+    (lambda c: c.update(classes=["3"]), "gives classes ['3'] but checkpoint.npz was trained on None"),
 ])
 def test_a_resumed_config_is_checked_against_its_checkpoint(run, capsys, change, message):
     import json
