@@ -144,3 +144,13 @@ def test_ranks_that_would_fight_for_the_cores_are_warned_about(monkeypatch):
     assert "2 ranks on this machine" in warning and "OPENBLAS_NUM_THREADS=1" in warning
     monkeypatch.setenv("MPI_LOCALNRANKS", "1")
     assert distributed.oversubscription_warning() is None
+
+
+def test_a_single_process_never_imports_mpi4py(tmp_path):
+    code = ("import sys; from scratchgan.cli import main; "
+            f"assert main(['train', '--iterations', '1', '--batch-size', '4', '--out', {str(tmp_path / 'r')!r}]) == 0; "
+            "print('mpi4py' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k not in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
