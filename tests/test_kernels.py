@@ -514,3 +514,45 @@ def test_cuda_launchers_cast_what_they_read_and_refuse_mismatched_state(fake_cup
             launch.rmsprop_update(param, cp.asarray(grad), cp.zeros((4, 3), dtype), 1e-3, 0.9, 1e-7)
     finally:
         scratchgan.set_backend("numpy")
+
+
+@pytest.mark.parametrize("case", [(3, 9, 7, 4, 3, 5, 6, (2, 1), "same"), (5, 6, 6, 2, 2, 2, 3, (1, 1), "valid")])
+def test_cuda_convolutions_reuse_one_workspace_across_uneven_chunks(fake_cupy, monkeypatch, case, rng):
+    """Every chunk of a call writes its patches into one workspace sized for the largest chunk
+    (the last chunk is smaller); the results match the reference."""
+    n, h, w, c, kh, kw, f, strides, pad = case
+    scratchgan.set_backend("cupy")
+    from scratchgan.kernels.cuda import launch
+
+    try:
+        g = window((h, w), (kh, kw), strides, pad)
+        monkeypatch.setattr(launch, "CHUNK_BYTES", 2 * g.ho * g.wo * kh * kw * c * 8)  # 2 images a chunk: 2, 2, 1
+        x = rng.standard_normal((n, h, w, c))
+        k = rng.standard_normal((kh, kw, c, f))
+        cp = fake_cupy
+        assert_close(to_host(launch.conv2d_forward(cp.asarray(x), cp.asarray(k), None, g)),
+                     ops.conv2d_forward.reference(x, k, None, g), np.float64)
+        dy = rng.standard_normal((n, g.ho, g.wo, f))
+        assert_close(to_host(launch.conv2d_backward_data(cp.asarray(dy), cp.asarray(k), g)),
+                     ops.conv2d_backward_data.reference(dy, k, g), np.float64)
+        assert_close(to_host(launch.conv2d_backward_weights(cp.asarray(dy), cp.asarray(x), g)),
+                     ops.conv2d_backward_weights.reference(dy, x, g), np.float64)
+    finally:
+        scratchgan.set_backend("numpy")
+
+
+def test_cuda_dropout_reuses_its_draws_buffer_without_touching_earlier_masks(fake_cupy, rng):
+    scratchgan.set_backend("cupy")
+    from scratchgan.kernels.cuda import launch
+
+    try:
+        x = fake_cupy.asarray(rng.standard_normal((64, 32)).astype(np.float32))
+        draws = np.random.default_rng(0)
+        y1, keep1, _ = launch.dropout_forward(x, 0.5, draws)
+        first = to_host(keep1).copy()
+        y2, keep2, _ = launch.dropout_forward(x, 0.5, draws)
+        np.testing.assert_array_equal(to_host(keep1), first)  # the first mask is its own array
+        assert (to_host(keep2) != first).any() and 0.4 < first.mean() < 0.6
+        assert len(launch._UNIFORMS) == 1  # one draws buffer for the shape, reused
+    finally:
+        scratchgan.set_backend("numpy")

@@ -192,12 +192,20 @@ def _chunks(g, n, c, itemsize):
     return [(n0, min(n0 + step, n)) for n0 in range(0, n, step)]
 
 
-def _im2col(x, g, n0, n1):
+def _cols_buffer(g, chunks, c, dtype):
+    """One (rows, kh*kw*C) workspace for the largest chunk, reused by every chunk of a call
+    (one allocation per call, and never two chunks' workspaces alive at once)."""
+    most = max(n1 - n0 for n0, n1 in chunks)
+    return cp.empty((most * g.ho * g.wo, g.kh * g.kw * c), dtype=dtype)
+
+
+def _im2col(x, g, n0, n1, cols):
+    """The patches of images n0..n1 as rows of the first rows of ``cols``; returns that view."""
     c = x.shape[3]
     rows, width = (n1 - n0) * g.ho * g.wo, g.kh * g.kw * c
-    cols = cp.empty((rows, width), dtype=x.dtype)
-    launch(kernel("conv", "im2col", x.dtype), rows * width, (x[n0:n1], _conv_struct(g, n1 - n0, c), cols))
-    return cols
+    part = cols[:rows]
+    launch(kernel("conv", "im2col", x.dtype), rows * width, (x[n0:n1], _conv_struct(g, n1 - n0, c), part))
+    return part
 
 
 def conv2d_forward(x, kern, bias, g):
@@ -205,8 +213,10 @@ def conv2d_forward(x, kern, bias, g):
     n, f = x.shape[0], kern.shape[3]
     k2 = _as(kern, x).reshape(-1, f)
     y = cp.empty((n, g.ho, g.wo, f), dtype=x.dtype)
-    for n0, n1 in _chunks(g, n, x.shape[3], x.dtype.itemsize):
-        cp.matmul(_im2col(x, g, n0, n1), k2, out=y[n0:n1].reshape(-1, f))
+    chunks = _chunks(g, n, x.shape[3], x.dtype.itemsize)
+    cols = _cols_buffer(g, chunks, x.shape[3], x.dtype)
+    for n0, n1 in chunks:
+        cp.matmul(_im2col(x, g, n0, n1, cols), k2, out=y[n0:n1].reshape(-1, f))
     if bias is not None:
         y += _as(bias, y)
     return y
@@ -218,9 +228,12 @@ def conv2d_backward_data(dy, kern, g):
     k2t = _as(kern, dy).reshape(-1, f).T
     dx = cp.empty((n, g.h, g.w, c), dtype=dy.dtype)
     fold = kernel("conv", "col2im", dy.dtype)
-    for n0, n1 in _chunks(g, n, c, dy.dtype.itemsize):
-        dcols = dy[n0:n1].reshape(-1, f) @ k2t
-        launch(fold, (n1 - n0) * g.h * g.w * c, (dcols, _conv_struct(g, n1 - n0, c), dx[n0:n1]))
+    chunks = _chunks(g, n, c, dy.dtype.itemsize)
+    dcols = _cols_buffer(g, chunks, c, dy.dtype)
+    for n0, n1 in chunks:
+        part = dcols[:(n1 - n0) * g.ho * g.wo]
+        cp.matmul(dy[n0:n1].reshape(-1, f), k2t, out=part)
+        launch(fold, (n1 - n0) * g.h * g.w * c, (part, _conv_struct(g, n1 - n0, c), dx[n0:n1]))
     return dx
 
 
@@ -229,8 +242,10 @@ def conv2d_backward_weights(dy, x, g):
     dy = _as(dy, x)
     n, c, f = x.shape[0], x.shape[3], dy.shape[3]
     dk = cp.zeros((g.kh * g.kw * c, f), dtype=x.dtype)
-    for n0, n1 in _chunks(g, n, c, x.dtype.itemsize):
-        dk += _im2col(x, g, n0, n1).T @ dy[n0:n1].reshape(-1, f)
+    chunks = _chunks(g, n, c, x.dtype.itemsize)
+    cols = _cols_buffer(g, chunks, c, x.dtype)
+    for n0, n1 in chunks:
+        dk += _im2col(x, g, n0, n1, cols).T @ dy[n0:n1].reshape(-1, f)
     return dk.reshape(g.kh, g.kw, c, f)
 
 
@@ -291,16 +306,26 @@ _uniform = cp.ElementwiseKernel(
 )
 
 
-def device_uniform(seed: int, shape):
-    """U[0, 1) float32 of ``shape``, a pure function of (seed, index)."""
-    u = cp.empty(shape, dtype=cp.float32)
+def device_uniform(seed: int, shape, out=None):
+    """U[0, 1) float32 of ``shape``, a pure function of (seed, index); into ``out`` if given."""
+    u = cp.empty(shape, dtype=cp.float32) if out is None else out
     _uniform(np.uint64(seed), u)
     return u
 
 
+#: dropout's U[0, 1) draws, one buffer per shape, reused every step (the draws are dead
+#: once the kernel has made the mask); at most a few shapes are kept
+_UNIFORMS: dict = {}
+
+
 def dropout_forward(x, rate, rng):
     x = _c(x)
-    return dropout_with_uniforms(x, rate, device_uniform(int(rng.integers(0, 2**63)), x.shape))
+    u = _UNIFORMS.get(x.shape)
+    if u is None:
+        if len(_UNIFORMS) >= 8:
+            _UNIFORMS.clear()
+        u = _UNIFORMS[x.shape] = cp.empty(x.shape, dtype=cp.float32)
+    return dropout_with_uniforms(x, rate, device_uniform(int(rng.integers(0, 2**63)), x.shape, out=u))
 
 
 def dropout_with_uniforms(x, rate, u):
