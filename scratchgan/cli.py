@@ -212,8 +212,8 @@ def cmd_train(args):
     data = scale_images(dataset.images, recipe.data_range, recipe.image_shape)
     for path, reason in dataset.skipped[:5]:
         print(f"skipped {path}: {reason}", file=sys.stderr)
-    trainer = GANTrainer(G, D, recipe, data, seed=seed, run_dir=run_dir if world.is_root else None, world=world)
-    trainer.data_source = {"data": config["data"], "classes": config.get("classes")}
+    trainer = GANTrainer(G, D, recipe, data, seed=seed, run_dir=run_dir if world.is_root else None, world=world,
+                         data_source={"data": config["data"], "classes": config.get("classes")})
     if args.resume:
         trainer.load_state_arrays(arrays, source=str(ckpt))
     world.agree("the code, recipe, seed, data and starting iteration",

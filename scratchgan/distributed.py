@@ -59,7 +59,7 @@ class World:
         return lo, lo + base + (1 if rank < extra else 0)
 
     def allreduce_sum(self, buffer: np.ndarray) -> np.ndarray:
-        """Sum ``buffer`` over all ranks, in place (a host float array)."""
+        """Sum ``buffer`` over all ranks, in place (a host array of float32 or float64)."""
         if self.comm is not None:
             from mpi4py import MPI
 
@@ -67,20 +67,21 @@ class World:
         return buffer
 
     def sum_gradients(self, model, weight: float) -> None:
-        """model.grads <- sum over ranks of weight * model.grads, in one Allreduce of one flat buffer."""
+        """model.grads <- sum over ranks of weight * model.grads, in one Allreduce of one flat buffer
+        of the gradients' own dtype (float32 models send 4 bytes per parameter)."""
         from .xp import like, to_host
 
         keys = [k for k, g in model.grads.items() if g is not None]
         if self.comm is None or not keys:
             return
         grads = [model.grads[k] for k in keys]
-        flat = np.concatenate([to_host(g).astype(np.float64).ravel() for g in grads])
+        flat = np.concatenate([to_host(g).ravel() for g in grads])
         if weight != 1.0:
             flat *= weight
         self.allreduce_sum(flat)
         offset = 0
         for grad in grads:  # written back into the layers' own gradient arrays
-            grad[...] = like(flat[offset:offset + grad.size].reshape(grad.shape).astype(grad.dtype), grad)
+            grad[...] = like(flat[offset:offset + grad.size].reshape(grad.shape), grad)
             offset += grad.size
 
     def broadcast(self, value):

@@ -58,7 +58,7 @@ def scale_images(images_uint8, data_range, image_shape):
     return (x.astype(np.float32) / np.float32(255.0)) * np.float32(hi - lo) + np.float32(lo)
 
 
-def _check_data_parallel(G, D, recipe, world) -> None:
+def _prepare_data_parallel(G, D, recipe, world) -> None:
     """Batch normalisation synchronised over the ranks; a batch too small to share refused."""
     for model in (G, D):  # batch normalisation's statistics span the ranks
         for layer in model.layers:
@@ -100,10 +100,11 @@ class GANTrainer:
     data-parallel: each rank trains on its share of every batch, drawn from the same
     global random numbers, and gradients are summed over the ranks before each update."""
 
-    def __init__(self, generator, discriminator, recipe, data, seed: int, run_dir=None, world=None):
+    def __init__(self, generator, discriminator, recipe, data, seed: int, run_dir=None, world=None,
+                 data_source=None):
         self.world = world or SINGLE
         if self.world.size > 1:
-            _check_data_parallel(generator, discriminator, recipe, self.world)
+            _prepare_data_parallel(generator, discriminator, recipe, self.world)
         self.G, self.D, self.recipe = generator, discriminator, recipe
         # on the cupy backend the whole dataset moves to the GPU once; batches are cut there
         self.data = to_device(data)
@@ -118,7 +119,7 @@ class GANTrainer:
         self.history = []  # one row per iteration: METRICS
         #: where the images came from ({"data": spec, "classes": [...]}), kept in the checkpoint so
         #: that a resumed run's config.json can be checked against it
-        self.data_source = None
+        self.data_source = data_source
         self._permutation = None  # (epoch, permutation) of the "shuffle" data order
         self._label_cache = {}  # (n_real, n_fake, dtype) -> D's noiseless targets
 
@@ -144,6 +145,8 @@ class GANTrainer:
     def _share(self, *halves: int):
         """(this rank's weight n_r / n in a batch made of ``halves``, the global row count,
         the global rows this rank holds): each half (real, fake) is split alike."""
+        if self.world.size == 1:  # one process: all rows are its own, nothing to index
+            return 1.0, sum(halves), None
         rows, start, mine = [], 0, 0
         for n in halves:
             lo, hi = self.world.rows(n)

@@ -193,7 +193,7 @@ def test_a_download_stops_at_its_size_and_its_time_limit_and_leaves_nothing(http
         def read(self, n):
             return bytes(n)
 
-    with pytest.raises(download._ChecksumMismatch, match="sent more than the expected 2,097,152 bytes"):
+    with pytest.raises(download._MirrorRefused, match="sent more than the expected 2,097,152 bytes"):
         download._copy_bounded(Flood(), open(tmp_path / "sink", "wb"), 2 << 20, 60)
     assert fetch("file.bin", md5, [url], cache, timeout=5, size=len(payload)).read_bytes() == payload
 

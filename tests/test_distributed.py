@@ -154,3 +154,17 @@ def test_a_single_process_never_imports_mpi4py(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+@needs_mpi
+def test_the_scaling_script_measures_allreduce_and_models_every_zoo_model(tmp_path):
+    from scratchgan import zoo
+
+    report = {"models": [{"model": m, "backends": {"numba": {"ms_per_iter": 100.0}}} for m in zoo.MODELS]}
+    (tmp_path / "bench.json").write_text(__import__("json").dumps(report))
+    done = _run(2, HERE.parent / "examples" / "mpi_scaling.py", "--bench", tmp_path / "bench.json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("Allreduce of") == 5 and "on 2 ranks" in done.stdout
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "ms |" in line]
+    assert [row.split(" | ")[0][2:] for row in rows] == list(zoo.MODELS)
+    assert all("| 100 ms |" in row for row in rows)  # the step times came from the report

@@ -26,8 +26,8 @@ class DownloadError(RuntimeError):
     """No mirror delivered the file with the expected checksum."""
 
 
-class _ChecksumMismatch(Exception):
-    pass
+class _MirrorRefused(Exception):
+    """This mirror's copy is refused (wrong checksum, too large, too slow); the next is tried."""
 
 
 #: the most a download may bring when its size is not known (CIFAR-10's archives: 163 MB)
@@ -74,9 +74,9 @@ def fetch(filename: str, md5: str, mirrors, folder, timeout: float = 30.0, size:
                     _copy_bounded(resp, out, size if size is not None else MAX_BYTES, max_seconds)
                 got = md5sum(tmp)
                 if got != md5:
-                    raise _ChecksumMismatch(f"checksum mismatch (MD5 {got}, expected {md5})")
+                    raise _MirrorRefused(f"checksum mismatch (MD5 {got}, expected {md5})")
             return target
-        except _ChecksumMismatch as err:
+        except _MirrorRefused as err:
             failures.append(f"{url}: {err}")
         except (urllib.error.URLError, OSError, ValueError) as err:
             failures.append(f"{url}: {getattr(err, 'reason', err)}")
@@ -89,10 +89,10 @@ def fetch(filename: str, md5: str, mirrors, folder, timeout: float = 30.0, size:
 
 def _copy_bounded(response, out, limit: int, max_seconds: float) -> None:
     """Copy at most ``limit`` bytes of ``response`` into ``out`` within ``max_seconds``;
-    _ChecksumMismatch (a refusal of this mirror) beyond either."""
+    _MirrorRefused beyond either."""
     announced = response.headers.get("Content-Length")
     if announced is not None and announced.isdigit() and int(announced) > limit:
-        raise _ChecksumMismatch(f"the server announces {int(announced):,} bytes, more than the expected {limit:,}")
+        raise _MirrorRefused(f"the server announces {int(announced):,} bytes, more than the expected {limit:,}")
     deadline = time.monotonic() + max_seconds
     received = 0
     while True:
@@ -101,7 +101,7 @@ def _copy_bounded(response, out, limit: int, max_seconds: float) -> None:
             return
         received += len(block)
         if received > limit:
-            raise _ChecksumMismatch(f"the server sent more than the expected {limit:,} bytes")
+            raise _MirrorRefused(f"the server sent more than the expected {limit:,} bytes")
         out.write(block)
         if time.monotonic() > deadline:
-            raise _ChecksumMismatch(f"gave up after {max_seconds:g} s in all ({received:,} bytes received)")
+            raise _MirrorRefused(f"gave up after {max_seconds:g} s in all ({received:,} bytes received)")

@@ -47,7 +47,7 @@ def open_bounded(path, height: int, width: int):
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path, formats=FORMATS)
     except UnidentifiedImageError:
-        raise UnidentifiedImageError(f"not a PNG or JPEG file (only those are decoded), whatever its name says") from None
+        raise UnidentifiedImageError("not a PNG or JPEG file (only those are decoded), whatever its name says") from None
     if image.format == "JPEG":
         image.draft(image.mode, (width, height))  # the decoder scales down by up to 8, keeping >= this size
     if image.width * image.height > MAX_PIXELS:

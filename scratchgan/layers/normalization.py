@@ -14,8 +14,8 @@ not trained, but counted in count_params() as Keras counts them.
 
 Under MPI (``sync``, a scratchgan.distributed World, set by the trainer) the batch is
 spread over ranks and the statistics are those of the whole batch: the forward sums
-x and x^2 per channel over every rank (one Allreduce of 2C+1 numbers: m is the global
-count), the backward sums dy and dy * xhat (one Allreduce of 2C numbers) and uses those
+x - k and (x - k)^2 per channel over every rank, k the moving mean (one Allreduce of
+2C+1 numbers: m is the global count), the backward sums dy and dy * xhat (one Allreduce of 2C numbers) and uses those
 global sums in dx. gamma's and beta's gradients stay this rank's sums; the trainer adds
 them up over the ranks with every other gradient. Derivation: docs/distributed.md.
 
@@ -97,17 +97,23 @@ class BatchNormalization(Layer):
             buf += (1 - mom) * stat.astype(buf.dtype, copy=False)
 
     def _synchronised_forward(self, x, gamma, beta):
-        """mean = S1/m, var = S2/m - mean^2 from S1 = sum x, S2 = sum x^2 and m over every rank."""
+        """Shifted sums over every rank, as the one-process kernels form them (no cancellation
+        when the mean is large): with k = the moving mean (the same on every rank),
+        S1 = sum (x - k), S2 = sum (x - k)^2, mean = k + S1/m, var = S2/m - (S1/m)^2."""
         c, axes = x.shape[-1], tuple(range(x.ndim - 1))
         if x.size == 0 or c == 0:
             raise LayerError(f"{self.name}: batch normalisation needs at least one value per channel on each rank, "
                              f"got an input of shape {tuple(x.shape)}")
-        x64 = x.astype(np.float64)
-        local = np.concatenate([to_host(x64.sum(axis=axes)), to_host((x64 * x64).sum(axis=axes)), [x.size // c]])
+        shift = self.buffers["moving_mean"].astype(np.float64)
+        centred = x.astype(np.float64) - shift  # one float64 copy of x, squared in place below
+        s1 = to_host(centred.sum(axis=axes))
+        array_module(centred).square(centred, out=centred)
+        local = np.concatenate([s1, to_host(centred.sum(axis=axes)), [x.size // c]])
         total = self.sync.allreduce_sum(local)
         m = total[-1]
-        mean = total[:c] / m
-        var = np.maximum(total[c:2 * c] / m - mean * mean, 0)
+        offset = total[:c] / m
+        mean = to_host(shift) + offset
+        var = np.maximum(total[c:2 * c] / m - offset * offset, 0)
         mean_x, var_x = like(mean.astype(x.dtype), x), like(var.astype(x.dtype), x)
         y, xhat, _ = ops.batchnorm_forward_infer(x, gamma, beta, mean_x, var_x, self.epsilon)
         inv_std = like((1 / np.sqrt(var + self.epsilon)).astype(x.dtype), x)
