@@ -4,7 +4,7 @@ One module per op family, each with its own KERNELS; nothing here imports scratc
 
 Dense layers and the GEMMs inside convolutions stay with NumPy's BLAS: no hand-written
 loop beats it. The kernels do what BLAS cannot: layout transforms (im2col/col2im without
-padded copies), direct convolutions for few filters, element-wise chains in one pass,
+padded copies), few-filter convolutions as GEMMs over the input's pixels, element-wise chains in one pass,
 channel reductions, scatter/gather, and fused optimizer updates.
 """
 from __future__ import annotations

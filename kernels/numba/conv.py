@@ -1,4 +1,4 @@
-"""Convolution kernels: im2col / col2im without a padded copy, and direct kernels for few filters.
+"""Convolution kernels: im2col / col2im without a padded copy, and a GEMM over the pixels for few filters.
 
 Shapes and arguments as in scratchgan/ops/conv.py: x (N, H, W, C), kernel (kh, kw, C, F),
 y (N, Ho, Wo, F), and ``g`` the layer's Window record (sizes, strides, paddings).
