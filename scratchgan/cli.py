@@ -121,6 +121,9 @@ def build_parser():
     b.add_argument("--batch-sizes", nargs="+", type=_positive,
                    help="bench each model at these batch sizes (e.g. 64 256 1024; default: the recipe's)")
     b.add_argument("--plot", metavar="PNG", help="draw every op on a roofline (measured peak and bandwidth) into this PNG")
+    b.add_argument("--ranks", nargs="+", type=_positive, metavar="N",
+                   help="instead: data-parallel training over N MPI ranks for each N given (e.g. 1 2 4): images "
+                        "per second and the share of a step in collectives, on the first --backends (default numba)")
 
     g = add_command("gradcheck", help="check every layer's backward against finite differences (float64)")
     g.add_argument("--seed", type=_seed, default=0)
@@ -208,7 +211,7 @@ def cmd_train(args):
     if have and need > have:
         raise ValueError(f"batch size {recipe.batch_size}: one {recipe.model} training step needs about "
                          f"{need / 2**30:.1f} GiB, more than this machine's {have / 2**30:.1f} GiB of memory")
-    dataset = load_dataset(config["data"], recipe.image_shape, config.get("classes"))
+    dataset = load_dataset(config["data"], recipe.image_shape, config.get("classes"), world)
     data = scale_images(dataset.images, recipe.data_range, recipe.image_shape)
     for path, reason in dataset.skipped[:5]:
         print(f"skipped {path}: {reason}", file=sys.stderr)
@@ -288,6 +291,17 @@ def recipe_overrides(args) -> dict:
 def cmd_bench(args):
     from .bench import run
 
+    if args.ranks:
+        from . import bench_ranks
+
+        if args.backends and len(args.backends) > 1:
+            raise ValueError(f"--ranks benches one backend, got --backends {' '.join(args.backends)}")
+        if args.backends and args.backends[0].startswith("torch"):
+            raise ValueError(f"--ranks benches scratchgan's own backends (numpy, numba, cupy), not {args.backends[0]}")
+        bench_ranks.run(args.ranks, models=args.models or (["mlp"] if args.quick else None),
+                        backend_name=args.backends[0] if args.backends else None, iterations=args.iterations,
+                        batch_sizes=args.batch_sizes, as_json=args.json)
+        return 0
     run(quick=args.quick, models=args.models, backends=args.backends, iterations=args.iterations,
         top=args.top, as_json=args.json, batch_sizes=args.batch_sizes, plot=args.plot)
     return 0

@@ -14,10 +14,10 @@ identical. Every random draw (z, which real images, label noise, dropout masks) 
 for all B rows from the same seed on every rank, and each rank keeps its rows, so N
 ranks train as one process does, up to the order of floating-point sums.
 
-Not yet synchronised: BatchNormalization's batch statistics (each rank would normalise
-by its own share's mean and variance, which is not what one process computes), so
-models with batch norm are refused under MPI; dropout masks drawn on a GPU (the cupy
-backend) are drawn per rank.
+BatchNormalization sums its batch statistics over the ranks (scratchgan.layers.
+normalization, derived in docs/distributed.md), so it normalises by the whole batch's
+mean and variance. A folder of pictures is decoded a share per rank and gathered.
+Not synchronised: dropout masks drawn on a GPU (the cupy backend) are drawn per rank.
 
 mpi4py is imported only when the process was started by an MPI launcher with more than
 one rank (``pip install 'scratchgan[mpi]'`` brings mpi4py and the mpich wheel's
@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -46,6 +47,9 @@ class World:
         self.comm = comm
         self.rank = 0 if comm is None else comm.Get_rank()
         self.size = 1 if comm is None else comm.Get_size()
+        # what this rank's Allreduce calls have cost so far (read by ``scratchgan bench --ranks``):
+        # the seconds include waiting for slower ranks, which is what a collective costs a step
+        self.collective_calls, self.collective_bytes, self.collective_seconds = 0, 0, 0.0
 
     @property
     def is_root(self) -> bool:
@@ -63,7 +67,11 @@ class World:
         if self.comm is not None:
             from mpi4py import MPI
 
+            start = time.perf_counter()
             self.comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
+            self.collective_seconds += time.perf_counter() - start
+            self.collective_calls += 1
+            self.collective_bytes += buffer.nbytes
         return buffer
 
     def sum_gradients(self, model, weight: float) -> None:
@@ -83,6 +91,27 @@ class World:
         for grad in grads:  # written back into the layers' own gradient arrays
             grad[...] = like(flat[offset:offset + grad.size].reshape(grad.shape), grad)
             offset += grad.size
+
+    def allgather(self, value) -> list:
+        """Every rank's ``value`` (picklable), in rank order, on every rank."""
+        return [value] if self.comm is None else self.comm.allgather(value)
+
+    def allgather_rows(self, block: np.ndarray) -> np.ndarray:
+        """Every rank's rows stacked in rank order, on every rank: one Allgatherv of the raw
+        bytes. ``block`` is (n_r, ...) with the same trailing shape and dtype on every rank."""
+        if self.comm is None:
+            return block
+        block = np.ascontiguousarray(block)
+        counts = self.comm.allgather(block.shape[0])
+        row_bytes = block.dtype.itemsize * int(np.prod(block.shape[1:], dtype=np.int64))
+        out = np.empty((sum(counts), *block.shape[1:]), block.dtype)
+        sizes = [c * row_bytes for c in counts]
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64).tolist()
+        from mpi4py import MPI
+
+        self.comm.Allgatherv(block.view(np.uint8).reshape(-1) if block.size else np.empty(0, np.uint8),
+                             [out.view(np.uint8).reshape(-1), sizes, offsets, MPI.BYTE])
+        return out
 
     def broadcast(self, value):
         """Rank 0's ``value`` on every rank (any picklable value)."""

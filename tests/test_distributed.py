@@ -135,6 +135,27 @@ def test_disagreeing_ranks_and_too_small_a_batch_are_refused_without_hanging(tmp
     assert not (tmp_path / "m" / "checkpoint.npz").exists()
 
 
+@needs_mpi
+def test_each_rank_decodes_only_its_share_of_a_picture_folder(tmp_path):
+    from PIL import Image
+
+    from scratchgan.datasets.image_folder import load_image_folder
+
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(7):  # 7 files over 3 ranks: shares of 3, 2 and 2
+        Image.fromarray(rng.integers(0, 256, (11 + i, 9, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    (folder / "3.png").write_bytes(b"not a picture")  # skipped, by the rank whose share holds it
+    done = _run(3, HERE / "mpi" / "load_folder.py", folder, tmp_path / "out.npz", timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    spread = np.load(tmp_path / "out.npz")
+    alone, skipped = load_image_folder(folder, (8, 8, 3))
+    np.testing.assert_array_equal(spread["images"], alone)  # the same pictures, in the same order
+    assert list(spread["skipped"]) == [str(p) for p, _ in skipped] == [str(folder / "3.png")]
+    assert list(spread["opened"]) == [3, 2, 2]
+
+
 def test_ranks_that_would_fight_for_the_cores_are_warned_about(monkeypatch):
     from scratchgan import distributed
 
@@ -168,3 +189,31 @@ def test_the_scaling_script_measures_allreduce_and_models_every_zoo_model(tmp_pa
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "ms |" in line]
     assert [row.split(" | ")[0][2:] for row in rows] == list(zoo.MODELS)
     assert all("| 100 ms |" in row for row in rows)  # the step times came from the report
+
+
+@needs_mpi
+def test_bench_ranks_reports_speed_and_the_collectives_of_each_rank_count(capsys):
+    import json
+
+    from scratchgan import zoo
+    from scratchgan.cli import main
+
+    assert main(["bench", "--ranks", "1", "2", "--models", "mlp", "--backends", "numpy", "--iterations", "3",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    one, two = report["results"]
+    assert (one["ranks"], two["ranks"]) == (1, 2) and one["batch"] == two["batch"] == 128
+    assert one["allreduce_calls_per_iter"] == 0 and one["collective_share"] == 0
+    assert 0 < two["collective_share"] < 1 and two["ms_per_iter"] > 0
+    g, d, recipe = zoo.build("mlp")
+    assert recipe.d_mode == "separate"  # D is updated on the real and the fake batch: its gradients travel twice
+    gradients = 4 * (2 * d.count_params() + g.count_params()) / 1e6  # float32
+    assert gradients <= two["allreduce_mb_per_iter"] < gradients + 0.001  # plus a few losses and flags
+    assert two["speedup"] == pytest.approx(one["ms_per_iter"] / two["ms_per_iter"])
+
+
+def test_bench_ranks_refuses_pytorch_and_several_backends():
+    from scratchgan.cli import main
+
+    assert main(["bench", "--ranks", "2", "--backends", "torch"]) != 0
+    assert main(["bench", "--ranks", "2", "--backends", "numpy", "numba"]) != 0

@@ -78,9 +78,25 @@ def fit_image(image: Image.Image, height: int, width: int, channels: int) -> np.
     return pixels[..., None] if channels == 1 else pixels
 
 
-def load_image_folder(folder, image_shape):
+def decode_images(paths, height: int, width: int, channels: int):
+    """(list of uint8 (height, width, channels) pictures, list of (path, reason) skipped)."""
+    images, skipped = [], []
+    for path in paths:
+        try:
+            with open_bounded(path, height, width) as image:
+                images.append(fit_image(image, height, width, channels))
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
+            skipped.append((path, str(err)))
+    return images, skipped
+
+
+def load_image_folder(folder, image_shape, world=None):
     """(images uint8 (N, H, W, C), skipped) for ``image_shape`` (H, W, C), C 1 or 3;
-    ``skipped`` lists (path, reason) of the files that could not be read."""
+    ``skipped`` lists (path, reason) of the files that could not be read.
+
+    Under MPI (``world``, a scratchgan.distributed World of several ranks) each rank
+    decodes only its contiguous share of the sorted file list, and the shares are then
+    gathered in order, so every rank ends with the same array as one process would."""
     folder = Path(folder)
     height, width, channels = image_shape
     if channels not in (1, 3):
@@ -89,13 +105,14 @@ def load_image_folder(folder, image_shape):
     if not paths:
         raise ImageFolderError(f"{folder}: no PNG or JPEG images found (searched recursively for "
                                f"{', '.join(SUFFIXES)})")
-    images, skipped = [], []
-    for path in paths:
-        try:
-            with open_bounded(path, height, width) as image:
-                images.append(fit_image(image, height, width, channels))
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
-            skipped.append((path, str(err)))
+    if world is None or world.size == 1:
+        images, skipped = decode_images(paths, height, width, channels)
+    else:
+        lo, hi = world.rows(len(paths))
+        mine, skipped_here = decode_images(paths[lo:hi], height, width, channels)
+        block = np.stack(mine) if mine else np.empty((0, height, width, channels), np.uint8)
+        images = list(world.allgather_rows(block))
+        skipped = [entry for share in world.allgather(skipped_here) for entry in share]
     if not images:
         what = "its one image file could not" if len(paths) == 1 else f"none of the {counted(len(paths), 'image file')} could"
         raise ImageFolderError(f"{folder}: {what} be read "
