@@ -48,12 +48,16 @@ def worker(model: str, backend_name: str, batch: int | None, iterations: int) ->
     from .train import GANTrainer
 
     backend.set_backend(backend_name)
+    here = world()
+    if here.size > 1 and backend_name == "cupy":
+        from .nccl import attach_gpus
+
+        attach_gpus(here)
     g, d, recipe = zoo.build(model, seed=0)
     if batch:
         recipe.override(batch_size=batch)
     lo, hi = recipe.data_range
     data = np.random.default_rng(0).uniform(lo, hi, (max(4 * recipe.batch_size, 64), *recipe.image_shape))
-    here = world()
     trainer = GANTrainer(g, d, recipe, data.astype(np.float32), seed=0, world=here)
     for _ in range(2):
         trainer.step()

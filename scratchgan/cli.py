@@ -173,6 +173,11 @@ def cmd_train(args):
                         scale_images, step_memory_bytes, write_config)
 
     world = distributed.world()  # one process, or one of the ranks mpiexec started
+    gpu_note = None
+    if world.size > 1 and backend.get_backend() == "cupy":  # a GPU per rank, before any weights exist
+        from .nccl import attach_gpus
+
+        gpu_note = attach_gpus(world)
     if args.resume:
         run_dir = Path(args.resume)
         ckpt = run_dir / "checkpoint.npz"
@@ -244,6 +249,8 @@ def cmd_train(args):
     warning = distributed.oversubscription_warning() if world.size > 1 else None
     if world.is_root and warning:
         print(f"warning: {warning}", file=sys.stderr)
+    if world.is_root and gpu_note:
+        print(gpu_note)
     if world.is_root:
         print(f"run directory: {run_dir}  (model {recipe.model}, seed {seed}, {dataset.description}, "
               f"backend {backend.get_backend()}{ranks}, from iteration {trainer.iteration} to {recipe.iterations})")

@@ -50,6 +50,7 @@ class World:
         # what this rank's Allreduce calls have cost so far (read by ``scratchgan bench --ranks``):
         # the seconds include waiting for slower ranks, which is what a collective costs a step
         self.collective_calls, self.collective_bytes, self.collective_seconds = 0, 0, 0.0
+        self.device_sum = None  # on GPUs: sums a flat device array over the ranks (scratchgan.nccl)
 
     @property
     def is_root(self) -> bool:
@@ -76,20 +77,33 @@ class World:
 
     def sum_gradients(self, model, weight: float) -> None:
         """model.grads <- sum over ranks of weight * model.grads, in one Allreduce of one flat buffer
-        of the gradients' own dtype (float32 models send 4 bytes per parameter)."""
-        from .xp import like, to_host
+        of the gradients' own dtype (float32 models send 4 bytes per parameter). GPU gradients
+        are summed on the GPUs when ``device_sum`` is set (NCCL), else through the host."""
+        from .xp import array_module, is_device_array, like, to_host
 
         keys = [k for k, g in model.grads.items() if g is not None]
         if self.comm is None or not keys:
             return
         grads = [model.grads[k] for k in keys]
-        flat = np.concatenate([to_host(g).ravel() for g in grads])
+        on_device = self.device_sum is not None and is_device_array(grads[0])
+        if on_device:
+            flat = array_module(grads[0]).concatenate([g.ravel() for g in grads])
+        else:
+            flat = np.concatenate([to_host(g).ravel() for g in grads])
         if weight != 1.0:
             flat *= weight
-        self.allreduce_sum(flat)
+        if on_device:
+            start = time.perf_counter()  # the time to queue the sum: NCCL runs on the GPU's stream
+            self.device_sum.allreduce(flat)
+            self.collective_seconds += time.perf_counter() - start
+            self.collective_calls += 1
+            self.collective_bytes += flat.nbytes
+        else:
+            self.allreduce_sum(flat)
         offset = 0
         for grad in grads:  # written back into the layers' own gradient arrays
-            grad[...] = like(flat[offset:offset + grad.size].reshape(grad.shape), grad)
+            part = flat[offset:offset + grad.size].reshape(grad.shape)
+            grad[...] = part if on_device else like(part, grad)
             offset += grad.size
 
     def allgather(self, value) -> list:
