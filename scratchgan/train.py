@@ -37,7 +37,7 @@ from .losses import BinaryCrossentropy, binary_accuracy
 from .plots import grids_to_gif, plot_curves
 from .backend import to_device
 from .distributed import SINGLE, DistributedError, ShardedGenerator
-from .xp import array_module, like, to_host
+from .xp import array_module, is_device_array, like, to_host
 
 #: the columns of metrics.csv and of a trainer's history
 METRICS = ("iteration", "d_loss", "d_accuracy", "g_loss", "seconds")
@@ -197,10 +197,10 @@ class GANTrainer:
         weight, total, rows = self._share(*halves)
         self._shard_dropout(self.D, total, rows)
         p = self.D.forward(images, training=True)
-        loss = self.bce.forward(p, target)
+        loss = self.bce.forward(p, target, to_host=False)  # on a GPU both stay there until logged
         dp = self.bce.backward()
         self.D.backward(dp if self.world.size == 1 else dp * dp.dtype.type(weight))
-        acc = binary_accuracy(p, target)  # noisy or smoothed targets stay on their side of 0.5
+        acc = binary_accuracy(p, target, to_host=False)  # noisy or smoothed targets stay on their side of 0.5
         if self.world.size > 1:
             loss, acc = self.world.allreduce_sum(np.array([weight * float(loss), weight * float(acc)]))
         return loss, acc
@@ -243,7 +243,7 @@ class GANTrainer:
         fake = self.G.forward(z, training=True)
         self._shard_dropout(self.D, total, rows)
         p = self.D.forward(fake, training=True)
-        g_loss = self.bce.forward(p, array_module(p).full(p.shape, r.real_label, dtype=p.dtype))
+        g_loss = self.bce.forward(p, array_module(p).full(p.shape, r.real_label, dtype=p.dtype), to_host=False)
         dp = self.bce.backward()
         d_fake = self.D.backward(dp if self.world.size == 1 else dp * dp.dtype.type(weight), need_param_grads=False)
         self.G.backward(d_fake)
@@ -253,19 +253,38 @@ class GANTrainer:
         self.g_opt.step(self.G.params, self.G.grads)
         return g_loss
 
-    def step(self):
-        """One iteration (d_steps D updates, one G update); returns (d_loss, d_accuracy, g_loss)."""
+    def step(self, to_host: bool = True):
+        """One iteration (d_steps D updates, one G update); returns (d_loss, d_accuracy, g_loss):
+        Python floats, checked to be finite. With ``to_host=False`` they are scalars where the
+        model lives, unchecked (on a GPU: no device-to-host read; ``settle`` reads and checks)."""
         k = self.recipe.d_steps
         d = [self.d_step(self.iteration * k + i) for i in range(k)]
         g_loss = self.g_step()
         self.iteration += 1
-        d_loss, acc = float(np.mean([x[0] for x in d])), float(np.mean([x[1] for x in d]))
-        if not (np.isfinite(d_loss) and np.isfinite(g_loss)):
-            raise TrainingError(
-                f"iteration {self.iteration}: loss is not finite (D {d_loss}, G {g_loss}); "
-                f"the last good checkpoint is kept"
-            )
-        return d_loss, acc, g_loss
+        d_loss, acc = sum(x[0] for x in d) / k, sum(x[1] for x in d) / k
+        if not to_host:
+            return d_loss, acc, g_loss
+        return self.settle([(self.iteration, d_loss, acc, g_loss)])[0][1:]
+
+    def settle(self, rows):
+        """[(iteration, d_loss, acc, g_loss)] with the scalars read to the host as floats (one
+        read for all of them on a GPU), after checking the loss's deferred range check and that
+        every loss is finite; raises TrainingError naming the first bad iteration."""
+        self.bce.check()
+        values = [v for row in rows for v in row[1:]]
+        xp = next((array_module(v) for v in values if is_device_array(v)), np)
+        if xp is not np:  # one transfer: the scalars stacked on the device
+            values = to_host(xp.stack([xp.asarray(v, dtype=xp.float64) for v in values])).tolist()
+        else:
+            values = [float(v) for v in values]
+        settled = [(it, *values[3 * i:3 * i + 3]) for i, (it, *_) in enumerate(rows)]
+        for it, d_loss, _, g_loss in settled:
+            if not (np.isfinite(d_loss) and np.isfinite(g_loss)):
+                raise TrainingError(
+                    f"iteration {it}: loss is not finite (D {d_loss}, G {g_loss}); "
+                    f"the last good checkpoint is kept"
+                )
+        return settled
 
     # --- the loop ----------------------------------------------------------------------
     def train(self, iterations: int, sample_interval: int, log=print, progress=None):
@@ -309,22 +328,36 @@ class GANTrainer:
 
     def _loop(self, iterations, sample_interval, log, interrupted, bar):
         t0 = time.perf_counter() - (self.history[-1][4] if self.history else 0.0)
+        pending = []  # on a GPU: iterations whose losses are still on the device
         while self.iteration < iterations:
             if self.world.any(interrupted):  # a signal on any rank stops all ranks at the same iteration
                 interrupted.append(True)
                 break
-            d_loss, acc, g_loss = self.step()
-            self.history.append((self.iteration, d_loss, acc, g_loss, time.perf_counter() - t0))
+            d_loss, acc, g_loss = self.step(to_host=False)
+            pending.append((self.iteration, d_loss, acc, g_loss, time.perf_counter() - t0))
             bar.update(1)
-            if self.iteration % 10 == 0 or self.iteration == iterations:
+            every_ten, logged = self.iteration % 10 == 0, (self.iteration % sample_interval == 0
+                                                           or self.iteration == iterations)
+            if not is_device_array(g_loss) or every_ten or logged:  # read (and check) them now
+                self._settle_into_history(pending)
+                _, d_loss, acc, g_loss, _ = self.history[-1]
+            if every_ten or self.iteration == iterations:
                 bar.set_postfix_str(f"D loss {d_loss:.3f}, acc {100 * acc:.1f}%, G loss {g_loss:.3f}", refresh=False)
-            if self.iteration % sample_interval == 0 or self.iteration == iterations:
+            if logged:
                 line = f"{self.iteration} [D loss: {d_loss:f}, acc.: {100 * acc:.2f}%] [G loss: {g_loss:f}]"
                 log(line)
                 if self.run_dir is not None:
                     append_line(self.run_dir / "log.txt", line)
                     self.save_samples(self.run_dir / "samples" / f"iter_{self.iteration:06d}.png")
                     self.save_checkpoint(self.run_dir / "checkpoint.npz")
+        self._settle_into_history(pending)  # an interruption can leave some unread
+
+    def _settle_into_history(self, pending) -> None:
+        """Read (and check) the losses of ``pending`` [(iteration, d, acc, g, seconds)] into the history."""
+        if pending:
+            settled = self.settle([row[:4] for row in pending])
+            self.history.extend((*row, seconds) for row, (*_, seconds) in zip(settled, pending))
+            pending.clear()
 
     def save_samples(self, path):
         images = to_host(self.G.forward(self._here(self.fixed_z), training=False))

@@ -17,7 +17,7 @@ from scratchgan import ops, zoo
 from scratchgan.backend import BackendError
 from scratchgan.ops.geometry import window
 from scratchgan.train import GANTrainer
-from scratchgan.xp import to_host
+from scratchgan.xp import is_device_array, to_host
 
 DTYPES = [np.float32, np.float64]
 
@@ -427,11 +427,12 @@ def test_a_model_built_on_the_host_moves_to_the_gpu_with_to_backend(cupy_backend
     np.testing.assert_allclose(to_host(g.predict(z)), want, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("model", ["dcgan", "dcgan_upsample"])
-def test_a_gpu_training_step_reads_back_only_scalars(fake_cupy, model):
-    """No host round trip per step beyond the scalars that are logged: counted on the emulated
-    GPU, whose arrays log every read. A step reads D's loss and accuracy, G's loss, and the
-    loss's check that predictions are probabilities: one number each."""
+@pytest.mark.parametrize("model", ["dcgan", "dcgan_upsample", "dcgan_bn"])
+def test_gpu_training_reads_nothing_back_between_the_iterations_it_logs(fake_cupy, model):
+    """No device-to-host read inside a training step: losses, accuracy and the loss's check that
+    predictions are probabilities stay on the GPU until the loop logs them (every tenth
+    iteration, and at the end), then come back in one read. Counted on the emulated GPU,
+    whose arrays log every read."""
     from cuda_on_cpu.fake_cupy import READS
 
     scratchgan.set_backend("cupy")
@@ -441,9 +442,53 @@ def test_a_gpu_training_step_reads_back_only_scalars(fake_cupy, model):
     trainer = GANTrainer(g, d, recipe, np.random.default_rng(0).uniform(lo, hi, (16, 28, 28, 1)).astype(np.float32), seed=0)
     trainer.step()  # the first step may set things up
     READS.clear()
-    trainer.step()
-    assert READS and all(size == 1 for size in READS), READS
-    assert len(READS) <= 5, READS
+    losses = trainer.step(to_host=False)
+    assert READS == [], READS
+    assert all(is_device_array(v) for v in losses)
+    trainer.train(13, sample_interval=100, log=lambda *_: None, progress=False)
+    # iterations 3..10 are read at 10 (8 x 3 numbers), 11..13 at the end (3 x 3), with the range flag each time
+    assert sorted(READS) == [1, 1, 9, 24], READS
+    assert [row[0] for row in trainer.history] == list(range(3, 14))
+    assert all(np.isfinite(row[1:4]).all() for row in trainer.history)
+
+
+def test_a_gpu_loss_that_diverges_between_reads_is_caught_before_the_next_checkpoint(fake_cupy, tmp_path):
+    from scratchgan.train import TrainingError, load_checkpoint
+
+    scratchgan.set_backend("cupy")
+    g, d, recipe = zoo.build("mlp", seed=0)
+    recipe.override(batch_size=8)
+    trainer = GANTrainer(g, d, recipe, np.random.default_rng(0).uniform(-1, 1, (32, 28, 28, 1)).astype(np.float32),
+                         seed=0, run_dir=tmp_path)
+    real_step = trainer.step
+
+    def step_that_diverges(**kwargs):
+        if trainer.iteration == 5:
+            trainer.G.params["dense/kernel"][...] = np.inf
+        return real_step(**kwargs)
+
+    trainer.step = step_that_diverges
+    with pytest.raises(TrainingError, match="iteration 6: loss is not finite"):  # read at 8, named as 6
+        trainer.train(iterations=12, sample_interval=4, log=lambda line: None, progress=False)
+    _, _, _, arrays = load_checkpoint(tmp_path / "checkpoint.npz")
+    assert int(arrays["iteration"]) == 4
+
+
+def test_gpu_loss_range_check_is_deferred_to_the_read_and_then_raised(fake_cupy):
+    from scratchgan.losses import BinaryCrossentropy, LossError
+
+    scratchgan.set_backend("cupy")
+    bce = BinaryCrossentropy()
+    good, bad = fake_cupy.asarray(np.full((4, 1), 0.5)), fake_cupy.asarray(np.array([[0.5], [1.5]]))
+    bce.forward(good, 1.0, to_host=False)
+    bce.check()  # nothing outside [0, 1]
+    bce.forward(bad, 1.0, to_host=False)  # no read here ...
+    bce.forward(good, 1.0, to_host=False)
+    with pytest.raises(LossError, match=r"probabilities in \[0, 1\]"):
+        bce.check()  # ... the flag raises when read, even after a good forward
+    bce.check()  # and is cleared
+    with pytest.raises(LossError, match=r"probabilities in \[0, 1\]"):
+        bce.forward(bad, 1.0)  # read at once by default
 
 
 @pytest.mark.parametrize("shape", [(0, 4), (0, 3, 3, 2), (5, 0)])

@@ -62,7 +62,7 @@ class FakeNccl:
         return Communicator()
 
 
-def fake_cupy(devices):
+def stand_in_cupy(devices):
     used = []
     cuda = types.SimpleNamespace(
         runtime=types.SimpleNamespace(getDeviceCount=lambda: devices),
@@ -73,7 +73,7 @@ def fake_cupy(devices):
 
 
 def test_each_local_rank_takes_its_own_gpu_and_joins_one_nccl_communicator():
-    cupy, used = fake_cupy(devices=4)
+    cupy, used = stand_in_cupy(devices=4)
     nccl = FakeNccl()
     root, other = World(FakeComm(0, 2)), World(FakeComm(1, 2))
     assert "NCCL" in attach_gpus(root, cupy, nccl, local=(0, 2))
@@ -84,7 +84,7 @@ def test_each_local_rank_takes_its_own_gpu_and_joins_one_nccl_communicator():
 
 
 def test_more_ranks_than_gpus_or_no_nccl_sum_through_the_host():
-    cupy, used = fake_cupy(devices=2)
+    cupy, used = stand_in_cupy(devices=2)
     world = World(FakeComm(2, 3))
     assert "through the host" in attach_gpus(world, cupy, FakeNccl(), local=(2, 3))
     assert used == [0] and world.device_sum is None  # 3 local ranks on 2 GPUs: NCCL would refuse
@@ -94,7 +94,7 @@ def test_more_ranks_than_gpus_or_no_nccl_sum_through_the_host():
 
 @pytest.mark.parametrize("dtype, nccl_type", [(np.float32, FakeNccl.NCCL_FLOAT32), (np.float64, FakeNccl.NCCL_FLOAT64)])
 def test_gpu_gradients_are_summed_in_one_in_place_nccl_call_and_written_back(monkeypatch, dtype, nccl_type):
-    cupy, _ = fake_cupy(devices=2)
+    cupy, _ = stand_in_cupy(devices=2)
     monkeypatch.setitem(sys.modules, "cupy", cupy)  # what array_module answers for a "device" array
     nccl = FakeNccl()
     nccl.dtype, nccl.itemsize = np.dtype(dtype), np.dtype(dtype).itemsize
@@ -115,7 +115,7 @@ def test_gpu_gradients_are_summed_in_one_in_place_nccl_call_and_written_back(mon
 
 
 def test_nccl_refuses_a_type_it_cannot_sum():
-    cupy, _ = fake_cupy(devices=1)
+    cupy, _ = stand_in_cupy(devices=1)
     summer = NcclAllreduce(World(FakeComm(0, 2)), FakeNccl(), cupy)
     with pytest.raises(TypeError, match="not int32"):
         summer.allreduce(np.zeros(3, np.int32).view(DeviceArray))

@@ -167,10 +167,10 @@ def test_a_non_finite_loss_keeps_the_last_good_checkpoint(data, tmp_path):
     t = _trainer(data, seed=2, run_dir=tmp_path)
     real_step = t.step
 
-    def step_that_diverges():
+    def step_that_diverges(**kwargs):
         if t.iteration == 5:
             t.G.params["dense/kernel"][...] = np.inf
-        return real_step()
+        return real_step(**kwargs)
 
     t.step = step_that_diverges
     with pytest.raises(TrainingError, match="iteration 6: loss is not finite"):
@@ -190,8 +190,8 @@ def test_ctrl_c_finishes_the_step_and_checkpoints(data, tmp_path):
     t = _trainer(data, seed=4, run_dir=run)
     real_step = t.step
 
-    def step_then_interrupt():
-        out = real_step()
+    def step_then_interrupt(**kwargs):
+        out = real_step(**kwargs)
         if t.iteration == 3:
             os.kill(os.getpid(), signal.SIGINT)
         return out

@@ -351,7 +351,7 @@ def bce_forward(p, t, eps=1e-7):
     t = _as(t, p)
     term, pc = cp.empty_like(p), cp.empty_like(p)
     launch(kernel("losses", "bce_forward_terms", p.dtype), p.size, (p, t, p.dtype.type(eps), _i64(p.size), term, pc))
-    return float(term.mean()), pc
+    return term.mean(), pc  # the loss stays on the GPU until someone reads it
 
 
 def bce_backward(p, pc, t, eps=1e-7):
@@ -367,7 +367,7 @@ def bce_logits_forward(z, t):
     t = _as(t, z)
     term, sig = cp.empty_like(z), cp.empty_like(z)
     launch(kernel("losses", "bce_logits_forward_terms", z.dtype), z.size, (z, t, _i64(z.size), term, sig))
-    return float(term.mean()), sig
+    return term.mean(), sig
 
 
 def bce_logits_backward(sig, t):

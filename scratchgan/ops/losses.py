@@ -16,7 +16,7 @@ Derivation: docs/derivations.md, "Binary cross-entropy".
 """
 from __future__ import annotations
 
-from ..xp import array_module, to_float
+from ..xp import array_module
 
 from .activations import sigmoid_forward
 from .registry import op
@@ -26,11 +26,12 @@ EPSILON = 1e-7
 
 @op
 def bce_forward(p, t, eps=EPSILON):
-    """Returns (loss as a Python float, clipped probabilities)."""
+    """Returns (loss, clipped probabilities). The loss is a scalar where p lives (a 0-d CuPy
+    array on a GPU: reading it is a device-to-host sync, left to the caller)."""
     xp = array_module(p)
     pc = xp.clip(p, eps, 1 - eps)
     loss = -xp.mean(t * xp.log(pc) + (1 - t) * xp.log(1 - pc))
-    return to_float(loss), pc
+    return loss, pc
 
 
 @op
@@ -42,10 +43,10 @@ def bce_backward(p, pc, t, eps=EPSILON):
 
 @op
 def bce_logits_forward(z, t):
-    """Returns (loss as a Python float, sigmoid(z))."""
+    """Returns (loss, sigmoid(z)); the loss a scalar where z lives, as bce_forward's."""
     xp = array_module(z)
     loss = xp.mean(xp.maximum(z, 0) - z * t + xp.log1p(xp.exp(-xp.abs(z))))
-    return to_float(loss), sigmoid_forward(z)
+    return loss, sigmoid_forward(z)
 
 
 @op
