@@ -83,7 +83,7 @@ def test_optimizer_updates(emu, rng, dtype):
     want = [a.copy() for a in (p, m, v)]
     ops.adam_update.reference(*want[:1], g, *want[1:], 1e-3, 0.5, 0.999, 1e-7, t)
     alpha = 1e-3 * np.sqrt(1 - 0.999**t) / (1 - 0.5**t)
-    call(emu, "adam_update", dtype, p, g, m, v, float(alpha), 0.5, 0.999, 1e-7, p.size)
+    call(emu, "adam_update", dtype, p, g, m, v, np.array([alpha], dtype), 0.5, 0.999, 1e-7, p.size)  # alpha: a buffer
     for got, ref in zip((p, m, v), want):
         np.testing.assert_allclose(got, ref, **TOL[dtype])
     for nesterov in (False, True):
@@ -100,7 +100,7 @@ def test_optimizer_updates(emu, rng, dtype):
     np.testing.assert_allclose(p3, want_p, **TOL[dtype])
     want_p, want_v = p.copy(), v.copy()
     ops.rmsprop_update.reference(want_p, g, want_v, 8e-4, 0.9, 1e-7)
-    call(emu, "rmsprop_update", dtype, p, g, v, 8e-4, 0.9, 1e-7, p.size)
+    call(emu, "rmsprop_update", dtype, p, g, v, np.array([8e-4], dtype), 0.9, 1e-7, p.size)
     np.testing.assert_allclose(p, want_p, **TOL[dtype])
     np.testing.assert_allclose(v, want_v, **TOL[dtype])
 

@@ -601,3 +601,26 @@ def test_cuda_dropout_reuses_its_draws_buffer_without_touching_earlier_masks(fak
         assert len(launch._UNIFORMS) == 1  # one draws buffer for the shape, reused
     finally:
         scratchgan.set_backend("numpy")
+
+
+def test_cuda_per_step_scalars_reach_the_kernels_through_buffers_kept_across_steps(fake_cupy, rng):
+    """Adam's step size, RMSprop's decayed rate and dropout's seed change every step; the kernels
+    read them from one-element device buffers, the same buffer every step (what a captured CUDA
+    graph keeps), holding the latest value."""
+    scratchgan.set_backend("cupy")
+    from scratchgan.kernels.cuda import launch
+
+    opt = scratchgan.optimizers.Adam(lr=1e-3)
+    params = {"w": fake_cupy.asarray(rng.standard_normal(7).astype(np.float32))}
+    grads = {"w": fake_cupy.asarray(rng.standard_normal(7).astype(np.float32))}
+    buffers = []
+    for t in (1, 2):
+        opt.step(params, grads)
+        m = opt.state["w"]["m"]
+        buffers.append(launch._SCALARS[("adam step size", id(m))])
+        assert float(buffers[-1][0]) == pytest.approx(1e-3 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t), rel=1e-6)
+    assert buffers[0] is buffers[1]
+    launch.dropout_forward(fake_cupy.asarray(np.ones((3, 5), np.float32)), 0.5, np.random.default_rng(0))
+    seed = launch._SCALARS[("dropout seed", (3, 5))]
+    assert seed.dtype == np.uint64 and seed.shape == (1,)
+    assert int(seed[0]) == np.random.default_rng(0).integers(0, 2**63)

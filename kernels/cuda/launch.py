@@ -17,6 +17,10 @@ need 20 GB of ``cols`` at batch 1024.
 Dropout draws its uniforms on the GPU from a counter-based hash (splitmix64 of
 seed + index), with the seed drawn from the layer's NumPy generator each call: nothing
 crosses from the host but one integer, and a resumed run draws the same masks.
+
+Scalars that change every step (Adam's step size, RMSprop's decayed learning rate,
+dropout's seed) reach the kernels through one-element device buffers (step_scalar), not
+as launch arguments, which a captured CUDA graph would freeze.
 """
 from __future__ import annotations
 
@@ -292,11 +296,33 @@ def upsample_nearest_backward(dy, size):
     return dx
 
 
+# --- per-step scalars ------------------------------------------------------------------
+#: one-element device buffers for the scalars that change every step (Adam's step size,
+#: RMSprop's decayed rate, dropout's seed), keyed by the state they belong to
+_SCALARS: dict = {}
+
+
+def step_scalar(key, value, dtype):
+    """A device buffer holding ``value`` for the kernel that reads it as ``scalar[0]``.
+
+    The value is written by a fill queued on the stream (no host synchronisation), into a
+    buffer that stays the same for ``key`` from step to step. A kernel launch's own scalar
+    arguments would be frozen into a captured CUDA graph; a buffer's address is what a graph
+    keeps, so the next step's values can be written into it before each replay."""
+    buffer = _SCALARS.get(key)
+    if buffer is None or buffer.dtype != np.dtype(dtype):
+        if len(_SCALARS) >= 4096:  # keys of arrays long gone
+            _SCALARS.clear()
+        buffer = _SCALARS[key] = cp.empty(1, dtype=dtype)
+    buffer.fill(value)
+    return buffer
+
+
 # --- dropout --------------------------------------------------------------------------
 _uniform = cp.ElementwiseKernel(
-    "uint64 seed", "float32 u",
+    "raw uint64 seed", "float32 u",
     """
-    unsigned long long z = seed + (unsigned long long)i * 0x9E3779B97F4A7C15ULL;  // splitmix64
+    unsigned long long z = seed[0] + (unsigned long long)i * 0x9E3779B97F4A7C15ULL;  // splitmix64
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
     z ^= z >> 31;
@@ -307,9 +333,10 @@ _uniform = cp.ElementwiseKernel(
 
 
 def device_uniform(seed: int, shape, out=None):
-    """U[0, 1) float32 of ``shape``, a pure function of (seed, index); into ``out`` if given."""
+    """U[0, 1) float32 of ``shape``, a pure function of (seed, index); into ``out`` if given.
+    The seed reaches the kernel through a device buffer (step_scalar), one per shape."""
     u = cp.empty(shape, dtype=cp.float32) if out is None else out
-    _uniform(np.uint64(seed), u)
+    _uniform(step_scalar(("dropout seed", tuple(u.shape)), np.uint64(seed), np.uint64), u)
     return u
 
 
@@ -383,9 +410,10 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
     T = param.dtype.type
     _in_place(param, param, "the parameter")
     m, v = _in_place(m, param, "Adam's m"), _in_place(v, param, "Adam's v")
-    alpha = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+    alpha = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)  # changes every step: through a buffer
     launch(kernel("optim", "adam_update", param.dtype), param.size,
-           (param, _as(grad, param), m, v, T(alpha), T(beta1), T(beta2), T(eps), _i64(param.size)))
+           (param, _as(grad, param), m, v, step_scalar(("adam step size", id(m)), alpha, param.dtype),
+            T(beta1), T(beta2), T(eps), _i64(param.size)))
 
 
 def sgd_update(param, grad, velocity, lr, momentum, nesterov):
@@ -402,8 +430,10 @@ def sgd_update(param, grad, velocity, lr, momentum, nesterov):
 def rmsprop_update(param, grad, v, lr, rho, eps):
     T = param.dtype.type
     _in_place(param, param, "the parameter")
-    launch(kernel("optim", "rmsprop_update", param.dtype), param.size,
-           (param, _as(grad, param), _in_place(v, param, "RMSprop's v"), T(lr), T(rho), T(eps), _i64(param.size)))
+    v = _in_place(v, param, "RMSprop's v")
+    launch(kernel("optim", "rmsprop_update", param.dtype), param.size,  # lr decays every step: a buffer
+           (param, _as(grad, param), v, step_scalar(("rmsprop rate", id(v)), lr, param.dtype), T(rho), T(eps),
+            _i64(param.size)))
 
 
 KERNELS = {

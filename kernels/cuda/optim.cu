@@ -2,9 +2,10 @@
 // (scratchgan/ops/optim.py; Keras's rules, t >= 1 the step number):
 //
 //   adam     m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;  p -= alpha * m / (sqrt(v) + eps)
-//            with alpha = lr * sqrt(1 - b2^t) / (1 - b1^t), computed on the host
+//            with alpha = lr * sqrt(1 - b2^t) / (1 - b1^t), computed on the host and read from
+//            a device buffer (it changes every step; a captured CUDA graph keeps the buffer)
 //   sgd      u = mu*u - lr*g;  p += u  (Nesterov: p += mu*u - lr*g);  without momentum p -= lr*g
-//   rmsprop  v = rho*v + (1-rho)*g^2;  p -= lr * g / sqrt(v + eps)
+//   rmsprop  v = rho*v + (1-rho)*g^2;  p -= lr * g / sqrt(v + eps), lr read from a device buffer (decay)
 //
 // Gradient clipping (clipvalue) happens before, in the optimizer, as in the reference.
 
@@ -13,7 +14,8 @@
          i += (long long)blockDim.x * gridDim.x)
 
 template <typename T>
-__global__ void adam_update(T* p, const T* g, T* m, T* v, T alpha, T b1, T b2, T eps, long long n) {
+__global__ void adam_update(T* p, const T* g, T* m, T* v, const T* step_size, T b1, T b2, T eps, long long n) {
+    const T alpha = step_size[0];
     GRID_STRIDE(i, n) {
         const T gi = g[i];
         const T mi = b1 * m[i] + (T(1) - b1) * gi;
@@ -39,7 +41,8 @@ __global__ void sgd_update(T* p, const T* g, T lr, long long n) {
 }
 
 template <typename T>
-__global__ void rmsprop_update(T* p, const T* g, T* v, T lr, T rho, T eps, long long n) {
+__global__ void rmsprop_update(T* p, const T* g, T* v, const T* rate, T rho, T eps, long long n) {
+    const T lr = rate[0];
     GRID_STRIDE(i, n) {
         const T gi = g[i];
         const T vi = rho * v[i] + (T(1) - rho) * (gi * gi);
@@ -49,9 +52,9 @@ __global__ void rmsprop_update(T* p, const T* g, T* v, T lr, T rho, T eps, long 
 }
 
 #define INSTANTIATE(T)                                                                                 \
-    template __global__ void adam_update<T>(T*, const T*, T*, T*, T, T, T, T, long long);             \
+    template __global__ void adam_update<T>(T*, const T*, T*, T*, const T*, T, T, T, long long);      \
     template __global__ void sgd_momentum_update<T>(T*, const T*, T*, T, T, int, long long);          \
     template __global__ void sgd_update<T>(T*, const T*, T, long long);                               \
-    template __global__ void rmsprop_update<T>(T*, const T*, T*, T, T, T, long long);
+    template __global__ void rmsprop_update<T>(T*, const T*, T*, const T*, T, T, long long);
 INSTANTIATE(float)
 INSTANTIATE(double)

@@ -114,12 +114,12 @@ static void launch_threads(void (*kernel)(A...), unsigned grid, unsigned block, 
     extern "C" void sigmoid_forward_##S(const T* x, long long n, T* y) { launch(sigmoid_forward<T>, EW, x, n, y); } \
     extern "C" void sigmoid_backward_##S(const T* dy, const T* y, long long n, T* dx) {                      \
         launch(sigmoid_backward<T>, EW, dy, y, n, dx); }                                                    \
-    extern "C" void adam_update_##S(T* p, const T* g, T* m, T* v, T al, T b1, T b2, T eps, long long n) {   \
+    extern "C" void adam_update_##S(T* p, const T* g, T* m, T* v, const T* al, T b1, T b2, T eps, long long n) { \
         launch(adam_update<T>, EW, p, g, m, v, al, b1, b2, eps, n); }                                       \
     extern "C" void sgd_momentum_update_##S(T* p, const T* g, T* u, T lr, T mu, int nest, long long n) {     \
         launch(sgd_momentum_update<T>, EW, p, g, u, lr, mu, nest, n); }                                     \
     extern "C" void sgd_update_##S(T* p, const T* g, T lr, long long n) { launch(sgd_update<T>, EW, p, g, lr, n); } \
-    extern "C" void rmsprop_update_##S(T* p, const T* g, T* v, T lr, T rho, T eps, long long n) {            \
+    extern "C" void rmsprop_update_##S(T* p, const T* g, T* v, const T* lr, T rho, T eps, long long n) {     \
         launch(rmsprop_update<T>, EW, p, g, v, lr, rho, eps, n); }                                          \
     extern "C" void bce_forward_terms_##S(const T* p, const T* t, T eps, long long n, T* term, T* pc) {      \
         launch(bce_forward_terms<T>, EW, p, t, eps, n, term, pc); }                                         \

@@ -123,7 +123,11 @@ class RawModule:
 
 
 def _splitmix_uniform(seed, u):
-    """launch.py's uniform generator: u[i] = top 24 bits of splitmix64(seed + i * golden) / 2^24."""
+    """launch.py's uniform generator: u[i] = top 24 bits of splitmix64(seed[0] + i * golden) / 2^24,
+    the seed read from a one-element uint64 device buffer."""
+    if not (isinstance(seed, ndarray) and seed.dtype == np.uint64 and seed.shape == (1,)):
+        raise TypeError(f"the uniform kernel reads its seed from a (1,) uint64 device buffer, got {seed!r}")
+    seed = seed.view(np.ndarray)[0]
     with np.errstate(over="ignore"):
         z = np.uint64(seed) + np.arange(u.size, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -133,7 +137,7 @@ def _splitmix_uniform(seed, u):
 
 
 def ElementwiseKernel(in_params, out_params, operation, name="kernel", **kwargs):
-    if name != "scratchgan_uniform":
+    if name != "scratchgan_uniform" or in_params != "raw uint64 seed":
         raise NotImplementedError(f"the fake CuPy has no ElementwiseKernel {name!r}")
     return _splitmix_uniform
 
