@@ -51,6 +51,13 @@ PYTORCH_TWIN = Path(__file__).resolve().parent.parent / "examples" / "pytorch_tw
 
 QUICK_MODELS = {"mlp": None, "dcgan": 32}  # model -> batch size (None: the recipe's)
 
+#: the pause before each worker's turn, so that the previous worker's idle threads have gone to
+#: sleep: OpenBLAS's threads spin for about 2^28 cycles (~0.1 s) after a GEMM, OpenMP's up to
+#: 200 ms (Intel's KMP_BLOCKTIME), and a spinning thread of another process takes a core from the
+#: worker being timed. Measured here on the mlp: with 0.05 s numba read 0.93x NumPy, with 0.3 s
+#: and more 1.28-1.41x (and PyTorch 10.7 -> 7.8-9.2 ms), every backend being slowed by another's spin.
+SETTLE_SECONDS = 0.5
+
 
 # --- FLOPs of the GEMM-like ops ----------------------------------------------------------
 def op_flops(name, args) -> int:
@@ -268,7 +275,7 @@ def bench_model(model, batch, backends, iterations, profile=True, block=1):
     times = {w.backend: [] for w in workers}
     for _ in range(iterations):  # interleaved: each backend in turn
         for w in workers:
-            time.sleep(0.05)  # let the previous worker's BLAS/OpenMP threads go idle
+            time.sleep(SETTLE_SECONDS)
             times[w.backend].append(w.ask(f"step {block}")["seconds"])
     ops = {w.backend: w.ask("profile")["ops"] for w in workers if profile and not w.backend.startswith("torch")}
     result = {"model": model, "batch": batch_size, "backends": {}}

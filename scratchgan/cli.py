@@ -37,7 +37,7 @@ def build_parser():
     # the option from overwriting the value given before it.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--backend", default=argparse.SUPPRESS,
-                        help="numpy (default), numba or cupy; also SCRATCHGAN_BACKEND")
+                        help="numba (default), numpy (the readable reference) or cupy; also SCRATCHGAN_BACKEND")
     parser = argparse.ArgumentParser(prog="scratchgan", parents=[common],
                                      description="GANs from scratch: train, sample, evaluate, check gradients.")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -36,7 +36,7 @@ def errors_as_one_line(prog: str):
 def parse_args(parser, argv=None):
     """``parser.parse_args(argv)`` with a ``--backend`` option added, and that backend made active
     (before the script builds its models, so the weights are created where the backend keeps arrays)."""
-    parser.add_argument("--backend", help="numpy, numba or cupy (default: $SCRATCHGAN_BACKEND, else numpy)")
+    parser.add_argument("--backend", help="numba, numpy or cupy (default: $SCRATCHGAN_BACKEND, else numba)")
     args = parser.parse_args(argv)
     if args.backend:
         with errors_as_one_line(parser.prog):

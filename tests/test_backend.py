@@ -13,8 +13,26 @@ from scratchgan import ops
 from scratchgan.backend import BackendError
 
 
-def test_numpy_is_the_default():
-    assert scratchgan.get_backend() == "numpy"
+def _fresh_process(code, **env):
+    clean = {k: v for k, v in os.environ.items() if k != "SCRATCHGAN_BACKEND"}
+    return subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_numba_is_the_default_and_numpy_stands_in_only_for_a_default_that_cannot_run():
+    """In a fresh process (the tests themselves start every test on numpy) nothing chosen means
+    numba; where Numba cannot be imported, the default falls back to numpy and says why."""
+    code = "import scratchgan; print(scratchgan.get_backend())"
+    default = _fresh_process(code)
+    assert default.returncode == 0, default.stderr
+    assert default.stdout.split() == ["numba"]
+    without_numba = _fresh_process("import sys; sys.modules['numba'] = None; " + code)
+    assert without_numba.returncode == 0, without_numba.stderr
+    assert without_numba.stdout.split() == ["numpy"]
+    assert "the default backend 'numba' cannot run here, using 'numpy'" in without_numba.stderr
+    assert "needs the numba package" in without_numba.stderr
+    asked = _fresh_process("import sys; sys.modules['numba'] = None; " + code, SCRATCHGAN_BACKEND="numba")
+    assert asked.returncode != 0 and "SCRATCHGAN_BACKEND='numba'" in asked.stderr  # asked for: no fallback
 
 
 def test_unknown_backend_is_a_clear_error():

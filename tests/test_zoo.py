@@ -61,7 +61,7 @@ def test_concat_mode_shows_d_one_stacked_batch_with_the_recipe_labels(monkeypatc
     t = GANTrainer(g, d, recipe, data, seed=0)
     seen = []
     original = t.bce.forward
-    monkeypatch.setattr(t.bce, "forward", lambda p, y: (seen.append((p.shape, np.array(y))), original(p, y))[1])
+    monkeypatch.setattr(t.bce, "forward", lambda p, y, **kw: (seen.append((p.shape, np.array(y))), original(p, y, **kw))[1])
     t.step()
     (d_shape, d_target), (g_shape, g_target) = seen
     assert d_shape == (6, 1) and g_shape == (3, 1)
@@ -76,7 +76,7 @@ def test_half_batch_and_sum_modes(monkeypatch):
         recipe.override(batch_size=8)
         t = GANTrainer(g, d, recipe, np.zeros((20, 28, 28, 1), np.float32), seed=0)
         shapes, updates = [], []
-        monkeypatch.setattr(t.bce, "forward", lambda p, y, f=t.bce.forward: (shapes.append(p.shape), f(p, y))[1])
+        monkeypatch.setattr(t.bce, "forward", lambda p, y, f=t.bce.forward, **kw: (shapes.append(p.shape), f(p, y, **kw))[1])
         monkeypatch.setattr(t.d_opt, "step", lambda p, gr, f=t.d_opt.step: (updates.append(1), f(p, gr))[1])
         t.step()
         if name == "dcgan":  # 4 real + 4 fake stacked, then G on 8

@@ -51,7 +51,7 @@ def _no_backend_chosen() -> str:
 
 
 #: what the first op call runs when no backend was chosen yet; scratchgan.backend sets it to
-#: its get_backend (SCRATCHGAN_BACKEND, else numpy). A hook, so that this module imports no backend.
+#: its get_backend (SCRATCHGAN_BACKEND, else the default, numba). A hook, so that this module imports no backend.
 _choose_default = _no_backend_chosen
 
 
