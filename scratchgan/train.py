@@ -329,6 +329,7 @@ class GANTrainer:
     def _loop(self, iterations, sample_interval, log, interrupted, bar):
         t0 = time.perf_counter() - (self.history[-1][4] if self.history else 0.0)
         pending = []  # on a GPU: iterations whose losses are still on the device
+        started, first = time.perf_counter(), self.iteration
         while self.iteration < iterations:
             if self.world.any(interrupted):  # a signal on any rank stops all ranks at the same iteration
                 interrupted.append(True)
@@ -342,7 +343,10 @@ class GANTrainer:
                 self._settle_into_history(pending)
                 _, d_loss, acc, g_loss, _ = self.history[-1]
             if every_ten or self.iteration == iterations:
-                bar.set_postfix_str(f"D loss {d_loss:.3f}, acc {100 * acc:.1f}%, G loss {g_loss:.3f}", refresh=False)
+                # the recipe's batch is the global batch: images per second over all ranks
+                images = (self.iteration - first) * self.recipe.batch_size / max(time.perf_counter() - started, 1e-9)
+                bar.set_postfix_str(f"D loss {d_loss:.3f}, acc {100 * acc:.1f}%, G loss {g_loss:.3f}, "
+                                    f"{images:,.0f} img/s", refresh=False)
             if logged:
                 line = f"{self.iteration} [D loss: {d_loss:f}, acc.: {100 * acc:.2f}%] [G loss: {g_loss:f}]"
                 log(line)

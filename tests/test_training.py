@@ -215,6 +215,8 @@ def test_progress_bar_shows_rate_and_losses(data, tmp_path, capsys):
     t.train(iterations=20, sample_interval=10, progress=True)
     err = capsys.readouterr().err
     assert "20/20" in err and "it/s" in err and "D loss" in err and "acc" in err and "G loss" in err
+    images_per_s = float(err.rsplit(" img/s", 1)[0].rsplit(" ", 1)[1].replace(",", ""))
+    assert images_per_s > 0  # the recipe's (global) batch times iterations per second
     assert (tmp_path / "log.txt").read_text().splitlines()[-1].startswith("20 [D loss: ")
 
 
