@@ -156,7 +156,8 @@ def run(ranks, models=None, backend_name=None, iterations=None, batch_sizes=None
                 report["results"].append(result)
                 if not as_json:
                     out(f"| {model} | {result['batch']} | {count} | {result['threads']} | "
-                        f"{result['ms_per_iter']:,.1f} | {result['images_per_s']:,.0f} | {result['speedup']:.2f}x | "
+                        f"{result['ms_per_iter']:,.1f} | {result['images_per_s']:,.{0 if result['images_per_s'] >= 100 else 1}f} | "
+                        f"{result['speedup']:.2f}x | "
                         f"{100 * result['collective_share']:.1f}% | {result['allreduce_calls_per_iter']:g} | "
                         f"{result['allreduce_mb_per_iter']:.2f} |")
     if as_json:
