@@ -10,6 +10,7 @@ import pytest
 
 from scratchgan.distributed import World
 from scratchgan.nccl import NcclAllreduce, attach_gpus
+from test_distributed import FakeComm as RankAndSize
 
 
 class DeviceArray(np.ndarray):
@@ -23,16 +24,7 @@ class DeviceArray(np.ndarray):
 DeviceArray.__module__ = "cupy._core.core"
 
 
-class FakeComm:
-    def __init__(self, rank, size):
-        self.rank, self.size = rank, size
-
-    def Get_rank(self):
-        return self.rank
-
-    def Get_size(self):
-        return self.size
-
+class FakeComm(RankAndSize):
     def bcast(self, value, root=0):
         return value if self.rank == root else "the root's id"
 
