@@ -136,6 +136,19 @@ def test_disagreeing_ranks_and_too_small_a_batch_are_refused_without_hanging(tmp
 
 
 @needs_mpi
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_synchronised_batch_norm_passes_a_gradient_check_across_ranks(tmp_path, ranks):
+    """dx, dgamma and dbeta of batch norm whose statistics span the ranks, against central
+    differences of the loss summed over every rank (float64, h = 1e-6)."""
+    done = _run(ranks, HERE / "mpi" / "gradcheck_sync_bn.py", tmp_path / "errors.npz", timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    errors = np.load(tmp_path / "errors.npz")
+    assert int(errors["ranks"]) == ranks
+    for key in ("dx", "gamma", "beta"):
+        assert errors[key] < 1e-7, (key, float(errors[key]))
+
+
+@needs_mpi
 def test_each_rank_decodes_only_its_share_of_a_picture_folder(tmp_path):
     from PIL import Image
 

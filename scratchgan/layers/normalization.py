@@ -14,7 +14,7 @@ not trained, but counted in count_params() as Keras counts them.
 
 Under MPI (``sync``, a scratchgan.distributed World, set by the trainer) the batch is
 spread over ranks and the statistics are those of the whole batch: the forward sums
-x - k and (x - k)^2 per channel over every rank, k the moving mean (one Allreduce of
+x - k and (x - k)^2 per channel over every rank, k the previous batch's mean (one Allreduce of
 2C+1 numbers: m is the global count), the backward sums dy and dy * xhat (one Allreduce of 2C numbers) and uses those
 global sums in dx. gamma's and beta's gradients stay this rank's sums; the trainer adds
 them up over the ranks with every other gradient. Derivation: docs/distributed.md.
@@ -64,6 +64,7 @@ class BatchNormalization(Layer):
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
         self.sync = None  # under MPI: the World whose ranks share the batch statistics
+        self._shift = None  # under MPI: the previous batch's mean (float64, host), the next sums' shift
 
     def _check_input_shape(self, shape):
         if len(shape) < 2:
@@ -98,21 +99,25 @@ class BatchNormalization(Layer):
 
     def _synchronised_forward(self, x, gamma, beta):
         """Shifted sums over every rank, as the one-process kernels form them (no cancellation
-        when the mean is large): with k = the moving mean (the same on every rank),
+        when the mean is large): with k the same on every rank and close to the mean (the
+        previous batch's mean; at the first step rank 0's first row, broadcast),
         S1 = sum (x - k), S2 = sum (x - k)^2, mean = k + S1/m, var = S2/m - (S1/m)^2."""
         c, axes = x.shape[-1], tuple(range(x.ndim - 1))
         if x.size == 0 or c == 0:
             raise LayerError(f"{self.name}: batch normalisation needs at least one value per channel on each rank, "
                              f"got an input of shape {tuple(x.shape)}")
-        shift = self.buffers["moving_mean"].astype(np.float64)
-        centred = x.astype(np.float64) - shift  # one float64 copy of x, squared in place below
+        shift = self._shift
+        if shift is None or shift.shape != (c,):
+            shift = self.sync.broadcast(to_host(x.reshape(-1, c)[0]).astype(np.float64))
+        centred = x.astype(np.float64) - like(shift, x)  # one float64 copy of x, squared in place below
         s1 = to_host(centred.sum(axis=axes))
         array_module(centred).square(centred, out=centred)
         local = np.concatenate([s1, to_host(centred.sum(axis=axes)), [x.size // c]])
         total = self.sync.allreduce_sum(local)
         m = total[-1]
         offset = total[:c] / m
-        mean = to_host(shift) + offset
+        mean = shift + offset
+        self._shift = mean
         var = np.maximum(total[c:2 * c] / m - offset * offset, 0)
         mean_x, var_x = like(mean.astype(x.dtype), x), like(var.astype(x.dtype), x)
         y, xhat, _ = ops.batchnorm_forward_infer(x, gamma, beta, mean_x, var_x, self.epsilon)
