@@ -54,8 +54,8 @@ QUICK_MODELS = {"mlp": None, "dcgan": 32}  # model -> batch size (None: the reci
 #: the pause before each worker's turn, so that the previous worker's idle threads have gone to
 #: sleep: OpenBLAS's threads spin for about 2^28 cycles (~0.1 s) after a GEMM, OpenMP's up to
 #: 200 ms (Intel's KMP_BLOCKTIME), and a spinning thread of another process takes a core from the
-#: worker being timed. Measured here on the mlp: with 0.05 s numba read 0.93x NumPy, with 0.3 s
-#: and more 1.28-1.41x (and PyTorch 10.7 -> 7.8-9.2 ms), every backend being slowed by another's spin.
+#: worker being timed (``scratchgan bench --models mlp --settle 0.05`` against the default:
+#: the README gives the figures).
 SETTLE_SECONDS = 0.5
 
 
@@ -267,7 +267,7 @@ def load_pytorch_twin():
     return module
 
 
-def bench_model(model, batch, backends, iterations, profile=True, block=1):
+def bench_model(model, batch, backends, iterations, profile=True, block=1, settle=SETTLE_SECONDS):
     """Median seconds per iteration; each worker's turn runs ``block`` iterations back to
     back (small models: a lone iteration would time thread wake-ups, not training)."""
     workers = [Worker(model, b, batch) for b in backends]
@@ -275,7 +275,7 @@ def bench_model(model, batch, backends, iterations, profile=True, block=1):
     times = {w.backend: [] for w in workers}
     for _ in range(iterations):  # interleaved: each backend in turn
         for w in workers:
-            time.sleep(SETTLE_SECONDS)
+            time.sleep(settle)
             times[w.backend].append(w.ask(f"step {block}")["seconds"])
     ops = {w.backend: w.ask("profile")["ops"] for w in workers if profile and not w.backend.startswith("torch")}
     result = {"model": model, "batch": batch_size, "backends": {}}
@@ -311,7 +311,7 @@ def _op_table(ops_by_backend):
 
 
 def run(quick=False, models=None, backends=None, iterations=None, top=10, as_json=False, out=print,
-        batch_sizes=None, plot=None):
+        batch_sizes=None, plot=None, settle=SETTLE_SECONDS):
     from . import zoo
     from .backend import BackendError, set_backend
 
@@ -367,7 +367,7 @@ def run(quick=False, models=None, backends=None, iterations=None, top=10, as_jso
     for model, batch in plan.items():
         for size in batch_sizes or [batch]:
             n = iterations or (3 if quick else (10 if model == "mlp" else 3))
-            result = bench_model(model, size, backends, n, block=20 if model == "mlp" else 1)
+            result = bench_model(model, size, backends, n, block=20 if model == "mlp" else 1, settle=settle)
             report["models"].append(result)
             if not as_json:
                 _print_model(result, roofs, backends, top, have_torch, out)

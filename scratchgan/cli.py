@@ -24,6 +24,13 @@ def _positive(value):
     return n
 
 
+def _seconds(value):
+    t = float(value)
+    if not 0 <= t <= 60:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0 to 60, got {value}")
+    return t
+
+
 def _seed(value):
     n = int(value)
     if not 0 <= n <= LARGEST:
@@ -121,6 +128,9 @@ def build_parser():
     b.add_argument("--batch-sizes", nargs="+", type=_positive,
                    help="bench each model at these batch sizes (e.g. 64 256 1024; default: the recipe's)")
     b.add_argument("--plot", metavar="PNG", help="draw every op on a roofline (measured peak and bandwidth) into this PNG")
+    b.add_argument("--settle", type=_seconds, default=None, metavar="SECONDS",
+                   help="pause before each worker's turn, so the previous worker's spinning BLAS/OpenMP threads "
+                        "have gone idle (default 0.5)")
     b.add_argument("--ranks", nargs="+", type=_positive, metavar="N",
                    help="instead: data-parallel training over N MPI ranks for each N given (e.g. 1 2 4): images "
                         "per second and the share of a step in collectives, on the first --backends (default numba)")
@@ -310,7 +320,8 @@ def cmd_bench(args):
                         batch_sizes=args.batch_sizes, as_json=args.json)
         return 0
     run(quick=args.quick, models=args.models, backends=args.backends, iterations=args.iterations,
-        top=args.top, as_json=args.json, batch_sizes=args.batch_sizes, plot=args.plot)
+        top=args.top, as_json=args.json, batch_sizes=args.batch_sizes, plot=args.plot,
+        **({} if args.settle is None else {"settle": args.settle}))
     return 0
 
 

@@ -138,3 +138,18 @@ def test_a_worker_reports_its_own_peak_memory_not_its_parents():
     code = "from scratchgan.bench import peak_rss_mb; print(peak_rss_mb())"
     child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert big.sum() > 0 and child < 250
+
+
+def test_bench_waits_the_settle_time_given_before_each_worker_turn(monkeypatch):
+    """--settle reaches the pause between workers' turns (0.5 s unless given); bad values are refused."""
+    from scratchgan import bench
+    from scratchgan.cli import build_parser
+
+    pauses = []
+    monkeypatch.setattr(bench.time, "sleep", pauses.append)
+    bench.run(quick=True, models=["mlp"], backends=["numpy"], iterations=2, as_json=True, out=lambda *_: None,
+              settle=0.05)
+    assert pauses and set(pauses) == {0.05} and len(pauses) % 2 == 0  # 2 turns of each worker (PyTorch too, if here)
+    assert bench.SETTLE_SECONDS == 0.5
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", "--settle", "-1"])

@@ -297,8 +297,10 @@ def upsample_nearest_backward(dy, size):
 
 
 # --- per-step scalars ------------------------------------------------------------------
-#: one-element device buffers for the scalars that change every step (Adam's step size,
-#: RMSprop's decayed rate, dropout's seed), keyed by the state they belong to
+#: one-element device buffers for the scalars that change every step, keyed by what they belong
+#: to: Adam's step size and RMSprop's decayed rate by the optimizer state array they update;
+#: dropout's seed by the input shape, like its draws buffer (_UNIFORMS), so two dropout layers
+#: of one shape share it, which a captured graph would have to split
 _SCALARS: dict = {}
 
 
