@@ -75,36 +75,39 @@ class World:
             self.collective_bytes += buffer.nbytes
         return buffer
 
-    def sum_gradients(self, model, weight: float) -> None:
-        """model.grads <- sum over ranks of weight * model.grads, in one Allreduce of one flat buffer
-        of the gradients' own dtype (float32 models send 4 bytes per parameter). GPU gradients
-        are summed on the GPUs when ``device_sum`` is set (NCCL), else through the host."""
+    def sum_gradients(self, model, extras=()) -> tuple:
+        """model.grads <- their sum over the ranks, in one Allreduce of one flat buffer of the
+        gradients' own dtype (float32 models send 4 bytes per parameter); ``extras``, a few
+        scalars (this rank's share of the losses), ride at the end of the same buffer and
+        their sums are returned, so an update costs one collective. GPU gradients are summed
+        on the GPUs when ``device_sum`` is set (NCCL; the sums stay there), else through the host."""
         from .xp import array_module, is_device_array, like, to_host
 
-        keys = [k for k, g in model.grads.items() if g is not None]
-        if self.comm is None or not keys:
-            return
-        grads = [model.grads[k] for k in keys]
-        on_device = self.device_sum is not None and is_device_array(grads[0])
+        if self.comm is None:
+            return tuple(extras)
+        grads = [g for g in model.grads.values() if g is not None]
+        dtype = grads[0].dtype if grads else np.dtype(np.float64)
+        on_device = self.device_sum is not None and bool(grads) and is_device_array(grads[0])
         if on_device:
-            flat = array_module(grads[0]).concatenate([g.ravel() for g in grads])
-        else:
-            flat = np.concatenate([to_host(g).ravel() for g in grads])
-        if weight != 1.0:
-            flat *= weight
-        if on_device:
+            xp = array_module(grads[0])
+            tail = xp.stack([xp.asarray(e, dtype=dtype) for e in extras]) if extras else xp.empty(0, dtype)
+            flat = xp.concatenate([*(g.ravel() for g in grads), tail])
             start = time.perf_counter()  # the time to queue the sum: NCCL runs on the GPU's stream
             self.device_sum.allreduce(flat)
             self.collective_seconds += time.perf_counter() - start
             self.collective_calls += 1
             self.collective_bytes += flat.nbytes
         else:
-            self.allreduce_sum(flat)
+            tail = np.array([float(e) for e in extras], dtype=dtype)
+            flat = self.allreduce_sum(np.concatenate([*(to_host(g).ravel() for g in grads), tail]))
         offset = 0
         for grad in grads:  # written back into the layers' own gradient arrays
             part = flat[offset:offset + grad.size].reshape(grad.shape)
             grad[...] = part if on_device else like(part, grad)
             offset += grad.size
+        if on_device:  # 0-d device arrays: the losses stay on the GPU until the trainer reads them
+            return tuple(flat[i:i + 1].reshape(()) for i in range(offset, flat.size))
+        return tuple(float(v) for v in flat[offset:])
 
     def allgather(self, value) -> list:
         """Every rank's ``value`` (picklable), in rank order, on every rank."""

@@ -192,8 +192,8 @@ class GANTrainer:
 
     def _d_forward_backward(self, images, target, *halves):
         """D's loss and accuracy on a batch made of ``halves`` (global row counts), its
-        gradients added to D.grads; under MPI weighted by this rank's share, and the
-        reported loss and accuracy those of the whole batch."""
+        gradients added to D.grads; under MPI all three weighted by this rank's share, to be
+        summed over the ranks by the update (_d_update)."""
         weight, total, rows = self._share(*halves)
         self._shard_dropout(self.D, total, rows)
         p = self.D.forward(images, training=True)
@@ -202,12 +202,15 @@ class GANTrainer:
         self.D.backward(dp if self.world.size == 1 else dp * dp.dtype.type(weight))
         acc = binary_accuracy(p, target, to_host=False)  # noisy or smoothed targets stay on their side of 0.5
         if self.world.size > 1:
-            loss, acc = self.world.allreduce_sum(np.array([weight * float(loss), weight * float(acc)]))
+            loss, acc = weight * loss, weight * acc
         return loss, acc
 
-    def _d_update(self):
-        self.world.sum_gradients(self.D, 1.0)  # the gradients are already weighted by each rank's share
+    def _d_update(self, *scores):
+        """D's optimizer step on the gradients summed over the ranks (already weighted by each
+        rank's share); ``scores`` (losses, accuracies) are summed in the same Allreduce."""
+        scores = self.world.sum_gradients(self.D, scores)
         self.d_opt.step(self.D.params, self.D.grads)
+        return scores
 
     def d_step(self, draw: int):
         """One discriminator update (the recipe's d_mode); returns (loss, accuracy)."""
@@ -218,17 +221,18 @@ class GANTrainer:
         if r.d_mode == "concat":
             t = self._targets(n, n, real.dtype)
             loss, acc = self._d_forward_backward(array_module(real).concatenate([real, fake]), t, n, n)
-            self._d_update()
-            return loss, acc
+            return self._d_update(loss, acc)
         t = self._targets(n, n, real.dtype)
         mine = len(real)
         t_real, t_fake = t[:mine], t[mine:]
         loss_real, acc_real = self._d_forward_backward(real, t_real, n)
         if r.d_mode == "separate":  # two train_on_batch calls: update, then the fake batch
-            self._d_update()
+            loss_real, acc_real = self._d_update(loss_real, acc_real)
             self.D.zero_grad()
-        loss_fake, acc_fake = self._d_forward_backward(fake, t_fake, n)
-        self._d_update()
+            loss_fake, acc_fake = self._d_update(*self._d_forward_backward(fake, t_fake, n))
+        else:  # "sum": one update on both batches' gradients
+            loss_fake, acc_fake = self._d_forward_backward(fake, t_fake, n)
+            loss_real, acc_real, loss_fake, acc_fake = self._d_update(loss_real, acc_real, loss_fake, acc_fake)
         # "separate" reports the mean of the two train_on_batch losses; "sum" its summed loss
         loss = 0.5 * (loss_real + loss_fake) if r.d_mode == "separate" else loss_real + loss_fake
         return loss, 0.5 * (acc_real + acc_fake)
@@ -247,9 +251,8 @@ class GANTrainer:
         dp = self.bce.backward()
         d_fake = self.D.backward(dp if self.world.size == 1 else dp * dp.dtype.type(weight), need_param_grads=False)
         self.G.backward(d_fake)
-        if self.world.size > 1:
-            self.world.sum_gradients(self.G, 1.0)
-            g_loss = float(self.world.allreduce_sum(np.array([weight * float(g_loss)]))[0])
+        if self.world.size > 1:  # the gradients and the loss in one Allreduce
+            (g_loss,) = self.world.sum_gradients(self.G, (weight * g_loss,))
         self.g_opt.step(self.G.params, self.G.grads)
         return g_loss
 
