@@ -25,6 +25,7 @@ import sys
 
 import numpy as np
 
+from .errors import ScratchganError
 from .ops import registry
 
 BACKENDS = ("numpy", "numba", "cupy")
@@ -36,7 +37,7 @@ DEFAULT = "numba"
 KERNEL_MODULES = {"numba": "scratchgan.kernels.numba", "cupy": "scratchgan.kernels.cuda.launch"}
 
 
-class BackendError(RuntimeError):
+class BackendError(ScratchganError, RuntimeError):
     """The requested backend does not exist, is not installed, or cannot run here."""
 
 

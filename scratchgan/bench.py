@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from . import machine
+from .errors import UsageError
 from .ops.geometry import Window
 
 #: the PyTorch twin of the zoo (a source checkout's examples/; never imported by the package)
@@ -338,7 +339,7 @@ def run(quick=False, models=None, backends=None, iterations=None, top=10, as_jso
     if models:
         unknown = [m for m in models if m not in zoo.MODELS]
         if unknown:
-            raise KeyError(f"unknown model {unknown[0]!r}: available models are {', '.join(zoo.MODELS)}")
+            raise UsageError(f"unknown model {unknown[0]!r}: available models are {', '.join(zoo.MODELS)}")
         plan = {m: plan.get(m) for m in models}
     blas = machine.blas_info()
     cpu_bits = machine.cpu_vector_bits()

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UsageError
+
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
@@ -122,7 +124,7 @@ def run(ranks, models=None, backend_name=None, iterations=None, batch_sizes=None
         except ImportError:
             mpiexec = None
         if mpiexec is None:
-            raise RuntimeError("--ranks above 1 needs mpi4py and an mpiexec: pip install 'scratchgan[mpi]' "
+            raise UsageError("--ranks above 1 needs mpi4py and an mpiexec: pip install 'scratchgan[mpi]' "
                                "(it brings MPICH's mpiexec), or mpi4py built against your system MPI")
     if backend_name is None:
         try:
@@ -135,7 +137,7 @@ def run(ranks, models=None, backend_name=None, iterations=None, batch_sizes=None
     models = list(models or zoo.MODELS)
     unknown = [m for m in models if m not in zoo.MODELS]
     if unknown:
-        raise KeyError(f"unknown model {unknown[0]!r}: available models are {', '.join(zoo.MODELS)}")
+        raise UsageError(f"unknown model {unknown[0]!r}: available models are {', '.join(zoo.MODELS)}")
     report = {"backend": backend_name, "cpu_count": os.cpu_count(), "ranks": ranks, "results": []}
     if not as_json:
         out(f"MPI ranks on this machine ({os.cpu_count()} cores), backend {backend_name}; per rank count: "

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import load_npz
+from .backend import to_device
+from .errors import CheckpointError, one_line
 from .layers import Dense, Flatten, LeakyReLU
 from .losses import SoftmaxCrossentropy, softmax
 from .models import Sequential
 from .optimizers import Adam
-from .backend import to_device
+from .safe_io import read_npz
 from .xp import to_host
 
 WEIGHTS = Path(__file__).parent / "data" / "mnist_classifier.npz"
@@ -71,8 +72,12 @@ def train_classifier(images, labels, epochs: int = 15, batch_size: int = 64, lr:
 def load_classifier(path=None):
     """(model, facts): the shipped classifier, or one saved by examples/train_mnist_classifier.py;
     facts holds what the training script recorded (held-out accuracy, data, ...)."""
-    arrays = load_npz(path or WEIGHTS)
-    facts = {k[len("meta/"):]: arrays.pop(k).item() for k in list(arrays) if k.startswith("meta/")}
+    arrays = read_npz(path or WEIGHTS, "classifier", typed=True)
+    meta = {k: arrays.pop(k) for k in list(arrays) if k.startswith("meta/")}
+    bad = next((k for k, v in meta.items() if v.shape != ()), None)
+    if bad is not None:
+        raise CheckpointError(f"{one_line(path)}: field {one_line(bad)!r} should be one value, got shape {meta[bad].shape}")
+    facts = {k[len("meta/"):]: v.item() for k, v in meta.items()}
     model = build_classifier()
     model.build((None, 28, 28, 1))
     model.set_weights(arrays, source=str(path or WEIGHTS))

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from . import backend
+from . import backend, budget, zoo
+from .errors import ConfigError, RunDirError, ScratchganError, UsageError, one_line
+from .rundir import Run
 from .script import USER_ERRORS, describe
 from .zoo import DATA_ORDERS, D_MODES, FIXED_FIELDS, OPTIMIZERS
 
@@ -45,6 +48,9 @@ def build_parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--backend", default=argparse.SUPPRESS,
                         help="numba (default), numpy (the readable reference) or cupy; also SCRATCHGAN_BACKEND")
+    common.add_argument("--memory-budget", default=argparse.SUPPRESS, metavar="SIZE",
+                        help="the most memory a size from input may ask for, e.g. 4G (default: 80%% of RAM; "
+                             "also SCRATCHGAN_MEMORY_BUDGET)")
     parser = argparse.ArgumentParser(prog="scratchgan", parents=[common],
                                      description="GANs from scratch: train, sample, evaluate, check gradients.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -143,6 +149,8 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "memory_budget", None):
+            budget.set_memory_budget(args.memory_budget)
         if getattr(args, "backend", None):
             backend.set_backend(args.backend)
         else:
@@ -153,7 +161,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         return 130
     except USER_ERRORS as err:
-        print(f"scratchgan {args.command}: error: {describe(err)}", file=sys.stderr)
+        print(f"scratchgan {args.command}: error: {one_line(describe(err), 2000)}", file=sys.stderr)
         _stop_other_ranks(2)
         return 2
     except BaseException:
@@ -177,10 +185,10 @@ def _stop_other_ranks(code: int, traceback: bool = False) -> None:
 
 
 def cmd_train(args):
-    from . import distributed, rundir, zoo
+    from . import distributed
     from .datasets import load_dataset
-    from .train import (GANTrainer, load_checkpoint, new_run_dir, physical_memory_bytes, read_config,
-                        scale_images, step_memory_bytes, write_config)
+    from .rundir import Run, new_run_path
+    from .train import GANTrainer, scale_images
 
     world = distributed.world()  # one process, or one of the ranks mpiexec started
     gpu_note = None
@@ -188,112 +196,127 @@ def cmd_train(args):
         from .nccl import attach_gpus
 
         gpu_note = attach_gpus(world)
-    if args.resume:
-        run_dir = Path(args.resume)
-        ckpt = run_dir / "checkpoint.npz"
-        if not ckpt.exists():
-            raise FileNotFoundError(f"{run_dir}: no checkpoint.npz to resume from")
-        G, D, recipe, arrays = load_checkpoint(ckpt)
+    # 1. Everything is read and checked before anything is written: the checkpoint and
+    #    config of a resumed run, the recipe with its overrides, the memory it needs, the data.
+    run = Run.resume(args.resume, writer=world.is_root) if args.resume else None
+    if run is not None:
+        G, D, recipe, arrays = run.read_checkpoint()
         seed = int(arrays["seed"])
         recorded = json.loads(str(arrays["data_source"])) if "data_source" in arrays else None
-        if recorded is not None and not isinstance(recorded, dict):
-            raise ValueError(f"{ckpt}: field 'data_source' should be a JSON object, got {recorded!r}")
-        config = read_config(run_dir, recipe, seed, recorded)
+        config = run.read_config(recipe, seed, recorded)
+        _override(recipe, args, resumed=True)
     else:
-        if args.seed is not None:
-            seed = args.seed
-        else:  # drawn once, by rank 0, for every rank
-            seed = world.broadcast(int(np.random.SeedSequence().entropy % (2**31)))
-        try:
-            G, D, recipe = zoo.build(args.model, seed=seed, z_dim=args.z_dim)
-        except MemoryError:
-            raise ValueError(f"--z-dim {args.z_dim}: the {args.model} model's weights need more memory than "
-                             f"this machine has") from None
-        run_dir = Path(world.broadcast(str(Path(args.out) if args.out else new_run_dir(model=recipe.model))))
-        if (run_dir / "checkpoint.npz").exists():
-            raise FileExistsError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
-        config = {"model": recipe.model, "seed": seed, "recipe": recipe.to_dict()}
-
-    if args.resume and args.z_dim and args.z_dim != recipe.z_dim:
-        raise ValueError(f"--z-dim {args.z_dim}: a resumed run keeps its latent size {recipe.z_dim}")
-    recipe.override(**recipe_overrides(args))
-    if args.data:
-        config["data"] = args.data
-    if args.classes:
-        config["classes"] = args.classes.split(",")
+        seed = args.seed if args.seed is not None else world.broadcast(int(np.random.SeedSequence().entropy % 2**31))
+        recipe = _override(zoo.default_recipe(args.model), args, resumed=False)
+        path = Path(world.broadcast(str(Path(args.out) if args.out else new_run_path(model=recipe.model))))
+        if os.path.lexists(path / "checkpoint.npz"):
+            raise RunDirError(f"{one_line(path)} already holds a run; use --resume {one_line(path)} or another --out")
+        G, D, _ = zoo.build(recipe.model, seed=seed, z_dim=recipe.z_dim)
+        config = {"model": recipe.model, "seed": seed}
+    config.update({k: v for k, v in (("data", args.data), ("classes", args.classes and args.classes.split(",")))
+                   if v})
     config.setdefault("data", recipe.data)
-    need, have = step_memory_bytes(G, D, recipe), physical_memory_bytes()
-    if have and need > have:
-        raise ValueError(f"batch size {recipe.batch_size}: one {recipe.model} training step needs about "
-                         f"{need / 2**30:.1f} GiB, more than this machine's {have / 2**30:.1f} GiB of memory")
     dataset = load_dataset(config["data"], recipe.image_shape, config.get("classes"), world)
     data = scale_images(dataset.images, recipe.data_range, recipe.image_shape)
-    for path, reason in dataset.skipped[:5]:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
-    trainer = GANTrainer(G, D, recipe, data, seed=seed, run_dir=run_dir if world.is_root else None, world=world,
+    for skipped, reason in dataset.skipped[:5]:
+        print(f"skipped {one_line(skipped)}: {reason}", file=sys.stderr)
+    trainer = GANTrainer(G, D, recipe, data, seed=seed, world=world,
                          data_source={"data": config["data"], "classes": config.get("classes")})
-    if args.resume:
-        trainer.load_state_arrays(arrays, source=str(ckpt))
+    if run is not None:
+        trainer.load_state_arrays(arrays, source=str(run.path / "checkpoint.npz"))
+        if recipe.iterations <= trainer.iteration:
+            raise UsageError(f"the run in {one_line(run.path)} is at iteration {trainer.iteration:,} already; "
+                             f"give --iterations above it to continue")
     world.agree("the code, recipe, seed, data and starting iteration",
                 distributed.digest(distributed.code_digest(), recipe.to_dict(), seed, trainer.iteration, data))
-    failure = None
-    if world.is_root:  # rank 0 alone writes the run directory
-        try:
-            lock = rundir.claim(run_dir)  # noqa: F841 (held until the process ends)
-            if not args.resume and (run_dir / "checkpoint.npz").exists():  # again, now no other run can start here
-                raise FileExistsError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
-            for path in rundir.remove_temporaries(run_dir):
-                print(f"removed {path}, left by a run that was killed", file=sys.stderr)
-            if args.resume:
-                rundir.trim_log(run_dir, trainer.iteration)
-            config["recipe"] = recipe.to_dict()
-            write_config(run_dir, config)
-        except USER_ERRORS as err:
-            failure = err
-    message = world.broadcast(None if failure is None else describe(failure))
-    if failure is not None:
-        raise failure
-    if message is not None:
-        raise distributed.DistributedError(f"rank 0 could not start the run: {message}")
-    ranks = f", {world.size} MPI ranks" if world.size > 1 else ""
-    warning = distributed.oversubscription_warning() if world.size > 1 else None
-    if world.is_root and warning:
-        print(f"warning: {warning}", file=sys.stderr)
-    if world.is_root and gpu_note:
-        print(gpu_note)
+    # 2. Only now does rank 0 write: the run directory, its lock and config.json.
+    run = _open_run_directory(world, run, path if run is None else None, trainer, {**config, "recipe": recipe.to_dict()})
+    trainer.run = run if world.is_root else None
     if world.is_root:
-        print(f"run directory: {run_dir}  (model {recipe.model}, seed {seed}, {dataset.description}, "
-              f"backend {backend.get_backend()}{ranks}, from iteration {trainer.iteration} to {recipe.iterations})")
+        _announce(world, run, recipe, seed, dataset, trainer, gpu_note)
+    start = trainer.iteration
     rate = trainer.train(recipe.iterations, recipe.sample_interval,
                          progress=False if args.no_progress or not world.is_root else None,
                          log=print if world.is_root else (lambda *_: None))
     if world.is_root:
-        print(f"done: {trainer.iteration} iterations ({rate:.2f} it/s, {rate * recipe.batch_size:.0f} images/s); "
-              f"samples in {run_dir / 'samples'}, curves.png, progress.gif, metrics.csv and checkpoint.npz in {run_dir}")
+        print(f"done: {trainer.iteration - start} iterations, {start} to {trainer.iteration} ({rate:.2f} it/s, "
+              f"{rate * recipe.batch_size:.0f} images/s); samples in {run.path / 'samples'}, curves.png, "
+              f"progress.gif, metrics.csv and checkpoint.npz in {run.path}")
     return 0
+
+
+def _override(recipe, args, resumed: bool):
+    """``recipe`` with the command line's overrides (checked: a resumed run keeps its latent
+    size), and the memory a training run of it needs checked against the budget."""
+    changes = recipe_overrides(args)
+    if resumed and changes.get("z_dim") not in (None, recipe.z_dim):
+        raise UsageError(f"z_dim {changes['z_dim']}: a resumed run keeps its latent size {recipe.z_dim}")
+    recipe.override(**changes)
+    zoo.require_training_memory(recipe)
+    return recipe
+
+
+def _open_run_directory(world, run, new_path, trainer, config):
+    """Rank 0 creates (or cleans up the resumed) run directory and writes config.json; every
+    rank learns whether that worked."""
+    from . import distributed
+
+    failure = None
+    if world.is_root:
+        try:
+            if run is None:
+                run = Run.create(new_path)
+            else:
+                for leftover in run.remove_temporaries():
+                    print(f"removed {one_line(leftover)}, left by a run that was killed", file=sys.stderr)
+                if trainer.log_bytes:
+                    run.cut_log(trainer.log_bytes)
+            run.write_config(config)
+        except ScratchganError as err:
+            failure = err
+    message = world.broadcast(None if failure is None else str(failure))
+    if failure is not None:
+        raise failure
+    if message is not None:
+        raise distributed.DistributedError(f"rank 0 could not start the run: {message}")
+    return run
+
+
+def _announce(world, run, recipe, seed, dataset, trainer, gpu_note) -> None:
+    from . import distributed
+
+    warning = distributed.oversubscription_warning() if world.size > 1 else None
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    if gpu_note:
+        print(gpu_note)
+    ranks = f", {world.size} MPI ranks" if world.size > 1 else ""
+    print(f"run directory: {one_line(run.path)}  (model {recipe.model}, seed {seed}, {dataset.description}, "
+          f"backend {backend.get_backend()}{ranks}, from iteration {trainer.iteration} to {recipe.iterations})")
 
 
 def recipe_overrides(args) -> dict:
     """The recipe fields set on the command line."""
     changes = {name: getattr(args, name) for name in (
         "iterations", "batch_size", "sample_interval", "d_steps", "d_mode", "label_smoothing",
-        "label_noise", "latent", "data_order")}
+        "label_noise", "latent", "data_order", "z_dim")}
     changes.update(real_label=args.real_label, fake_label=args.fake_label, d_half_batch=args.d_half_batch,
                    fake_training_mode=args.fake_training_mode, data_range=args.data_range)
     settings = {"momentum": args.momentum, "nesterov": args.nesterov, "beta_1": args.beta1, "beta_2": args.beta2}
     for which in ("d", "g"):
+        own_lr = getattr(args, f"{which}_lr")  # --d-lr 0 is a value (refused by the optimizer), not "unset"
         spec = {"name": getattr(args, f"{which}_optimizer") or args.optimizer,
-                "lr": getattr(args, f"{which}_lr") or args.lr, **settings}
+                "lr": own_lr if own_lr is not None else args.lr, **settings}
         spec = {k: v for k, v in spec.items() if v is not None}
         if spec:
             changes[f"{which}_optimizer"] = spec
     for item in args.set:
         field, _, value = item.partition("=")
         if not _ or not field:
-            raise ValueError(f"--set {item!r}: expected FIELD=VALUE, e.g. --set d_optimizer.epsilon=1e-8")
+            raise UsageError(f"--set {item!r}: expected FIELD=VALUE, e.g. --set d_optimizer.epsilon=1e-8")
         name, _, key = field.partition(".")
         if name in FIXED_FIELDS:
-            raise ValueError(f"--set {item!r}: {name} is the model itself; choose another --model")
+            raise UsageError(f"--set {item!r}: {name} is the model itself; choose another --model")
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
@@ -312,9 +335,9 @@ def cmd_bench(args):
         from . import bench_ranks
 
         if args.backends and len(args.backends) > 1:
-            raise ValueError(f"--ranks benches one backend, got --backends {' '.join(args.backends)}")
+            raise UsageError(f"--ranks benches one backend, got --backends {' '.join(args.backends)}")
         if args.backends and args.backends[0].startswith("torch"):
-            raise ValueError(f"--ranks benches scratchgan's own backends (numpy, numba, cupy), not {args.backends[0]}")
+            raise UsageError(f"--ranks benches scratchgan's own backends (numpy, numba, cupy), not {args.backends[0]}")
         bench_ranks.run(args.ranks, models=args.models or (["mlp"] if args.quick else None),
                         backend_name=args.backends[0] if args.backends else None, iterations=args.iterations,
                         batch_sizes=args.batch_sizes, as_json=args.json)
@@ -341,59 +364,91 @@ def cmd_models(args):
     return 0
 
 
-def cmd_sample(args):
-    from .images import save_grid, to_unit_range
-    from .sampling import interpolate, nicest
-    from .train import load_checkpoint, sample_latent
-
-    path = Path(args.checkpoint)
+def _checkpoint_of(argument):
+    """(path, in_run) of the checkpoint a command names: a run directory's own (checked as
+    a run's file: one link), or a file the user named."""
+    path = Path(argument)
     if path.is_dir():
-        path = path / "checkpoint.npz"
+        return path / "checkpoint.npz", True
+    return path, False
+
+
+def cmd_sample(args):
+    from . import checkpoint
+    from .images import save_grid, to_unit_range
+    from .safe_io import atomic_write
+    from .sampling import interpolate, nicest
+    from .train import sample_latent
+
     out = Path(args.out)
-    if out.suffix.lower() not in (".png", ".npy"):
-        raise ValueError(f"--out must end in .png (a grid) or .npy (an array), got {out.name!r}")
+    kind = out.suffix.lower()
+    if kind not in (".png", ".npy"):
+        raise UsageError(f"--out must end in .png (a grid) or .npy (an array), got {one_line(out.name)!r}")
     if args.nice and args.interpolate:
-        raise ValueError("--nice and --interpolate do not combine: choose one")
-    G, D, recipe, _ = load_checkpoint(path)
+        raise UsageError("--nice and --interpolate do not combine: choose one")
+    path, in_run = _checkpoint_of(args.checkpoint)
+    recipe, arrays = checkpoint.read(path, in_run=in_run, typed=not in_run)
+    _require_sample_memory(recipe, args.n * (20 if args.nice else 1), kind)
+    G, D = checkpoint.build_models(recipe, arrays, str(path))
     rng = np.random.default_rng(args.seed)
     columns = None
     if args.interpolate:
         rows = max(1, args.n // args.interpolate)
         z = interpolate(sample_latent(rng, rows + 1, recipe), args.interpolate, spherical=recipe.latent == "normal")
-        columns, what = args.interpolate, f"one walk through {rows + 1} latent points, {rows} rows of {args.interpolate} steps"
+        columns = args.interpolate
+        what = f"one walk through {rows + 1} latent points, {rows} rows of {args.interpolate} steps"
     elif args.nice:
         z, scores = nicest(G, D, recipe, sample_latent(rng, 20 * args.n, recipe), args.n)
         what = f"the {args.n} of {20 * args.n} samples D rates most real (D's 'real' score {scores.min():.3f}-{scores.max():.3f})"
     else:
         z, what = sample_latent(rng, args.n, recipe), f"{args.n} samples"
     images = to_unit_range(G.predict(z), recipe.data_range)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".npy":
-        np.save(out, images)
+    if kind == ".npy":
+        with atomic_write(out) as f:  # the name as typed, whatever the case of its extension
+            np.save(f, images)
     else:
         save_grid(images, out, columns=columns)
-    print(f"wrote {what} {images.shape[1:]} to {out}")
+    print(f"wrote {what} {images.shape[1:]} to {one_line(out)}")
     return 0
 
 
+def _require_sample_memory(recipe, n: int, kind: str) -> None:
+    """The memory ``sample`` needs for n images: latents, G's outputs in float32 and, for a
+    grid, its canvas and the 3x enlarged picture."""
+    from . import budget
+
+    h, w, c = recipe.image_shape
+    per_image = 4 * (recipe.z_dim + 2 * h * w * c) + (22 * (h + 2) * (w + 2) * c if kind == ".png" else 0)
+    budget.require(n * per_image, f"{n:,} samples of {recipe.model}", "--n")
+
+
 def cmd_evaluate(args):
+    from . import budget, checkpoint
     from .classifier import load_classifier
     from .datasets import load_dataset
     from .evaluate import applicability, evaluate_generator
-    from .train import load_checkpoint
+    from .safe_io import read_json
 
-    path = Path(args.checkpoint)
-    if path.is_dir():
-        path = path / "checkpoint.npz"
-    G, _, recipe, arrays = load_checkpoint(path)
+    path, in_run = _checkpoint_of(args.checkpoint)
+    budget.require(args.n * 28 * 28 * 4 * 4, f"scoring {args.n:,} samples", "--n")
+    recipe, arrays = checkpoint.read(path, in_run=in_run, typed=not in_run)
+    G, _ = checkpoint.build_models(recipe, arrays, str(path))
     config_path = path.parent / "config.json"  # what the run trained on, written by train
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-    note = applicability(config.get("data", recipe.data), config.get("classes"), args.data)
+    config = read_json(config_path, "config", in_run=True) if os.path.lexists(config_path) else {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"{one_line(config_path)}: expected a JSON object, got {type(config).__name__}")
+    trained_on = config.get("data", recipe.data)
+    if not isinstance(trained_on, str):
+        raise ConfigError(f"{one_line(config_path)}: 'data' should be text, got {one_line(trained_on, 60)}")
+    classes = config.get("classes")
+    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        raise ConfigError(f"{one_line(config_path)}: 'classes' should be a list of class names")
+    note = applicability(trained_on, classes, args.data)
     classifier, facts = load_classifier(args.classifier)
     real = load_dataset(args.data, (28, 28, 1)).images
     s = evaluate_generator(G, recipe, classifier, real, n=args.n, seed=args.seed)
     s.update(model=recipe.model, iteration=int(arrays["iteration"]), data=args.data, classifier=facts,
-             trained_on=config.get("data", recipe.data), applies=note is None, note=note)
+             trained_on=trained_on, applies=note is None, note=note)
     if args.json:
         print(json.dumps(s, indent=2))
         return 0

@@ -32,11 +32,13 @@ import time
 
 import numpy as np
 
+from .errors import ScratchganError
+
 #: what MPI launchers set to the number of ranks (MPICH/Hydra and Intel MPI, Open MPI, MVAPICH)
 SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 
 
-class DistributedError(RuntimeError):
+class DistributedError(ScratchganError, RuntimeError):
     """Ranks that cannot train together (different code, recipe or data; an unsupported layer)."""
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from .classifier import features_and_probabilities
 from .datasets.catalog import parse_spec
+from .errors import UsageError
 from .images import to_unit_range
 from .train import sample_latent
 
@@ -86,16 +87,16 @@ def evaluate_generator(G, recipe, classifier, real_images, n: int = 5000, seed: 
     so both distances use samples of the same size."""
     if tuple(recipe.image_shape) != (28, 28, 1):
         shape = "x".join(map(str, recipe.image_shape))
-        raise ValueError(f"evaluate scores 28x28x1 (MNIST-like) generators; model {recipe.model!r} makes {shape} images")
+        raise UsageError(f"evaluate scores 28x28x1 (MNIST-like) generators; model {recipe.model!r} makes {shape} images")
     real = np.asarray(real_images)
     real = real.astype(np.float32) / 255.0 if real.dtype == np.uint8 else real.astype(np.float32)
     if real.ndim == 3:
         real = real[..., None]
     half = len(real) // 2
     if half < 100:
-        raise ValueError(f"need at least 200 real images to score against, got {len(real)}")
+        raise UsageError(f"need at least 200 real images to score against, got {len(real)}")
     if n < MIN_SAMPLES:
-        raise ValueError(f"--n {n}: a Frechet distance needs the covariance of at least {MIN_SAMPLES} samples "
+        raise UsageError(f"--n {n}: a Frechet distance needs the covariance of at least {MIN_SAMPLES} samples "
                          f"(1,000 or more give stable scores; the default is 5,000)")
     n = min(n, half)
     rng = np.random.default_rng([seed, 1])
@@ -104,7 +105,7 @@ def evaluate_generator(G, recipe, classifier, real_images, n: int = 5000, seed: 
     generated = generate(G, recipe, n, seed)
     bad = int(np.count_nonzero(~np.isfinite(generated).all(axis=(1, 2, 3))))
     if bad:
-        raise ValueError(f"the generator's output is not finite (NaN or infinite) for {bad} of {n} samples: "
+        raise UsageError(f"the generator's output is not finite (NaN or infinite) for {bad} of {n} samples: "
                          f"its weights have diverged, so there is nothing to score")
     return score(classifier, generated, real_a, real_b)
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backend import backend_module
+from .errors import UsageError
 from .wording import counted
 from .xp import like, to_float, to_host
 
@@ -182,7 +183,7 @@ def gradcheck(target, x, dy=None, *, training=True, h=H, max_elements=64, direct
         dy = rng.standard_normal(y.shape)
     dy = like(to_host(dy), y, dtype=np.float64)
     if dy.shape != y.shape:
-        raise ValueError(f"dy has shape {dy.shape}, expected the output's shape {y.shape}")
+        raise UsageError(f"dy has shape {dy.shape}, expected the output's shape {y.shape}")
 
     def f(inp):
         """(f, sum of |terms|): the value and the scale of its rounding error."""

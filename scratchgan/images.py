@@ -6,7 +6,8 @@ import math
 import numpy as np
 from PIL import Image
 
-from .io import atomic_write
+from .errors import UsageError
+from .safe_io import atomic_write
 from .xp import to_host
 
 
@@ -26,7 +27,7 @@ def make_grid(images, columns: int | None = None, pad: int = 2, scale: int = 1) 
     """Tile (N, H, W, C) images in [0, 1] into one uint8 picture (pad pixels of grey between)."""
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
-        raise ValueError(f"expected images of shape (N, H, W, 1 or 3), got {images.shape}")
+        raise UsageError(f"expected images of shape (N, H, W, 1 or 3), got {images.shape}")
     n, h, w, c = images.shape
     rows, cols = grid_shape(n, columns)
     canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 0.5, dtype=np.float32)
@@ -39,12 +40,12 @@ def make_grid(images, columns: int | None = None, pad: int = 2, scale: int = 1) 
     return pixels[..., 0] if c == 1 else pixels
 
 
-def save_png(pixels: np.ndarray, path) -> None:
+def save_png(pixels: np.ndarray, path, in_run: bool = False) -> None:
     """Write a uint8 picture as PNG, atomically."""
-    with atomic_write(path) as tmp:
-        Image.fromarray(pixels).save(tmp, format="PNG")
+    with atomic_write(path, in_run=in_run) as f:
+        Image.fromarray(pixels).save(f, format="PNG")
 
 
-def save_grid(images, path, columns=None, scale: int = 3) -> None:
+def save_grid(images, path, columns=None, scale: int = 3, in_run: bool = False) -> None:
     """Save (N, H, W, C) images in [0, 1] as one PNG grid."""
-    save_png(make_grid(images, columns=columns, scale=scale), path)
+    save_png(make_grid(images, columns=columns, scale=scale), path, in_run=in_run)

@@ -16,10 +16,11 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
+from .errors import ScratchganError
 from .xp import array_module, like, to_float
 
 
-class LossError(ValueError):
+class LossError(ScratchganError, ValueError):
     """Predictions and targets that a loss cannot take."""
 
 

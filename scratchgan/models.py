@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .io import atomic_save_npz, load_npz
+from .errors import CheckpointError
 from .layers.base import Layer, LayerError, _fmt
+from .safe_io import atomic_save_npz, read_npz
 from .xp import array_module, like, to_host
 
 
@@ -160,14 +161,17 @@ class Sequential:
         own = {**self.params, **self.buffers}
         missing, unexpected = sorted(set(own) - set(arrays)), sorted(set(arrays) - set(own))
         if missing or unexpected:
-            raise ValueError(
+            raise CheckpointError(
                 f"{source} do not fit model {self.name!r}: missing {missing or 'nothing'}, "
                 f"unexpected {unexpected or 'nothing'}"
             )
         for key, target in own.items():
             value = to_host(arrays[key])
             if value.shape != target.shape:
-                raise ValueError(f"{source}: {key} has shape {value.shape}, model {self.name!r} expects {target.shape}")
+                raise CheckpointError(f"{source}: {key} has shape {value.shape}, model {self.name!r} expects {target.shape}")
+            if value.dtype.kind != "f" or not np.isfinite(value).all():
+                raise CheckpointError(f"{source}: {key} should hold finite floating-point values, got {value.dtype}"
+                                      f"{'' if value.dtype.kind != 'f' else ' with NaN or infinite values'}")
             target[...] = like(value, target)
 
     def save_weights(self, path) -> None:
@@ -175,4 +179,4 @@ class Sequential:
         atomic_save_npz(path, self.weights())
 
     def load_weights(self, path) -> None:
-        self.set_weights(load_npz(path), source=str(path))
+        self.set_weights(read_npz(path, "weights", typed=True), source=str(path))

@@ -20,10 +20,11 @@ import math
 import numpy as np
 
 from . import ops
+from .errors import ScratchganError
 from .xp import array_module, like, to_host
 
 
-class OptimizerError(ValueError):
+class OptimizerError(ScratchganError, ValueError):
     pass
 
 

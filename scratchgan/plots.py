@@ -12,7 +12,8 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .io import atomic_write
+from .images import make_grid
+from .safe_io import atomic_write
 
 
 def _font():
@@ -120,8 +121,8 @@ def plot_curves(history, path, size=(900, 600)) -> None:
     acc_panel.line(*_thin(it, moving_average(acc, window)), ACC_COLOUR, width=2)
     loss_panel.legend([("D loss", D_COLOUR), ("G loss", G_COLOUR)])
     draw.text((width // 2, height - 14), "iteration", fill=(0, 0, 0), font=_font(), anchor="mt")
-    with atomic_write(path) as tmp:
-        image.save(tmp, format="PNG")
+    with atomic_write(path) as f:
+        image.save(f, format="PNG")
 
 
 #: the most frames progress.gif holds: a long run's grids are thinned to this many, evenly
@@ -139,19 +140,20 @@ def evenly_spaced(items, limit: int):
 
 
 def grids_to_gif(frames, path, frame_ms: int = 250, hold_last_ms: int = 2000, max_frames: int = MAX_FRAMES) -> None:
-    """frames: (caption, PNG path) pairs in order -> one looping GIF, captioned, of at most
-    ``max_frames`` frames (evenly spaced), each kept as a paletted image while it is built."""
+    """frames: (caption, uint8 images (16, H, W, C)) pairs in order -> one looping GIF of
+    their 4-column grids, captioned, of at most ``max_frames`` frames (evenly spaced), each
+    kept as a paletted image while it is built. The grids are drawn from arrays, never
+    decoded from the PNG files a run wrote."""
     if not frames:
         raise ValueError("no sample grids to animate")
     pictures = []
-    for caption, png in evenly_spaced(frames, max_frames):
-        with Image.open(png) as grid:
-            grid = grid.convert("RGB")
+    for caption, images in evenly_spaced(frames, max_frames):
+        grid = Image.fromarray(make_grid(np.asarray(images, dtype=np.float32) / 255, columns=4, scale=3)).convert("RGB")
         canvas = Image.new("RGB", (grid.width, grid.height + 16), (255, 255, 255))
         canvas.paste(grid, (0, 16))
         ImageDraw.Draw(canvas).text((4, 2), caption, fill=(0, 0, 0), font=_font())
         pictures.append(canvas.convert("P", palette=Image.Palette.ADAPTIVE))
     durations = [frame_ms] * (len(pictures) - 1) + [hold_last_ms]
-    with atomic_write(path) as tmp:
-        pictures[0].save(tmp, format="GIF", save_all=True, append_images=pictures[1:],
+    with atomic_write(path) as f:
+        pictures[0].save(f, format="GIF", save_all=True, append_images=pictures[1:],
                          duration=durations, loop=0)

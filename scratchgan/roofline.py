@@ -18,8 +18,8 @@ import math
 
 from PIL import Image, ImageDraw
 
-from .io import atomic_write
 from .plots import _font
+from .safe_io import atomic_write
 
 #: one colour per model, in the order the bench runs them
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (140, 86, 75)]
@@ -86,5 +86,5 @@ def plot_roofline(points, peak_gflops, bandwidth_gbs, path, title="", size=(1000
     note = ["dots: one op (name and shapes) of", "one training iteration; distance", "below the roof = speed left"]
     for k, line in enumerate(note):
         draw.text((right + 16, top + 30 + 18 * len(models) + 16 * k), line, fill=(90, 90, 90), font=font)
-    with atomic_write(path) as tmp:
-        image.save(tmp, format="PNG")
+    with atomic_write(path) as f:
+        image.save(f, format="PNG")

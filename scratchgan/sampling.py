@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import UsageError
 from .xp import to_host
 
 
@@ -23,7 +24,7 @@ def realness(D, recipe, images, batch: int = 500):
 def nicest(G, D, recipe, z, n: int):
     """(z of the n samples D rates most real, their scores), best first."""
     if n > len(z):
-        raise ValueError(f"asked for the best {n} of only {len(z)} draws")
+        raise UsageError(f"asked for the best {n} of only {len(z)} draws")
     images = G.predict(z, batch_size=500)  # stays on the GPU for D on the cupy backend
     scores = realness(D, recipe, images)
     best = np.argsort(-scores, kind="stable")[:n]
@@ -43,7 +44,7 @@ def interpolate(points, steps: int, spherical: bool = True):
     """Rows of ``steps`` latent vectors from points[k] to points[k+1]: (len(points)-1)*steps rows."""
     points = np.asarray(points)
     if len(points) < 2 or steps < 2:
-        raise ValueError(f"need at least 2 latent points and 2 steps, got {len(points)} and {steps}")
+        raise UsageError(f"need at least 2 latent points and 2 steps, got {len(points)} and {steps}")
     ts = np.linspace(0.0, 1.0, steps)
     walk = [slerp(a, b, t) if spherical else (1 - t) * a + t * b
             for a, b in zip(points[:-1], points[1:]) for t in ts]

@@ -12,16 +12,18 @@ import sys
 from contextlib import contextmanager
 
 from .backend import set_backend
+from .errors import ScratchganError
 
 
-#: the errors a user can cause (missing or malformed data, an unavailable backend, a bad
-#: value): reported as one line by the scratchgan command and the example scripts alike
-USER_ERRORS = (KeyError, ValueError, OSError, RuntimeError)  # BackendError is a RuntimeError
+#: the errors a user can cause (missing or malformed data or files, an unavailable backend,
+#: a bad value): the library's own types (scratchgan/errors.py), reported as one line by the
+#: scratchgan command and the example scripts alike. Anything else is a bug: its traceback shows.
+USER_ERRORS = (ScratchganError,)
 
 
 def describe(err: BaseException) -> str:
-    """The message of a user error (str(KeyError) would wrap it in quotes)."""
-    return err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    """The message of a user error."""
+    return str(err)
 
 
 @contextmanager

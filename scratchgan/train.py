@@ -12,38 +12,36 @@ One iteration (k = 1 discriminator step, as in all five tutorials)::
 The reported D loss and accuracy are the means of the real and fake steps, measured
 before each update (as Keras's train_on_batch reports them).
 
-A run directory holds config.json, log.txt (the tutorial's lines), metrics.csv (every
-iteration's losses and accuracy), samples/*.png (a grid of 16 samples from one fixed z
-at every interval) and checkpoint.npz (both models, both optimizers, the random state,
-the iteration and the history), rewritten atomically at every interval; at the end
-curves.png (losses and accuracy) and progress.gif (the grids as an animation). ``GANTrainer.resume(run_dir)`` continues exactly where it stopped.
+With a run directory (a :class:`~scratchgan.rundir.Run`), every interval appends the
+tutorial's line to log.txt, writes a grid of 16 samples from one fixed z to samples/,
+and rewrites checkpoint.npz (both models, both optimizers, the random state, the
+iteration, the history and the sample grids) and metrics.csv; at the end it draws
+curves.png (losses and accuracy) and progress.gif (the grids as an animation) from the
+state it holds, never from the files it wrote. ``train --resume`` continues exactly
+where the checkpoint stopped.
 """
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from . import zoo
+from . import checkpoint
+from .backend import to_device
+from .distributed import SINGLE, DistributedError
+from .errors import ScratchganError
 from .images import save_grid, to_unit_range
-from .io import atomic_save_npz, atomic_write, load_npz
-from .rundir import append_line
 from .losses import BinaryCrossentropy, binary_accuracy
 from .plots import grids_to_gif, plot_curves
-from .backend import to_device
-from .distributed import SINGLE, DistributedError, ShardedGenerator
 from .xp import array_module, is_device_array, like, to_host
 
-#: the columns of metrics.csv and of a trainer's history
-METRICS = ("iteration", "d_loss", "d_accuracy", "g_loss", "seconds")
+METRICS = checkpoint.METRICS
 
 
-class TrainingError(RuntimeError):
+class TrainingError(ScratchganError, RuntimeError):
     pass
 
 
@@ -69,24 +67,6 @@ def _prepare_data_parallel(G, D, recipe, world) -> None:
                                f"row; use fewer ranks or a larger --batch-size")
 
 
-def step_memory_bytes(G, D, recipe) -> int:
-    """About the memory one training step needs: every layer's output of G and D, for
-    twice the batch (D sees real and fake), as the model's dtype (dcgan at batch 256:
-    626 MB estimated, 514 MB measured peak). Used to refuse a batch size far beyond the
-    machine's memory before a run directory is written."""
-    itemsize = np.dtype(G.layers[0].dtype).itemsize
-    per_image = sum(int(np.prod(layer.output_shape[1:])) for model in (G, D) for layer in model.layers)
-    return 2 * recipe.batch_size * per_image * itemsize
-
-
-def physical_memory_bytes() -> int | None:
-    """The machine's RAM (None where the OS does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 def sample_latent(rng, n: int, recipe):
     """z of shape (n, z_dim), float32: N(0, 1), or U(-1, 1) for recipes with latent="uniform"."""
     shape = (n, recipe.z_dim)
@@ -100,7 +80,7 @@ class GANTrainer:
     data-parallel: each rank trains on its share of every batch, drawn from the same
     global random numbers, and gradients are summed over the ranks before each update."""
 
-    def __init__(self, generator, discriminator, recipe, data, seed: int, run_dir=None, world=None,
+    def __init__(self, generator, discriminator, recipe, data, seed: int, run=None, world=None,
                  data_source=None):
         self.world = world or SINGLE
         if self.world.size > 1:
@@ -112,11 +92,13 @@ class GANTrainer:
         self.d_opt = recipe.make_optimizer("d")
         self.g_opt = recipe.make_optimizer("g")
         self.rng = np.random.default_rng([self.seed, 1])
-        self.fixed_z = sample_latent(np.random.default_rng([self.seed, 2]), 16, recipe)
+        self.fixed_z = sample_latent(np.random.default_rng([self.seed, 2]), checkpoint.FIXED_SAMPLES, recipe)
         self.iteration = 0
         self.bce = BinaryCrossentropy()
-        self.run_dir = None if run_dir is None else Path(run_dir)
+        self.run = run  # the run directory (scratchgan.rundir.Run), or None: nothing written
         self.history = []  # one row per iteration: METRICS
+        self.frames = []  # (iteration, uint8 (16, H, W, C)): the fixed-z samples at every interval
+        self.log_bytes = 0  # log.txt's length after the last line this run appended
         #: where the images came from ({"data": spec, "classes": [...]}), kept in the checkpoint so
         #: that a resumed run's config.json can be checked against it
         self.data_source = data_source
@@ -302,7 +284,7 @@ class GANTrainer:
         start, t0 = self.iteration, time.perf_counter()
         interrupted = []
         previous = {}
-        if self.run_dir is not None or self.world.size > 1:
+        if self.run is not None or self.world.size > 1:
             for signum in (signal.SIGINT, signal.SIGTERM):  # kill's default signal is handled like Ctrl-C
                 try:
                     previous[signum] = signal.signal(signum, lambda *_: interrupted.append(True))
@@ -318,13 +300,13 @@ class GANTrainer:
             bar.close()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-        if self.run_dir is not None:
+        if self.run is not None:
             if interrupted:
-                self.save_checkpoint(self.run_dir / "checkpoint.npz")
+                self.save_checkpoint()
             self.write_pictures()
         if interrupted:
             log(f"interrupted: checkpoint written at iteration {self.iteration}; "
-                f"continue with --resume {self.run_dir}")
+                f"continue with --resume {self.run.path if self.run is not None else 'its run directory'}")
             raise KeyboardInterrupt
         elapsed = time.perf_counter() - t0
         return (self.iteration - start) / elapsed if elapsed > 0 else float("nan")
@@ -353,10 +335,10 @@ class GANTrainer:
             if logged:
                 line = f"{self.iteration} [D loss: {d_loss:f}, acc.: {100 * acc:.2f}%] [G loss: {g_loss:f}]"
                 log(line)
-                if self.run_dir is not None:
-                    append_line(self.run_dir / "log.txt", line)
-                    self.save_samples(self.run_dir / "samples" / f"iter_{self.iteration:06d}.png")
-                    self.save_checkpoint(self.run_dir / "checkpoint.npz")
+                if self.run is not None:
+                    self.log_bytes = self.run.append_log(line)
+                    self.save_samples()
+                    self.save_checkpoint()
         self._settle_into_history(pending)  # an interruption can leave some unread
 
     def _settle_into_history(self, pending) -> None:
@@ -366,17 +348,22 @@ class GANTrainer:
             self.history.extend((*row, seconds) for row, (*_, seconds) in zip(settled, pending))
             pending.clear()
 
-    def save_samples(self, path):
-        images = to_host(self.G.forward(self._here(self.fixed_z), training=False))
-        save_grid(to_unit_range(images, self.recipe.data_range), path, columns=4)
+    def save_samples(self) -> None:
+        """The fixed z's samples: a PNG grid in samples/, and a frame kept for progress.gif."""
+        images = to_unit_range(self.G.forward(self._here(self.fixed_z), training=False), self.recipe.data_range)
+        save_grid(images, self.run.sample_path(self.iteration), columns=4, in_run=True)
+        self.frames.append((self.iteration, np.round(images * 255).astype(np.uint8)))
+        if len(self.frames) > checkpoint.MAX_FRAMES:  # a long run's: every other one, the newest kept
+            self.frames = self.frames[:-1:2] + self.frames[-1:]
 
     def write_pictures(self):
-        """curves.png (losses and accuracy) and progress.gif (the sample grids) of the run."""
+        """curves.png (losses and accuracy) and progress.gif (the sample grids) of the run,
+        drawn from the history and frames this trainer holds."""
         if len(self.history) >= 2:
-            plot_curves(self.history, self.run_dir / "curves.png")
-        grids = sorted((self.run_dir / "samples").glob("iter_*.png"))
-        if grids:
-            grids_to_gif([(f"iteration {int(p.stem[5:]):,}", p) for p in grids], self.run_dir / "progress.gif")
+            plot_curves(self.history, self.run.picture_path("curves.png"))
+        if self.frames:
+            grids_to_gif([(f"iteration {it:,}", frame) for it, frame in self.frames],
+                         self.run.picture_path("progress.gif"))
 
     # --- checkpoints --------------------------------------------------------------------
     def state_arrays(self) -> dict:
@@ -394,26 +381,24 @@ class GANTrainer:
         arrays["recipe"] = np.array(json.dumps(self.recipe.to_dict()))
         if self.data_source is not None:
             arrays["data_source"] = np.array(json.dumps(self.data_source))
+        shape = (0, checkpoint.FIXED_SAMPLES, *self.recipe.image_shape)
+        arrays["frames"] = np.stack([f for _, f in self.frames]) if self.frames else np.zeros(shape, np.uint8)
+        arrays["frame_iterations"] = np.array([it for it, _ in self.frames], dtype=np.int64)
+        arrays["log_bytes"] = np.array(self.log_bytes)
         return arrays
 
-    def save_checkpoint(self, path):
-        """checkpoint.npz, and beside it metrics.csv: one row per iteration, the same
-        history as the checkpoint holds, so the two always agree."""
-        path = Path(path)
-        atomic_save_npz(path, self.state_arrays())
-        with atomic_write(path.parent / "metrics.csv") as tmp:
-            np.savetxt(tmp, np.array(self.history).reshape(-1, len(METRICS)), delimiter=",",
-                       header=",".join(METRICS), comments="", fmt=["%d", "%.6f", "%.4f", "%.6f", "%.3f"])
+    def save_checkpoint(self):
+        """checkpoint.npz and metrics.csv in the run directory."""
+        self.run.write_checkpoint(self.state_arrays(), self.history)
 
     def load_state_arrays(self, arrays, source="checkpoint"):
-        try:
-            self._load_state_arrays(arrays, source)
-        except (TypeError, KeyError, json.JSONDecodeError) as err:  # a field of the wrong kind
-            raise TrainingError(f"{source}: cannot restore the training state ({type(err).__name__}: {err})") from None
-
-    def _load_state_arrays(self, arrays, source):
+        """Restore the training state from checkpoint fields, every one checked first against
+        these models and optimizers (scratchgan/checkpoint.py)."""
+        checkpoint.check_fields(arrays, source)
+        checkpoint.check_training_state(arrays, source, {"G": self.G, "D": self.D},
+                                        {"G": self.g_opt, "D": self.d_opt})
         for prefix, model in (("G", self.G), ("D", self.D)):
-            model.set_weights(_section(arrays, prefix), source=f"{source} ({prefix})")
+            model.set_weights(checkpoint.check_weights(arrays, prefix, model, source), source=f"{source} ({prefix})")
             rngs = _section(arrays, prefix + "_rng")
             for layer in model.layers:
                 if layer.name in rngs:
@@ -425,13 +410,14 @@ class GANTrainer:
         self.fixed_z = np.array(arrays["fixed_z"])
         if "history" in arrays:  # checkpoints from before metrics.csv have none
             self.history = [tuple(row) for row in arrays["history"].tolist()]
+        if "frames" in arrays:
+            self.frames = [(int(it), frame) for it, frame in zip(arrays["frame_iterations"], arrays["frames"])]
+        self.log_bytes = int(arrays["log_bytes"]) if "log_bytes" in arrays else 0
 
 
 def _restore_rng(rng, text, where):
-    try:
-        rng.bit_generator.state = json.loads(str(text))
-    except (ValueError, TypeError, KeyError) as err:
-        raise TrainingError(f"{where}: cannot restore the training state (not a random generator's state: {err})") from None
+    """Set a generator's state from JSON text the checkpoint's schema has checked."""
+    rng.bit_generator.state = json.loads(str(text))
 
 
 def _rng_json(rng):
@@ -441,103 +427,3 @@ def _rng_json(rng):
 def _section(arrays, prefix):
     p = prefix + "/"
     return {k[len(p):]: v for k, v in arrays.items() if k.startswith(p)}
-
-
-def load_checkpoint(path):
-    """(generator, discriminator, recipe, arrays) rebuilt from a checkpoint file, every
-    field checked for its type and range first (a checkpoint is input like any file)."""
-    arrays = load_npz(path)
-    for key in ("recipe", "iteration", "rng"):
-        if key not in arrays:
-            raise TrainingError(f"{path}: not a scratchgan training checkpoint (no {key!r} entry)")
-    recipe = _checked_fields(arrays, path)
-    G, D, _ = zoo.build(recipe.model, z_dim=recipe.z_dim)
-    G.set_weights(_section(arrays, "G"), source=f"{path} (G)")
-    D.set_weights(_section(arrays, "D"), source=f"{path} (D)")
-    return G, D, recipe, arrays
-
-
-def _checked_fields(arrays, path):
-    """The checkpoint's recipe, after checking the fields that are not weights."""
-    def bad(key, expected):
-        value = arrays[key]
-        got = f"{value.dtype} of shape {value.shape}" if hasattr(value, "dtype") else type(value).__name__
-        raise TrainingError(f"{path}: field {key!r} should be {expected}, got {got}")
-
-    for key in ("iteration", "seed"):
-        if key in arrays:
-            value = arrays[key]
-            if value.shape != () or value.dtype.kind not in "iu" or not 0 <= int(value) <= 2**63 - 1:
-                bad(key, "one integer from 0 to 2^63-1")
-    for key in [k for k in arrays if k in ("recipe", "rng", "data_source") or "_rng/" in k]:
-        if arrays[key].shape != () or arrays[key].dtype.kind != "U":
-            bad(key, "one JSON text")
-    try:
-        spec = json.loads(str(arrays["recipe"]))
-        if not isinstance(spec, dict) or not isinstance(spec.get("model"), str):
-            raise ValueError("not a JSON object with a model name")
-        recipe = zoo.Recipe.from_dict(spec)
-    except (ValueError, KeyError, TypeError) as err:
-        raise TrainingError(f"{path}: field 'recipe' is not a valid recipe ({err})") from None
-    if "fixed_z" in arrays and (arrays["fixed_z"].ndim != 2 or arrays["fixed_z"].shape[1] != recipe.z_dim
-                                or arrays["fixed_z"].dtype.kind != "f"):
-        bad("fixed_z", f"floats of shape (N, {recipe.z_dim})")
-    if "history" in arrays and (arrays["history"].ndim != 2 or arrays["history"].shape[1] != len(METRICS)
-                                or arrays["history"].dtype.kind != "f"):
-        bad("history", f"floats of shape (N, {len(METRICS)})")
-    return recipe
-
-
-def read_config(run_dir, recipe, seed, data_source=None) -> dict:
-    """config.json of a run being resumed, checked against its checkpoint: it must be a JSON
-    object naming the same model and seed, with a data source the command line would accept
-    and, where the checkpoint records one (``data_source``), the same data and classes."""
-    from .datasets.catalog import parse_spec
-
-    path = Path(run_dir) / "config.json"
-    try:
-        config = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise TrainingError(f"{path}: missing; a run directory holds config.json beside checkpoint.npz") from None
-    except (ValueError, UnicodeDecodeError) as err:
-        raise TrainingError(f"{path}: not readable JSON ({err})") from None
-    if not isinstance(config, dict):
-        raise TrainingError(f"{path}: expected a JSON object, got {type(config).__name__}")
-    if config.get("model") != recipe.model:
-        raise TrainingError(f"{path} names model {config.get('model')!r} but checkpoint.npz beside it holds a "
-                            f"{recipe.model!r} run: the two disagree, so this run directory cannot be resumed")
-    if config.get("seed", seed) != seed:
-        raise TrainingError(f"{path} names seed {config.get('seed')!r} but checkpoint.npz holds seed {seed}: "
-                            f"the two disagree, so this run directory cannot be resumed")
-    if "data" in config:
-        if not isinstance(config["data"], str) or not config["data"]:
-            raise TrainingError(f"{path}: 'data' should be a data source like \"mnist\" or a path, "
-                                f"got {config['data']!r}")
-        try:
-            parse_spec(config["data"])
-        except (ValueError, KeyError) as err:
-            raise TrainingError(f"{path}: 'data': {err}") from None
-    classes = config.get("classes")
-    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
-        raise TrainingError(f"{path}: 'classes' should be a list of class names, got {classes!r}")
-    if data_source is not None:
-        for key in ("data", "classes"):
-            if config.get(key) != data_source.get(key):
-                raise TrainingError(f"{path} gives {key} {config.get(key)!r} but checkpoint.npz was trained on "
-                                    f"{data_source.get(key)!r}: the two disagree, so this run directory cannot be resumed")
-    return config
-
-
-def new_run_dir(base="runs", model="mlp") -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = Path(base) / f"{model}-{stamp}"
-    n = 1
-    while path.exists():
-        path = Path(base) / f"{model}-{stamp}-{n}"
-        n += 1
-    return path
-
-
-def write_config(run_dir: Path, config: dict):
-    with atomic_write(run_dir / "config.json") as tmp:
-        Path(tmp).write_text(json.dumps(config, indent=2) + "\n")

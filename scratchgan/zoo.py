@@ -23,7 +23,8 @@ import inspect
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
-from . import optimizers
+from . import budget, optimizers
+from .errors import ScratchganError
 from .layers import (
     Activation,
     BatchNormalization,
@@ -47,6 +48,12 @@ DATA_ORDERS = ("random", "shuffle", "sequential")
 OPTIMIZERS = ("Adam", "SGD", "RMSprop")
 #: fields that are the model itself, not how it is trained
 FIXED_FIELDS = ("model", "image_shape")
+#: the largest value of each count a recipe holds (a sanity bound; memory is checked separately)
+LARGEST = {"z_dim": 1 << 20, "batch_size": 1 << 24, "iterations": 1 << 62, "sample_interval": 1 << 62, "d_steps": 1000}
+
+
+class RecipeError(ScratchganError, ValueError):
+    """A recipe with a field of the wrong type or out of range."""
 
 
 @dataclass
@@ -96,28 +103,38 @@ class Recipe:
     def validate(self):
         def need(ok, what):
             if not ok:
-                raise ValueError(f"recipe {self.model!r}: {what}")
+                raise RecipeError(f"recipe {self.model!r}: {what}")
 
         need(self.latent in ("normal", "uniform"), f"latent must be 'normal' or 'uniform', got {self.latent!r}")
         need(self.d_mode in D_MODES, f"d_mode must be one of {', '.join(D_MODES)}, got {self.d_mode!r}")
         need(self.data_order in DATA_ORDERS, f"data_order must be one of {', '.join(DATA_ORDERS)}, got {self.data_order!r}")
-        for name in ("z_dim", "batch_size", "iterations", "sample_interval", "d_steps"):
-            need(int(getattr(self, name)) >= 1, f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        for name, largest in LARGEST.items():
+            value = getattr(self, name)
+            need(isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= largest,
+                 f"{name} must be an integer from 1 to {largest:,}, got {value!r}")
+        need(isinstance(self.model, str) and self.model in MODELS, f"model must be one of {', '.join(MODELS)}")
+        need(isinstance(self.data, str) and 0 < len(self.data) <= 4096, f"data must be a data source name or path, "
+                                                                         f"got {self.data!r}")
+        need(tuple(self.image_shape) == MODEL_IMAGE_SHAPES.get(self.model, tuple(self.image_shape)),
+             f"image_shape is the model's own, {MODEL_IMAGE_SHAPES.get(self.model)}, got {self.image_shape!r}")
+        for name in ("d_half_batch", "fake_training_mode"):
+            need(isinstance(getattr(self, name), bool), f"{name} must be true or false, got {getattr(self, name)!r}")
         need(not self.d_half_batch or self.batch_size >= 2, "d_half_batch needs batch_size >= 2")
-        need(0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        need(0 <= self.label_noise < 1, f"label_noise must be in [0, 1), got {self.label_noise}")
+        for name in ("label_smoothing", "label_noise"):
+            value = getattr(self, name)
+            need(_finite(value) and 0 <= value < 1, f"{name} must be a number in [0, 1), got {value!r}")
         for name in ("real_label", "fake_label"):  # targets of a binary cross-entropy
             value = getattr(self, name)
             need(_finite(value) and 0 <= value <= 1, f"{name} must be a number in [0, 1], got {value!r}")
         need(self.real_label != self.fake_label, "real_label and fake_label must differ")
-        need(len(self.data_range) == 2 and all(_finite(v) for v in self.data_range),
+        need(isinstance(self.data_range, tuple) and len(self.data_range) == 2 and all(_finite(v) for v in self.data_range),
              f"data_range must be two finite numbers (low, high), got {self.data_range}")
         lo, hi = self.data_range
         need(lo < hi, f"data_range must be (low, high) with low < high, got {self.data_range}")
         for which in ("d_optimizer", "g_optimizer"):
             try:
                 _build_optimizer(getattr(self, which))
-            except ValueError as err:  # OptimizerError is a ValueError
+            except (ValueError, TypeError) as err:  # OptimizerError is a ValueError
                 need(False, f"{which}: {err}")
 
     def override(self, **changes):
@@ -132,23 +149,8 @@ class Recipe:
             if value is None:
                 continue
             if name not in types:
-                raise KeyError(f"recipe has no field {name!r}; fields: {', '.join(types)}")
-            if name.endswith("_optimizer"):
-                if not isinstance(value, dict):
-                    raise ValueError(f"recipe field {name} takes settings like {{\"name\": \"SGD\", \"lr\": 0.01}}, "
-                                     f"got {value!r}")
-                current = getattr(self, name)
-                same = value.get("name", current.get("name")) == current.get("name")
-                value = {**current, **value} if same else dict(value)
-            elif types[name] is tuple:
-                value = tuple(value)
-            elif types[name] is bool and isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError(f"recipe field {name} takes true or false, got {value!r}")
-                value = value.lower() in ("true", "1")
-            elif types[name] in (int, float, bool):
-                value = types[name](value)
-            new[name] = value
+                raise RecipeError(f"recipe has no field {name!r}; fields: {', '.join(types)}")
+            new[name] = _converted(name, value, types[name], getattr(self, name))
         replace(self, **new)  # builds and validates a copy first
         for name, value in new.items():
             setattr(self, name, value)
@@ -164,12 +166,49 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, d):
+        if not isinstance(d, dict) or not isinstance(d.get("model"), str) or d["model"] not in MODELS:
+            raise RecipeError(f"a recipe is a JSON object naming one of the models {', '.join(MODELS)}")
         known = {f.name for f in fields(cls)}
-        recipe = cls(model=d["model"])
+        recipe = cls(model=d["model"], image_shape=MODEL_IMAGE_SHAPES[d["model"]])
         return recipe.override(**{k: v for k, v in d.items() if k in known and k != "model"})
 
     def make_optimizer(self, which: str):
         return _build_optimizer(self.d_optimizer if which == "d" else self.g_optimizer)
+
+
+def _converted(name, value, kind, current):
+    """A recipe field's new ``value`` as the field's ``kind`` (int, float, bool, tuple, dict);
+    RecipeError naming the field if it cannot be."""
+    try:
+        if name.endswith("_optimizer"):
+            if not isinstance(value, dict):
+                raise RecipeError(f"recipe field {name} takes settings like {{\"name\": \"SGD\", \"lr\": 0.01}}, "
+                                  f"got {value!r}")
+            same = value.get("name", current.get("name")) == current.get("name")
+            return {**current, **value} if same else dict(value)
+        if kind is tuple:
+            if not isinstance(value, (list, tuple)):
+                raise RecipeError(f"recipe field {name} takes a list, got {value!r}")
+            return tuple(value)
+        if kind is bool:
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+                return value.lower() in ("true", "1")
+            if isinstance(value, bool) or value in (0, 1):
+                return bool(value)
+            raise RecipeError(f"recipe field {name} takes true or false, got {value!r}")
+        if kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise RecipeError(f"recipe field {name} takes an integer, got {value!r}")
+            return int(value)
+        if kind is float:
+            return float(value)
+        if kind is str and not isinstance(value, str):
+            raise RecipeError(f"recipe field {name} takes text, got {value!r}")
+        return value
+    except (TypeError, ValueError, OverflowError) as err:
+        if isinstance(err, RecipeError):
+            raise
+        raise RecipeError(f"recipe field {name}: {value!r} is not a {kind.__name__} ({err})") from None
 
 
 def _finite(value) -> bool:
@@ -294,8 +333,67 @@ MODELS = {"mlp": mlp, "dcgan_bn": dcgan_bn, "dcgan_upsample": dcgan_upsample, "d
           "cifar_frog": cifar_frog}
 
 
+#: the image shape each model is built for (a recipe cannot change it)
+MODEL_IMAGE_SHAPES = {"mlp": (28, 28, 1), "dcgan_bn": (28, 28, 1), "dcgan_upsample": (28, 28, 1),
+                      "dcgan": (28, 28, 1), "cifar_frog": (32, 32, 3)}
+
+
 def build(name: str, seed=None, z_dim=None):
-    """(generator, discriminator, recipe) of zoo model ``name`` (z_dim: the recipe's unless given)."""
+    """(generator, discriminator, recipe) of zoo model ``name`` (z_dim: the recipe's unless given).
+    The memory the weights need is checked against the budget before any is allocated."""
     if name not in MODELS:
-        raise KeyError(f"unknown model {name!r}: available models are {', '.join(MODELS)}")
-    return MODELS[name](seed=seed) if z_dim is None else MODELS[name](seed=seed, z_dim=int(z_dim))
+        raise RecipeError(f"unknown model {name!r}: available models are {', '.join(MODELS)}")
+    if z_dim is None:
+        return MODELS[name](seed=seed)
+    if isinstance(z_dim, bool) or not isinstance(z_dim, int) or not 1 <= z_dim <= LARGEST["z_dim"]:
+        raise RecipeError(f"z_dim must be an integer from 1 to {LARGEST['z_dim']:,}, got {z_dim!r}")
+    budget.require(weight_count(name, z_dim) * 4, f"the {name} model with z_dim {z_dim:,}", "--z-dim")
+    return MODELS[name](seed=seed, z_dim=z_dim)
+
+
+_SIZES: dict = {}
+_RECIPES: dict = {}
+
+
+def default_recipe(name: str):
+    """A fresh copy of zoo model ``name``'s tutorial recipe, without building its full-size weights."""
+    if name not in MODELS:
+        raise RecipeError(f"unknown model {name!r}: available models are {', '.join(MODELS)}")
+    _sizes(name)
+    z_dim = inspect.signature(MODELS[name]).parameters["z_dim"].default
+    return Recipe.from_dict({**_RECIPES[name].to_dict(), "z_dim": z_dim})
+
+
+def _sizes(name: str):
+    """(weights at z_dim 1, weights per latent unit, activation values per image) of a model,
+    measured once on a z_dim 1 and a z_dim 2 build (the first layer's weights grow
+    linearly with z_dim; nothing else depends on it)."""
+    if name not in _SIZES:
+        g1, d1, _RECIPES[name] = MODELS[name](z_dim=1)
+        g2, _, _ = MODELS[name](z_dim=2)
+        base = g1.count_params() + d1.count_params()  # batch-norm moving statistics included
+        per_z = g2.count_params() - g1.count_params()
+        per_image = sum(math.prod(layer.output_shape[1:]) for model in (g1, d1) for layer in model.layers)
+        _SIZES[name] = (base, per_z, per_image)
+    return _SIZES[name]
+
+
+def weight_count(name: str, z_dim: int) -> int:
+    """Parameters and buffers of zoo model ``name`` built with ``z_dim``, without building it."""
+    base, per_z, _ = _sizes(name)
+    return base + (z_dim - 1) * per_z
+
+
+def training_bytes(recipe) -> int:
+    """About the memory a training run of ``recipe`` needs in float32: the weights four times
+    (weights, gradients, two optimizer moments) and every layer's output of G and D for
+    twice the batch (D sees real and fake; dcgan at batch 256: 626 MB estimated, 514 MB
+    measured peak)."""
+    _, _, per_image = _sizes(recipe.model)
+    return 4 * (4 * weight_count(recipe.model, recipe.z_dim) + 2 * recipe.batch_size * per_image)
+
+
+def require_training_memory(recipe) -> None:
+    """BudgetError unless a training run of ``recipe`` fits the memory budget."""
+    budget.require(training_bytes(recipe), f"training {recipe.model} at batch size {recipe.batch_size:,} "
+                                           f"with z_dim {recipe.z_dim:,}", "--batch-size or --z-dim")

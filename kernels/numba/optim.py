@@ -12,6 +12,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .checks import same_layout
 from .threads import threads_for
 
 
@@ -57,6 +58,9 @@ def _flat(a):
 
 
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
+    same_layout("adam_update", param, m=m, v=v)
+    if np.shape(grad) != param.shape:
+        raise ValueError(f"adam_update: gradient {np.shape(grad)}, parameter {param.shape}")
     f = param.dtype.type
     alpha = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
     threads_for(param.size)
@@ -65,6 +69,9 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
 
 
 def sgd_update(param, grad, velocity, lr, momentum, nesterov):
+    same_layout("sgd_update", param, **({} if velocity is None else {"velocity": velocity}))
+    if np.shape(grad) != param.shape:
+        raise ValueError(f"sgd_update: gradient {np.shape(grad)}, parameter {param.shape}")
     f = param.dtype.type
     g = np.ascontiguousarray(grad, dtype=param.dtype).reshape(-1)
     if velocity is None:
@@ -76,6 +83,9 @@ def sgd_update(param, grad, velocity, lr, momentum, nesterov):
 
 
 def rmsprop_update(param, grad, v, lr, rho, eps):
+    same_layout("rmsprop_update", param, v=v)
+    if np.shape(grad) != param.shape:
+        raise ValueError(f"rmsprop_update: gradient {np.shape(grad)}, parameter {param.shape}")
     f = param.dtype.type
     threads_for(param.size)
     _rmsprop(_flat(param), np.ascontiguousarray(grad, dtype=param.dtype).reshape(-1), _flat(v), f(lr), f(rho), f(eps))

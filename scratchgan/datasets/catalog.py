@@ -22,15 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import MissingFileError, ScratchganError
+from ..wording import counted
 from . import cifar10, fashion_mnist, mnist
 from .image_folder import load_image_folder
-from ..wording import counted
 
 NAMED = ("mnist", "mnist-full", "fashion-mnist", "cifar10")
 MNIST_CLASSES = tuple(str(d) for d in range(10))
 
 
-class DataError(ValueError):
+class DataError(ScratchganError, ValueError):
     """Data that does not fit the request (classes, image size)."""
 
 
@@ -63,7 +64,7 @@ def _load_labelled(spec: str):
         return (*cifar10.load_cifar10(), cifar10.CLASSES, "CIFAR-10 training set")
     path = Path(spec)
     if not path.exists():
-        raise FileNotFoundError(f"--data {spec}: no such file or folder, and not one of {', '.join(NAMED)}")
+        raise MissingFileError(f"--data {spec}: no such file or folder, and not one of {', '.join(NAMED)}")
     if path.is_file():
         return (*cifar10.load_cifar10(spec), cifar10.CLASSES, f"CIFAR-10 archive {path}")
     if any(path.glob("*-images-idx3-ubyte*")):

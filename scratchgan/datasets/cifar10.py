@@ -15,12 +15,19 @@ Read from either of its two distributions, as the archive or extracted:
 """
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
 import os
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
+from .. import budget
+from ..errors import MissingFileError, ScratchganError, one_line
+from ..safe_io import open_checked, read_bytes
 from .download import cache_dir, fetch, mirror_list
 from .safe_pickle import restricted_loads
 
@@ -39,19 +46,19 @@ BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_bat
 MAX_BATCH_BYTES = 40 << 20
 
 
-class CIFARFormatError(ValueError):
+class CIFARFormatError(ScratchganError, ValueError):
     """A file that is not a CIFAR-10 batch."""
 
 
 def decode_binary(raw: bytes, name: str):
     """Images (N, 32, 32, 3) uint8 and labels (N,) from one binary batch."""
-    if len(raw) == 0 or len(raw) % RECORD:
+    if len(raw) % RECORD:
         raise CIFARFormatError(
             f"{name}: {len(raw)} bytes is not a whole number of CIFAR-10 records "
             f"({RECORD} bytes each: 1 label + 32x32x3 pixels)")
     records = np.frombuffer(raw, dtype=np.uint8).reshape(-1, RECORD)
     labels = records[:, 0].copy()
-    if labels.max() > 9:
+    if len(labels) and labels.max() > 9:
         raise CIFARFormatError(f"{name}: label {labels.max()} found, CIFAR-10 labels are 0-9")
     return records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels
 
@@ -82,28 +89,79 @@ def _wanted(filename: str, split: str) -> bool:
     return stem in BATCHES[split]
 
 
+#: the most members an archive may list, and the most bytes its members may hold in all
+#: (CIFAR-10's archives: 8 members, 185 MB); an archive beyond either is refused as it is read
+MAX_MEMBERS = 1000
+MAX_ARCHIVE_BYTES = 8 * MAX_BATCH_BYTES
+#: the memory a decoded image takes per byte of its file's data (uint8, then float32 for training)
+MEMORY_FACTOR = 5
+_COMPRESSED = {b"\x1f\x8b": gzip.GzipFile, b"BZ": bz2.BZ2File, b"\xfd7zXZ\x00": lzma.LZMAFile}
+
+
+class _Bounded:
+    """A read-only stream that refuses to give more than ``limit`` bytes in all: a
+    decompressed archive cannot inflate beyond what a CIFAR-10 archive holds."""
+
+    def __init__(self, stream, limit: int, name: str):
+        self.stream, self.left, self.name = stream, limit, name
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left + 1 if n is None or n < 0 else min(n, self.left + 1)
+        data = self.stream.read(n)
+        self.left -= len(data)
+        if self.left < 0:
+            raise CIFARFormatError(f"{self.name}: decompresses to more than {MAX_ARCHIVE_BYTES:,} bytes, more than "
+                                   f"a CIFAR-10 archive holds")
+        return data
+
+
 def read_archive(path, split: str = "train"):
-    """The ``split`` batches of a CIFAR-10 .tar.gz (either distribution), read in place."""
-    try:
-        with tarfile.open(path) as tar:
-            members = sorted((m for m in tar.getmembers() if m.isfile() and _wanted(os.path.basename(m.name), split)),
-                             key=lambda m: m.name)
-            parts = []
-            for m in members:
-                _check_size(m.size, f"{path}:{m.name}")
-                parts.append(_decode(tar.extractfile(m).read(MAX_BATCH_BYTES + 1), f"{path}:{m.name}"))
-    except tarfile.TarError as err:
-        raise CIFARFormatError(f"{path}: not a readable tar archive ({err})") from None
-    return _join(parts, path, split)
+    """The ``split`` batches of a CIFAR-10 archive (.tar, .tar.gz, .tar.bz2 or .tar.xz, either
+    distribution), read as a stream: at most MAX_MEMBERS members and MAX_ARCHIVE_BYTES
+    decompressed; a member nobody wants is passed over (an uncompressed tar is not even
+    read there; a compressed one cannot be skipped without decompressing)."""
+    name = one_line(path)
+    parts = []
+    with open_checked(path, "cifar-archive", typed=True, what="a CIFAR-10 archive") as f:
+        magic = f.read(6)
+        f.seek(0)
+        opener = next((o for m, o in _COMPRESSED.items() if magic.startswith(m)), None)
+        try:
+            if opener is None:
+                tar = tarfile.open(fileobj=f, mode="r:")  # seekable: unwanted members are skipped, not read
+            else:
+                tar = tarfile.open(fileobj=_Bounded(opener(f), MAX_ARCHIVE_BYTES, name), mode="r|")
+            with tar:
+                total, wanted = 0, 0
+                for count, m in enumerate(tar):
+                    total += m.size
+                    if count >= MAX_MEMBERS or total > MAX_ARCHIVE_BYTES:
+                        raise CIFARFormatError(f"{name}: more than {MAX_MEMBERS:,} members or {MAX_ARCHIVE_BYTES:,} "
+                                               f"bytes in all; a CIFAR-10 archive holds 8 members, 185 MB")
+                    if not (m.isfile() and _wanted(os.path.basename(m.name), split)):
+                        continue
+                    where = f"{name}:{one_line(m.name)}"
+                    _check_size(m.size, where)
+                    wanted += m.size
+                    budget.require(MEMORY_FACTOR * wanted, f"the CIFAR-10 batches of {name}")
+                    parts.append((m.name, _decode(tar.extractfile(m).read(MAX_BATCH_BYTES + 1), where)))
+        except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError, ValueError) as err:
+            if isinstance(err, ScratchganError):
+                raise
+            raise CIFARFormatError(f"{name}: not a readable tar archive ({one_line(err, 120)})") from None
+    return _join([p for _, p in sorted(parts, key=lambda item: item[0])], path, split)
 
 
 def read_folder(folder, split: str = "train"):
-    """The ``split`` batches under an extracted CIFAR-10 folder (searched recursively)."""
-    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and _wanted(p.name, split))
+    """The ``split`` batches under an extracted CIFAR-10 folder (searched recursively; links
+    inside it are not followed)."""
+    files = sorted(p for p in Path(folder).rglob("*") if _wanted(p.name, split) and not p.is_symlink())
+    budget.require(MEMORY_FACTOR * len(files) * 10_000 * RECORD, f"the {len(files)} CIFAR-10 batches in {one_line(folder)}")
     parts = []
-    for p in files:  # is_file(): regular files only (a FIFO or device named like a batch is passed over)
-        _check_size(p.stat().st_size, str(p))
-        parts.append(_decode(p.read_bytes(), str(p)))
+    for p in files:
+        if p.is_dir():
+            continue
+        parts.append(_decode(read_bytes(p, "cifar-batch", what="a CIFAR-10 batch"), one_line(p)))
     return _join(parts, folder, split)
 
 
@@ -114,6 +172,8 @@ def _check_size(size: int, name: str) -> None:
 
 
 def _join(parts, where, split):
+    if parts and sum(len(p[0]) for p in parts) == 0:
+        raise CIFARFormatError(f"{one_line(where)}: its CIFAR-10 {split} batches hold no images")
     if not parts:
         names = ", ".join(BATCHES[split])
         raise CIFARFormatError(f"{where}: no CIFAR-10 {split} batches found (expected {names}, "
@@ -136,7 +196,5 @@ def load_cifar10(source: str = "cifar10", split: str = "train"):
     if path.is_dir():
         return read_folder(path, split)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such CIFAR-10 archive or folder")
-    if not path.is_file():  # a FIFO or a device: opening it could block or never end
-        raise CIFARFormatError(f"{path}: not a regular file or folder; expected a CIFAR-10 .tar.gz or its folder")
+        raise MissingFileError(f"{path}: no such CIFAR-10 archive or folder")
     return read_archive(path, split)

@@ -19,10 +19,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..io import atomic_write
+from ..errors import ScratchganError
+from ..safe_io import atomic_write, open_checked
 
 
-class DownloadError(RuntimeError):
+class DownloadError(ScratchganError, RuntimeError):
     """No mirror delivered the file with the expected checksum."""
 
 
@@ -48,9 +49,10 @@ def mirror_list(env_var: str, defaults) -> list:
     return ([extra] if extra else []) + list(defaults)
 
 
-def md5sum(path, chunk: int = 1 << 20) -> str:
+def md5sum(path, kind: str = "cifar-archive", chunk: int = 1 << 20) -> str:
+    """MD5 of a cached file, read through the validated reader (a regular file within its cap)."""
     h = hashlib.md5()
-    with open(path, "rb") as f:
+    with open_checked(path, kind) as f:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
@@ -63,16 +65,17 @@ def fetch(filename: str, md5: str, mirrors, folder, timeout: float = 30.0, size:
     every mirror and what went wrong."""
     folder = Path(folder)
     target = folder / filename
-    if target.exists() and md5sum(target) == md5:
+    kind = "idx" if "idx" in filename else "cifar-archive"
+    if os.path.lexists(target) and md5sum(target, kind) == md5:
         return target
     failures = []
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + filename
         try:
-            with atomic_write(target) as tmp:  # renamed into place only if no error is raised
-                with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-                    _copy_bounded(resp, out, size if size is not None else MAX_BYTES, max_seconds)
-                got = md5sum(tmp)
+            folder.mkdir(parents=True, exist_ok=True)
+            with atomic_write(target) as out:  # renamed into place only if no error is raised
+                with urllib.request.urlopen(url, timeout=timeout) as resp:
+                    got = _copy_bounded(resp, out, size if size is not None else MAX_BYTES, max_seconds)
                 if got != md5:
                     raise _MirrorRefused(f"checksum mismatch (MD5 {got}, expected {md5})")
             return target
@@ -89,17 +92,18 @@ def fetch(filename: str, md5: str, mirrors, folder, timeout: float = 30.0, size:
 
 def _copy_bounded(response, out, limit: int, max_seconds: float) -> None:
     """Copy at most ``limit`` bytes of ``response`` into ``out`` within ``max_seconds``;
-    _MirrorRefused beyond either."""
+    _MirrorRefused beyond either. Returns the MD5 of what was copied."""
     announced = response.headers.get("Content-Length")
     if announced is not None and announced.isdigit() and int(announced) > limit:
         raise _MirrorRefused(f"the server announces {int(announced):,} bytes, more than the expected {limit:,}")
     deadline = time.monotonic() + max_seconds
-    received = 0
+    received, h = 0, hashlib.md5()
     while True:
         block = response.read(1 << 20)
         if not block:
-            return
+            return h.hexdigest()
         received += len(block)
+        h.update(block)
         if received > limit:
             raise _MirrorRefused(f"the server sent more than the expected {limit:,} bytes")
         out.write(block)

@@ -6,22 +6,26 @@ bytes, the only type MNIST uses (the others are read too). Everything is checked
 the two zero bytes, the type, the number of dimensions the caller expects, and
 that the file holds exactly the data its header announces.
 
-Reading is bounded by the header, not by the file: the header is read first (through
-gzip when the file is compressed), the data size it declares is checked against
-``max_bytes`` before anything is allocated, and then exactly that much is read (one byte
-more, to see whether the file goes on). So a small gzip "bomb" that would inflate to
-gigabytes is refused after a few bytes, and only regular files are opened (a FIFO or a
-device could block or never end).
+Reading is bounded by the header, not by the file: the file is opened by the validated
+reader (scratchgan/safe_io.py: a regular file within the size cap of an IDX file), the
+header is read first (through gzip when the file is compressed), the data size it
+declares is checked against ``max_bytes`` and the memory budget (times ``memory_factor``,
+the copies the caller will make) before anything is allocated, and then exactly that
+much is read (one byte more, to see whether the file goes on). So a small gzip "bomb"
+that would inflate to gigabytes is refused after a few bytes.
 """
 from __future__ import annotations
 
 import gzip
 import os
-import stat
 import struct
 import zlib
 
 import numpy as np
+
+from .. import budget
+from ..errors import ScratchganError, UsageError, one_line
+from ..safe_io import open_checked
 
 _TYPES = {
     0x08: np.dtype(np.uint8),
@@ -33,7 +37,7 @@ _TYPES = {
 }
 
 
-class IDXFormatError(ValueError):
+class IDXFormatError(ScratchganError, ValueError):
     """A file that is not a valid IDX file (or not the one expected)."""
 
 
@@ -41,17 +45,14 @@ class IDXFormatError(ValueError):
 MAX_BYTES = 1 << 30
 
 
-def read_idx(path, expect_ndim: int | None = None, max_bytes: int = MAX_BYTES) -> np.ndarray:
+def read_idx(path, expect_ndim: int | None = None, max_bytes: int = MAX_BYTES, expect_tail: tuple | None = None,
+             memory_factor: int = 1, typed: bool = True) -> np.ndarray:
     """The array stored in IDX file ``path`` (gzipped if it starts with gzip's magic), refused
-    before reading its data if its header declares more than ``max_bytes`` of it."""
+    before reading its data if its header declares more than ``max_bytes`` of it, dimensions
+    after the first other than ``expect_tail``, or more than the memory budget allows
+    (``memory_factor`` times its data: the copies the caller will make)."""
     path = os.fspath(path)
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
-    if not stat.S_ISREG(mode):
-        raise IDXFormatError(f"{path}: not a regular file (a directory, FIFO or device); expected an IDX file")
-    with open(path, "rb") as f:
+    with open_checked(path, "idx", typed=typed, what="an IDX file") as f:
         compressed = f.read(2) == b"\x1f\x8b"
         f.seek(0)
         stream = gzip.GzipFile(fileobj=f, mode="rb") if compressed else f
@@ -60,20 +61,24 @@ def read_idx(path, expect_ndim: int | None = None, max_bytes: int = MAX_BYTES) -
             ndim = head[3] if len(head) == 4 else 0
             head += stream.read(4 * ndim)
             shape, dtype, header = _header(head, path, expect_ndim, complete=False)
+            if expect_tail is not None and tuple(shape[1:]) != tuple(expect_tail):
+                raise IDXFormatError(f"{one_line(path)}: header declares shape {shape}; expected (N, "
+                                     f"{', '.join(map(str, expect_tail))})")
             expected = _data_bytes(shape, dtype)
             if expected > max_bytes:
-                raise IDXFormatError(f"{path}: header declares shape {shape}: {expected:,} bytes of data, more than "
-                                     f"the {max_bytes:,} this reader accepts (read_idx's max_bytes)")
+                raise IDXFormatError(f"{one_line(path)}: header declares shape {shape}: {expected:,} bytes of data, "
+                                     f"more than the {max_bytes:,} this reader accepts (read_idx's max_bytes)")
+            budget.require(expected * memory_factor, f"{one_line(path)} (shape {shape} in its header)")
             data = stream.read(expected + 1)
         except (OSError, EOFError, zlib.error) as err:
-            if not compressed:
-                raise
-            raise IDXFormatError(f"{path}: looks gzipped but cannot be decompressed ({err})") from None
+            raise IDXFormatError(f"{one_line(path)}: cannot be read"
+                                 f"{' as gzip' if compressed else ''} ({one_line(err, 100)})") from None
     if len(data) != expected:
         held = f"{len(data)} bytes" if len(data) < expected else f"more than {expected} bytes"
         raise IDXFormatError(f"{path}: header says shape {shape} ({expected} bytes of data) but the file holds "
                              f"{held} after the header (truncated or not this file?)")
-    return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+    array = np.frombuffer(data, dtype=dtype).reshape(shape)
+    return array if dtype.isnative else array.astype(dtype.newbyteorder("="))
 
 
 def parse_idx(raw: bytes, name: str = "<bytes>", expect_ndim: int | None = None) -> np.ndarray:
@@ -120,7 +125,7 @@ def write_idx(path, array: np.ndarray, compress: bool | None = None) -> None:
     array = np.asarray(array)
     code = next((c for c, t in _TYPES.items() if (t.kind, t.itemsize) == (array.dtype.kind, array.dtype.itemsize)), None)
     if code is None:
-        raise ValueError(f"cannot write dtype {array.dtype} as IDX")
+        raise UsageError(f"cannot write dtype {array.dtype} as IDX")
     big = array.astype(_TYPES[code], copy=False)
     raw = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + big.tobytes()
     path = os.fspath(path)

@@ -5,21 +5,28 @@ converted to the model's channels (grey "L" or "RGB"), centre-cropped to the mod
 aspect ratio and resized with a Lanczos filter, so faces, sketches or logos of any size
 become (N, H, W, C) uint8. Files Pillow cannot read are skipped and counted.
 
-What is decoded is bounded: only PNG and JPEG decoders are used, whatever a file's
+What is decoded is bounded: each file is read by the validated reader (a regular file,
+not a link, at most 64 MiB); only PNG and JPEG decoders are used, whatever a file's
 name claims (an EPS file named .png would otherwise start Ghostscript); a picture is
 refused before decoding if it declares more than ``MAX_PIXELS`` pixels, after JPEG's
 reduced decoding (``draft``: the decoder itself scales by 1/2, 1/4 or 1/8) has brought
-it as close to the model's size as it can. 16-bit greys are scaled by their range
+it as close to the model's size as it can, or if it is a JPEG of more than ``MAX_SCANS``
+scans (a progressive JPEG is decoded once per scan: thousands of them take minutes).
+The folder's pictures must fit the memory budget once decoded. 16-bit greys are scaled by their range
 (0-65535 to 0-255), not clipped.
 """
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .. import budget
+from ..errors import ScratchganError, one_line
+from ..safe_io import read_bytes
 from ..wording import counted
 
 SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -28,27 +35,37 @@ FORMATS = ("PNG", "JPEG")
 #: the most pixels one picture may decode to (64 MB as RGBA): ample for pictures that are
 #: resized to a few dozen pixels a side, and far below what a crafted file can declare
 MAX_PIXELS = 4096 * 4096
+#: the most scans a JPEG may have (a progressive JPEG from a camera or an encoder has about 10)
+MAX_SCANS = 100
 
 
-class ImageFolderError(ValueError):
+class ImageFolderError(ScratchganError, ValueError):
     """A folder that yields no usable images."""
 
 
 def find_images(folder) -> list:
     """Every PNG/JPEG file under ``folder``, in a stable (sorted) order."""
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+    return sorted(p for p in Path(folder).rglob("*")
+                  if p.suffix.lower() in SUFFIXES and not p.is_symlink() and not p.is_dir())
 
 
 def open_bounded(path, height: int, width: int):
-    """The picture at ``path``, opened with the PNG or JPEG decoder only and checked to
-    decode to at most MAX_PIXELS (JPEG decoded reduced where the model's size allows)."""
+    """The picture at ``path``, read by the validated reader, opened with the PNG or JPEG
+    decoder only and checked to decode to at most MAX_PIXELS (JPEG decoded reduced where
+    the model's size allows) in at most MAX_SCANS scans."""
+    data = read_bytes(path, "picture", what="a PNG or JPEG picture")
     try:
         with warnings.catch_warnings():  # a picture over Pillow's own bomb limit is refused just below
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path, formats=FORMATS)
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
     except UnidentifiedImageError:
         raise UnidentifiedImageError("not a PNG or JPEG file (only those are decoded), whatever its name says") from None
     if image.format == "JPEG":
+        # each scan starts with an SOS marker, FF DA; entropy-coded data never holds FF DA
+        scans = data.count(b"\xff\xda")
+        if scans > MAX_SCANS:
+            image.close()
+            raise ValueError(f"a JPEG of {scans:,} scans, more than the {MAX_SCANS} decoded here")
         image.draft(image.mode, (width, height))  # the decoder scales down by up to 8, keeping >= this size
     if image.width * image.height > MAX_PIXELS:
         size = f"{image.width}x{image.height}"
@@ -85,8 +102,8 @@ def decode_images(paths, height: int, width: int, channels: int):
         try:
             with open_bounded(path, height, width) as image:
                 images.append(fit_image(image, height, width, channels))
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
-            skipped.append((path, str(err)))
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, EOFError) as err:
+            skipped.append((path, one_line(err, 200)))
     return images, skipped
 
 
@@ -103,8 +120,10 @@ def load_image_folder(folder, image_shape, world=None):
         raise ImageFolderError(f"image folders give 1 (grey) or 3 (RGB) channels, the model wants {channels}")
     paths = find_images(folder)
     if not paths:
-        raise ImageFolderError(f"{folder}: no PNG or JPEG images found (searched recursively for "
+        raise ImageFolderError(f"{one_line(folder)}: no PNG or JPEG images found (searched recursively for "
                                f"{', '.join(SUFFIXES)})")
+    budget.require(5 * len(paths) * height * width * channels,
+                   f"the {len(paths):,} pictures of {one_line(folder)} at {height}x{width}x{channels}")
     if world is None or world.size == 1:
         images, skipped = decode_images(paths, height, width, channels)
     else:
@@ -115,6 +134,6 @@ def load_image_folder(folder, image_shape, world=None):
         skipped = [entry for share in world.allgather(skipped_here) for entry in share]
     if not images:
         what = "its one image file could not" if len(paths) == 1 else f"none of the {counted(len(paths), 'image file')} could"
-        raise ImageFolderError(f"{folder}: {what} be read "
-                               f"(first: {skipped[0][0]}: {skipped[0][1]})")
+        raise ImageFolderError(f"{one_line(folder)}: {what} be read "
+                               f"(first: {one_line(skipped[0][0])}: {skipped[0][1]})")
     return np.stack(images), skipped

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import MissingFileError
 from .download import cache_dir, fetch, mirror_list
 from .idx import IDXFormatError, read_idx
 
@@ -47,12 +48,15 @@ def mirrors():
 
 def read_pair(images_path, labels_path):
     """Images (N, 28, 28) uint8 and labels (N,) uint8 from two IDX files, checked to agree."""
-    images = read_idx(images_path, expect_ndim=3)
+    # the images become float32 for training: 5 bytes of memory per byte of the file's data
+    images = read_idx(images_path, expect_ndim=3, expect_tail=(28, 28), memory_factor=5)
     labels = read_idx(labels_path, expect_ndim=1)
     if images.dtype != np.uint8 or labels.dtype != np.uint8:
         raise IDXFormatError(f"{images_path}: MNIST files hold unsigned bytes, got {images.dtype}/{labels.dtype}")
     if len(images) != len(labels):
         raise IDXFormatError(f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} labels")
+    if len(images) == 0:
+        raise IDXFormatError(f"{images_path} holds no images (its header declares 0); there is nothing to train on")
     return images, labels
 
 
@@ -67,12 +71,12 @@ def load_folder(folder, split: str = "train"):
     """The ``split`` ("train" or "t10k") IDX pair from ``folder``, gzipped or not."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such folder")
+        raise MissingFileError(f"{folder}: no such folder")
     prefix = {"train": "train", "test": "t10k", "t10k": "t10k"}[split]
     images = _find(folder, f"{prefix}-images-idx3-ubyte")
     labels = _find(folder, f"{prefix}-labels-idx1-ubyte")
     if images is None or labels is None:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{folder}: expected {prefix}-images-idx3-ubyte and {prefix}-labels-idx1-ubyte "
             f"(each may end in .gz), found {sorted(p.name for p in folder.iterdir()) or 'nothing'}"
         )

@@ -32,10 +32,11 @@ import re
 import numpy as np
 
 from ..backend import backend_module, to_device
+from ..errors import ScratchganError
 from ..xp import is_device_array
 
 
-class LayerError(ValueError):
+class LayerError(ScratchganError, ValueError):
     """A layer was given an input it cannot take, or was called out of order."""
 
 

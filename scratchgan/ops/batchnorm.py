@@ -20,8 +20,8 @@ Derivation: docs/derivations.md, "BatchNormalization".
 """
 from __future__ import annotations
 
+from ..errors import UsageError
 from ..xp import array_module
-
 from .registry import op
 
 
@@ -33,7 +33,7 @@ def _channel_axes(x):
 def batchnorm_forward_train(x, gamma, beta, eps):
     """Returns (y, xhat, inv_std, mean, var); mean and var are the batch statistics (C,)."""
     if x.size == 0:  # NumPy's mean of nothing is NaN, with a warning: refuse instead
-        raise ValueError(f"batch normalisation in training mode needs at least one value per channel, "
+        raise UsageError(f"batch normalisation in training mode needs at least one value per channel, "
                          f"got an input of shape {tuple(x.shape)}")
     axes = _channel_axes(x)
     mean = x.mean(axis=axes)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..errors import UsageError
+
 
 def pair(value, name: str) -> tuple[int, int]:
     """``3 -> (3, 3)``; ``(3, 5) -> (3, 5)``; anything else is a ValueError naming ``name``."""
@@ -18,16 +20,16 @@ def pair(value, name: str) -> tuple[int, int]:
     try:
         a, b = (int(v) for v in value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}") from None
+        raise UsageError(f"{name} must be an int or a pair of ints, got {value!r}") from None
     if a < 1 or b < 1:
-        raise ValueError(f"{name} must be positive, got {value!r}")
+        raise UsageError(f"{name} must be positive, got {value!r}")
     return a, b
 
 
 def check_padding(padding: str) -> str:
     padding = str(padding).lower()
     if padding not in ("valid", "same"):
-        raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
+        raise UsageError(f"padding must be 'valid' or 'same', got {padding!r}")
     return padding
 
 
@@ -41,7 +43,7 @@ def conv_output_length(length: int, kernel: int, stride: int, padding: str) -> t
     """
     if padding == "valid":
         if length < kernel:
-            raise ValueError(
+            raise UsageError(
                 f"input length {length} is smaller than the kernel ({kernel}) with padding 'valid'"
             )
         return (length - kernel) // stride + 1, 0, 0
