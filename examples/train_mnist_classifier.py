@@ -15,7 +15,7 @@ import numpy as np
 
 from scratchgan.classifier import accuracy, train_classifier
 from scratchgan.datasets import load_dataset
-from scratchgan.io import atomic_save_npz
+from scratchgan.safe_io import atomic_save_npz
 from scratchgan.script import errors_as_one_line, parse_args
 
 parser = argparse.ArgumentParser()

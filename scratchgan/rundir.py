@@ -184,9 +184,9 @@ class Run:
     def write_config(self, config: dict) -> None:
         atomic_write_text(self.path / "config.json", json.dumps(config, indent=2) + "\n", in_run=True)
 
-    def write_checkpoint(self, arrays: dict, history) -> None:
+    def write_checkpoint(self, arrays: dict, history, name: str = "checkpoint.npz") -> None:
         """checkpoint.npz, and beside it metrics.csv: the same history, so the two always agree."""
-        checkpoint.save(self.path / "checkpoint.npz", arrays)
+        checkpoint.save(self.path / name, arrays)
         with atomic_write(self.path / "metrics.csv", in_run=True) as f:
             np.savetxt(f, np.asarray(history, dtype=np.float64).reshape(-1, len(checkpoint.METRICS)), delimiter=",",
                        header=",".join(checkpoint.METRICS), comments="", fmt=["%d", "%.6f", "%.4f", "%.6f", "%.3f"])

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -35,6 +36,7 @@ from .distributed import SINGLE, DistributedError
 from .errors import ScratchganError
 from .images import save_grid, to_unit_range
 from .losses import BinaryCrossentropy, binary_accuracy
+from .rundir import Run
 from .plots import grids_to_gif, plot_curves
 from .xp import array_module, is_device_array, like, to_host
 
@@ -387,9 +389,12 @@ class GANTrainer:
         arrays["log_bytes"] = np.array(self.log_bytes)
         return arrays
 
-    def save_checkpoint(self):
-        """checkpoint.npz and metrics.csv in the run directory."""
-        self.run.write_checkpoint(self.state_arrays(), self.history)
+    def save_checkpoint(self, path=None):
+        """checkpoint.npz and metrics.csv in the run directory (or ``path`` and metrics.csv beside it)."""
+        if path is None:
+            self.run.write_checkpoint(self.state_arrays(), self.history)
+        else:
+            Run(Path(path).parent, writer=False).write_checkpoint(self.state_arrays(), self.history, Path(path).name)
 
     def load_state_arrays(self, arrays, source="checkpoint"):
         """Restore the training state from checkpoint fields, every one checked first against

@@ -77,7 +77,9 @@ def test_quick_bench_runs_and_reports_every_figure(capsys, tmp_path):
 def test_bench_names_an_unknown_model():
     from scratchgan.bench import run
 
-    with pytest.raises(KeyError, match="unknown model 'gan'"):
+    from scratchgan.errors import UsageError
+
+    with pytest.raises(UsageError, match="unknown model 'gan'"):
         run(quick=True, models=["gan"], backends=["numpy"])
 
 

@@ -453,13 +453,15 @@ def test_gpu_training_reads_nothing_back_between_the_iterations_it_logs(fake_cup
 
 
 def test_a_gpu_loss_that_diverges_between_reads_is_caught_before_the_next_checkpoint(fake_cupy, tmp_path):
-    from scratchgan.train import TrainingError, load_checkpoint
+    from scratchgan.checkpoint import load as load_checkpoint
+    from scratchgan.rundir import Run
+    from scratchgan.train import TrainingError
 
     scratchgan.set_backend("cupy")
     g, d, recipe = zoo.build("mlp", seed=0)
     recipe.override(batch_size=8)
     trainer = GANTrainer(g, d, recipe, np.random.default_rng(0).uniform(-1, 1, (32, 28, 28, 1)).astype(np.float32),
-                         seed=0, run_dir=tmp_path)
+                         seed=0, run=Run.create(tmp_path))
     real_step = trainer.step
 
     def step_that_diverges(**kwargs):

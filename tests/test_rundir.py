@@ -75,7 +75,7 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted: checkpoint written at iteration" in out
-    from scratchgan.train import load_checkpoint
+    from scratchgan.checkpoint import load as load_checkpoint
 
     *_, arrays = load_checkpoint(run / "checkpoint.npz")
     assert int(arrays["iteration"]) >= 20
@@ -115,7 +115,7 @@ def test_a_resumed_config_is_checked_against_its_checkpoint(run, capsys, change,
 def test_checkpoint_fields_of_the_wrong_kind_are_clear_errors(run, capsys, field, value, message):
     import numpy as np
 
-    from scratchgan.io import atomic_save_npz, load_npz
+    from scratchgan.safe_io import atomic_save_npz, read_npz as load_npz
 
     arrays = load_npz(run / "checkpoint.npz")
     arrays[field] = np.array(value)

@@ -8,7 +8,10 @@ import pytest
 from scratchgan import zoo
 from scratchgan.cli import main
 from scratchgan.datasets import load_mnist
-from scratchgan.train import GANTrainer, TrainingError, load_checkpoint, scale_images
+from scratchgan.checkpoint import load as load_checkpoint
+from scratchgan.errors import CheckpointError
+from scratchgan.rundir import Run
+from scratchgan.train import GANTrainer, TrainingError, scale_images
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +23,7 @@ def data():
 def _trainer(data, seed=0, batch=16, run_dir=None):
     g, d, recipe = zoo.mlp(seed=seed)
     recipe.batch_size = batch
-    return GANTrainer(g, d, recipe, data, seed=seed, run_dir=run_dir)
+    return GANTrainer(g, d, recipe, data, seed=seed, run=None if run_dir is None else Run.create(run_dir))
 
 
 def test_data_scaling():
@@ -102,7 +105,7 @@ def test_a_non_finite_loss_stops_with_the_step(data, tmp_path):
 
 def test_not_a_checkpoint(tmp_path):
     np.savez(tmp_path / "w.npz", a=np.ones(2))
-    with pytest.raises(TrainingError, match="not a scratchgan training checkpoint"):
+    with pytest.raises(CheckpointError, match="not a scratchgan training checkpoint"):
         load_checkpoint(tmp_path / "w.npz")
 
 
@@ -164,7 +167,7 @@ def test_cli_errors(tmp_path, capsys):
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf * 0 in the matmul: the point
 def test_a_non_finite_loss_keeps_the_last_good_checkpoint(data, tmp_path):
-    t = _trainer(data, seed=2, run_dir=tmp_path)
+    t = _trainer(data, seed=2, run=Run.create(tmp_path))
     real_step = t.step
 
     def step_that_diverges(**kwargs):
@@ -187,7 +190,7 @@ def test_ctrl_c_finishes_the_step_and_checkpoints(data, tmp_path):
 
     run = tmp_path / "run"
     run.mkdir()
-    t = _trainer(data, seed=4, run_dir=run)
+    t = _trainer(data, seed=4, run=Run.create(run))
     real_step = t.step
 
     def step_then_interrupt(**kwargs):
@@ -211,7 +214,7 @@ def test_ctrl_c_finishes_the_step_and_checkpoints(data, tmp_path):
 
 
 def test_progress_bar_shows_rate_and_losses(data, tmp_path, capsys):
-    t = _trainer(data, seed=5, run_dir=tmp_path)
+    t = _trainer(data, seed=5, run=Run.create(tmp_path))
     t.train(iterations=20, sample_interval=10, progress=True)
     err = capsys.readouterr().err
     assert "20/20" in err and "it/s" in err and "D loss" in err and "acc" in err and "G loss" in err

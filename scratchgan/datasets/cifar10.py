@@ -95,7 +95,8 @@ MAX_MEMBERS = 1000
 MAX_ARCHIVE_BYTES = 8 * MAX_BATCH_BYTES
 #: the memory a decoded image takes per byte of its file's data (uint8, then float32 for training)
 MEMORY_FACTOR = 5
-_COMPRESSED = {b"\x1f\x8b": gzip.GzipFile, b"BZ": bz2.BZ2File, b"\xfd7zXZ\x00": lzma.LZMAFile}
+_COMPRESSED = {b"\x1f\x8b": lambda f: gzip.GzipFile(fileobj=f, mode="rb"), b"BZ": bz2.BZ2File,
+               b"\xfd7zXZ\x00": lzma.LZMAFile}
 
 
 class _Bounded:
