@@ -125,7 +125,7 @@ class Run:
             self._lock = None
 
     def refuse_links(self) -> None:
-        """RunDirError naming the first symbolic link among the paths a run writes."""
+        """RunDirError naming the first symbolic link, FIFO or other odd file among the paths a run writes."""
         samples = self.path / "samples"
         candidates = [self.path / name for name in WRITTEN] + [samples]
         if samples.is_dir() and not samples.is_symlink():
@@ -135,6 +135,10 @@ class Run:
                 raise RunDirError(f"{one_line(path)} is a symbolic link (to {one_line(os.readlink(path))}): a run "
                                   f"writes only inside its own directory and never through a link; remove the "
                                   f"link or choose another --out")
+            if os.path.lexists(path) and not (path.is_dir() if path == samples else path.is_file()):
+                kind = "a FIFO" if stat.S_ISFIFO(path.lstat().st_mode) else "not a regular file"
+                raise RunDirError(f"{one_line(path)} is {kind}: a run directory holds only the files a run "
+                                  f"writes; remove it or choose another --out")
 
     def remove_temporaries(self) -> list:
         """Delete the ``.tmp-*`` files left by atomic writes of a killed process; returns them."""
