@@ -165,22 +165,22 @@ class Run:
         if not isinstance(config, dict):
             raise ConfigError(f"{where}: expected a JSON object, got {type(config).__name__}")
         if config.get("model") != recipe.model:
-            raise ConfigError(f"{where} names model {one_line(config.get('model'), 60)!r} but checkpoint.npz beside it "
+            raise ConfigError(f"{where} names model {one_line(repr(config.get('model')), 60)} but checkpoint.npz beside it "
                               f"holds a {recipe.model!r} run: the two disagree, so this run directory cannot be resumed")
         if config.get("seed", seed) != seed:
-            raise ConfigError(f"{where} names seed {one_line(config.get('seed'), 40)} but checkpoint.npz holds seed "
+            raise ConfigError(f"{where} names seed {one_line(repr(config.get('seed')), 40)} but checkpoint.npz holds seed "
                               f"{seed}: the two disagree, so this run directory cannot be resumed")
         data, classes = config.get("data"), config.get("classes")
         if data is not None and (not isinstance(data, str) or not 0 < len(data) <= 4096):
             raise ConfigError(f"{where}: 'data' should be a data source like \"mnist\" or a path, "
-                              f"got {one_line(data, 60)!r}")
+                              f"got {one_line(repr(data), 60)}")
         if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
-            raise ConfigError(f"{where}: 'classes' should be a list of class names, got {one_line(classes, 60)}")
+            raise ConfigError(f"{where}: 'classes' should be a list of class names, got {one_line(repr(classes), 60)}")
         if data_source is not None:
             for key in ("data", "classes"):
                 if config.get(key) != data_source.get(key):
-                    raise ConfigError(f"{where} gives {key} {one_line(config.get(key), 60)!r} but checkpoint.npz was "
-                                      f"trained on {one_line(data_source.get(key), 60)!r}: the two disagree, so this "
+                    raise ConfigError(f"{where} gives {key} {one_line(repr(config.get(key)), 60)} but checkpoint.npz was "
+                                      f"trained on {one_line(repr(data_source.get(key)), 60)}: the two disagree, so this "
                                       f"run directory cannot be resumed")
         return config
 

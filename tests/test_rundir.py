@@ -42,7 +42,7 @@ def test_a_symbolic_link_in_the_run_directory_is_refused_and_nothing_is_written_
 
 
 def test_a_second_run_in_the_same_directory_is_refused_naming_the_first(run, capsys):
-    holder = rundir.claim(run)
+    holder = rundir.Run.resume(run)
     try:
         assert main([*TRAIN[:2], "4", *TRAIN[3:], "--resume", str(run)]) == 2
         assert f"is in use by process {os.getpid()}" in capsys.readouterr().err
@@ -103,14 +103,14 @@ def test_a_resumed_config_is_checked_against_its_checkpoint(run, capsys, change,
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("iteration", "three", "field 'iteration' should be one integer from 0 to 2^63-1, got <U5"),
+    ("iteration", "three", "field 'iteration' should be one integer from 0 to 9,223,372,036,854,775,807, got <U5"),
     ("seed", -2, "field 'seed' should be one integer"),
     ("iteration", [1, 2], "field 'iteration' should be one integer"),
     ("recipe", '{"model": 7}', "field 'recipe' is not a valid recipe"),
     ("recipe", '{"model": "mlp", "batch_size": 0}', "field 'recipe' is not a valid recipe"),
-    ("rng", '{"state": 1}', "cannot restore the training state"),
-    ("fixed_z", [[1.0, 2.0]], "field 'fixed_z' should be floats of shape (N, 100)"),
-    ("history", [[1.0]], "field 'history' should be floats of shape (N, 5)"),
+    ("rng", '{"state": 1}', "field 'rng' is not a PCG64 random generator's state"),
+    ("fixed_z", [[1.0, 2.0]], "field 'fixed_z' should be float32 of shape (16x100)"),
+    ("history", [[1.0]], "field 'history' should be float64 of shape (2x5)"),
 ])
 def test_checkpoint_fields_of_the_wrong_kind_are_clear_errors(run, capsys, field, value, message):
     import numpy as np

@@ -52,7 +52,7 @@ class CIFARFormatError(ScratchganError, ValueError):
 
 def decode_binary(raw: bytes, name: str):
     """Images (N, 32, 32, 3) uint8 and labels (N,) from one binary batch."""
-    if len(raw) % RECORD:
+    if len(raw) == 0 or len(raw) % RECORD:
         raise CIFARFormatError(
             f"{name}: {len(raw)} bytes is not a whole number of CIFAR-10 records "
             f"({RECORD} bytes each: 1 label + 32x32x3 pixels)")
@@ -162,7 +162,9 @@ def read_folder(folder, split: str = "train"):
     for p in files:
         if p.is_dir():
             continue
-        parts.append(_decode(read_bytes(p, "cifar-batch", what="a CIFAR-10 batch"), one_line(p)))
+        raw = read_bytes(p, "cifar-batch", what="a CIFAR-10 batch")
+        _check_size(len(raw), one_line(p))
+        parts.append(_decode(raw, one_line(p)))
     return _join(parts, folder, split)
 
 
