@@ -12,7 +12,7 @@ recipe                   JSON text of a valid recipe (its sizes within the memor
 seed, iteration          one integer, 0 to 2^63-1
 rng, G_rng/L, D_rng/L    JSON text of a PCG64 state (integers in range)
 fixed_z                  float32 (16, z_dim), finite
-history                  float64 (iteration, 5): rows 1..iteration, finite, losses >= 0,
+history                  float64 (N, 5): increasing iterations in 1..iteration, finite, losses >= 0,
                          accuracy in [0, 1], seconds >= 0
 G/W, D/W                 each weight and buffer of the model: its shape, float32, finite
                          (a moving variance >= 0)
@@ -170,9 +170,12 @@ def check_fields(arrays: dict, source: str):
 
 
 def _check_history(f: _Fields, iteration: int) -> None:
-    h = f.floats("history", (iteration, len(METRICS)), np.float64)
-    if not np.array_equal(h[:, 0], np.arange(1, iteration + 1)):
-        raise CheckpointError(f"{f.source}: field 'history' should hold one row per iteration, 1 to {iteration}")
+    h = f.floats("history", (None, len(METRICS)), np.float64)
+    it = h[:, 0]
+    if len(h) > iteration or (len(h) and (it[0] < 1 or it[-1] > iteration or (np.diff(it) <= 0).any()
+                                          or (it != np.round(it)).any())):
+        raise CheckpointError(f"{f.source}: field 'history' should hold at most one row per iteration, "
+                              f"numbered 1 to {iteration} in order")
     if (h[:, [1, 3, 4]] < 0).any() or ((h[:, 2] < 0) | (h[:, 2] > 1)).any():
         raise CheckpointError(f"{f.source}: field 'history' holds a negative loss or time, or an accuracy "
                               f"outside [0, 1]")

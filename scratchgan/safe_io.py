@@ -239,6 +239,7 @@ def atomic_write(path, *, in_run: bool = False):
     path = Path(path)
     _refuse_odd_target(path, in_run)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     except OSError as err:
         raise FileRefused(f"{one_line(path)}: cannot write beside it ({err.strerror})") from None

@@ -49,7 +49,7 @@ OPTIMIZERS = ("Adam", "SGD", "RMSprop")
 #: fields that are the model itself, not how it is trained
 FIXED_FIELDS = ("model", "image_shape")
 #: the largest value of each count a recipe holds (a sanity bound; memory is checked separately)
-LARGEST = {"z_dim": 1 << 20, "batch_size": 1 << 24, "iterations": 1 << 62, "sample_interval": 1 << 62, "d_steps": 1000}
+LARGEST = {"z_dim": 1 << 20, "batch_size": 1 << 24, "iterations": 2**63 - 1, "sample_interval": 2**63 - 1, "d_steps": 1000}
 
 
 class RecipeError(ScratchganError, ValueError):

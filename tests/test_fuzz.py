@@ -199,10 +199,8 @@ def test_fuzz_checkpoint_fields(server, base_run, mutation, command):
         mutate_arrays(arrays, *mutation)
     np.savez(path, **arrays)
     argv = (["train", "--resume", "run", "--iterations", "3", "--no-progress"] if command == "resume"
-            else ["sample", "run", "--n", "4", "--out", "s.npy"])
+            else ["sample", "run", "--n", "4", "--out", "run/s.npy"])  # its output: the one file it may write
     run_and_check(server, work, argv)
-    if command == "sample":
-        os.path.lexists(work / "s.npy") and os.unlink(work / "s.npy")
     shutil.rmtree(work)
 
 

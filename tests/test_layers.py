@@ -189,7 +189,7 @@ def test_load_weights_of_another_model_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"dense/kernel has shape \(100, 128\), model 'mlp_discriminator' expects \(784, 128\)"):
         d.load_weights(tmp_path / "g.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="not a readable .npz"):
+    with pytest.raises(ValueError, match="not an .npz archive"):
         g.load_weights(tmp_path / "junk.npz")
 
 

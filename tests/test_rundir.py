@@ -110,7 +110,7 @@ def test_a_resumed_config_is_checked_against_its_checkpoint(run, capsys, change,
     ("recipe", '{"model": "mlp", "batch_size": 0}', "field 'recipe' is not a valid recipe"),
     ("rng", '{"state": 1}', "field 'rng' is not a PCG64 random generator's state"),
     ("fixed_z", [[1.0, 2.0]], "field 'fixed_z' should be float32 of shape (16x100)"),
-    ("history", [[1.0]], "field 'history' should be float64 of shape (2x5)"),
+    ("history", [[1.0]], "field 'history' should be float64 of shape (Nx5)"),
 ])
 def test_checkpoint_fields_of_the_wrong_kind_are_clear_errors(run, capsys, field, value, message):
     import numpy as np

@@ -81,7 +81,7 @@ def test_the_numba_launcher_checks_in_place_arguments_itself():
     ("recipe", np.array('{"model": "mlp", "z_dim": 1000000000000}'), "z_dim must be an integer from 1 to"),
     ("rng", np.array('{"bit_generator": "PCG64", "state": {"state": -1, "inc": 1}, "has_uint32": 0, "uinteger": 0}'),
      "not a PCG64 random generator's state"),
-    ("iteration", np.array(2**62), "history' should be float64 of shape"),
+    ("iteration", np.array(1), "history' should hold at most one row per iteration"),
     ("surprise", np.zeros(2), "unexpected field 'surprise'"),
 ])
 def test_checkpoint_fields_are_checked_against_the_schema(run, capsys, field, value, message):
