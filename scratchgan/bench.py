@@ -314,64 +314,26 @@ def _op_table(ops_by_backend):
 def run(quick=False, models=None, backends=None, iterations=None, top=10, as_json=False, out=print,
         batch_sizes=None, plot=None, settle=SETTLE_SECONDS):
     from . import zoo
-    from .backend import BackendError, set_backend
 
-    if backends is None:
-        backends = ["numpy"]
-        try:
-            set_backend("numba")
-            backends.append("numba")
-        except BackendError:
-            pass
-        try:
-            set_backend("cupy")
-            backends.append("cupy")
-        except BackendError:
-            pass
-        finally:
-            set_backend("numpy")
-    have_torch = torch_available()
-    if have_torch and "torch" not in backends:
-        backends = [*backends, "torch"]
-    if "cupy" in backends and "torch-cuda" not in backends and torch_sees_gpu():
-        backends = [*backends, "torch-cuda"]
+    backends = _with_torch(backends or _available_backends())
     plan = dict(QUICK_MODELS) if quick else {m: None for m in zoo.MODELS}
     if models:
         unknown = [m for m in models if m not in zoo.MODELS]
         if unknown:
             raise UsageError(f"unknown model {unknown[0]!r}: available models are {', '.join(zoo.MODELS)}")
         plan = {m: plan.get(m) for m in models}
-    blas = machine.blas_info()
-    cpu_bits = machine.cpu_vector_bits()
-    warning = machine.blas_warning(blas, cpu_bits)
-    peak = machine.sgemm_peak(1024 if quick else 2048)
-    bandwidth = machine.copy_bandwidth(64 if quick else 256)
-    on_gpu = any(b in GPU_BACKENDS for b in backends)
-    gpu_peak = machine.gpu_sgemm_peak() if on_gpu else None
-    gpu_bandwidth = machine.gpu_copy_bandwidth() if on_gpu else None
-    report = {"cpu": machine.cpu_model(), "cpu_vector_bits": cpu_bits, "cpu_count": os.cpu_count(), "blas": blas,
-              "blas_warning": warning, "sgemm_peak_gflops": peak, "copy_bandwidth_gbs": bandwidth,
-              "gpu_sgemm_peak_gflops": gpu_peak, "gpu_copy_bandwidth_gbs": gpu_bandwidth,
-              "torch": have_torch, "backends": backends, "models": []}
-    roofs = {b: (gpu_peak, gpu_bandwidth) if b in GPU_BACKENDS else (peak, bandwidth) for b in backends}
+    report = _machine_report(backends, quick)
+    roofs = {b: (report["gpu_sgemm_peak_gflops"], report["gpu_copy_bandwidth_gbs"]) if b in GPU_BACKENDS
+             else (report["sgemm_peak_gflops"], report["copy_bandwidth_gbs"]) for b in backends}
     if not as_json:
-        out(f"CPU: {report['cpu']}, {os.cpu_count()} cores, {cpu_bits or '?'}-bit vectors; "
-            f"BLAS: {blas['library']} {blas['version'] or ''}, {blas['kernel'] or '?'} kernel, "
-            f"{blas['threads'] or '?'} threads")
-        if warning:
-            out(f"WARNING: {warning}")
-        out(f"SGEMM peak (NumPy BLAS, float32): {peak:.1f} GFLOP/s; copy bandwidth: {bandwidth:.1f} GB/s; "
-            f"PyTorch: {'installed, interleaved with ours' if have_torch else 'not available (not installed)'}")
-        if gpu_peak:
-            out(f"GPU SGEMM peak (CuPy/cuBLAS, float32, 8192^3): {gpu_peak:.0f} GFLOP/s; "
-                f"GPU copy bandwidth: {gpu_bandwidth:.0f} GB/s")
+        _print_machine(report, out)
     for model, batch in plan.items():
         for size in batch_sizes or [batch]:
             n = iterations or (3 if quick else (10 if model == "mlp" else 3))
             result = bench_model(model, size, backends, n, block=20 if model == "mlp" else 1, settle=settle)
             report["models"].append(result)
             if not as_json:
-                _print_model(result, roofs, backends, top, have_torch, out)
+                _print_model(result, roofs, backends, top, report["torch"], out)
     if plot:
         draw_roofline(report, plot)
         if not as_json:
@@ -379,6 +341,58 @@ def run(quick=False, models=None, backends=None, iterations=None, top=10, as_jso
     if as_json:
         out(json.dumps(report, indent=1))
     return report
+
+
+def _available_backends() -> list:
+    """numpy, and numba and cupy where they load."""
+    from .backend import BackendError, set_backend
+
+    found = ["numpy"]
+    for name in ("numba", "cupy"):
+        try:
+            set_backend(name)
+            found.append(name)
+        except BackendError:
+            pass
+    set_backend("numpy")
+    return found
+
+
+def _with_torch(backends) -> list:
+    """``backends`` with PyTorch's CPU (and CUDA, beside cupy) workers added where PyTorch is installed."""
+    if torch_available() and "torch" not in backends:
+        backends = [*backends, "torch"]
+    if "cupy" in backends and "torch-cuda" not in backends and torch_sees_gpu():
+        backends = [*backends, "torch-cuda"]
+    return list(backends)
+
+
+def _machine_report(backends, quick: bool) -> dict:
+    """The machine the figures come from: CPU, BLAS, the measured peak and bandwidth (and the GPU's)."""
+    blas, cpu_bits = machine.blas_info(), machine.cpu_vector_bits()
+    on_gpu = any(b in GPU_BACKENDS for b in backends)
+    return {"cpu": machine.cpu_model(), "cpu_vector_bits": cpu_bits, "cpu_count": os.cpu_count(), "blas": blas,
+            "blas_warning": machine.blas_warning(blas, cpu_bits),
+            "sgemm_peak_gflops": machine.sgemm_peak(1024 if quick else 2048),
+            "copy_bandwidth_gbs": machine.copy_bandwidth(64 if quick else 256),
+            "gpu_sgemm_peak_gflops": machine.gpu_sgemm_peak() if on_gpu else None,
+            "gpu_copy_bandwidth_gbs": machine.gpu_copy_bandwidth() if on_gpu else None,
+            "torch": torch_available(), "backends": list(backends), "models": []}
+
+
+def _print_machine(report, out) -> None:
+    blas = report["blas"]
+    out(f"CPU: {report['cpu']}, {report['cpu_count']} cores, {report['cpu_vector_bits'] or '?'}-bit vectors; "
+        f"BLAS: {blas['library']} {blas['version'] or ''}, {blas['kernel'] or '?'} kernel, "
+        f"{blas['threads'] or '?'} threads")
+    if report["blas_warning"]:
+        out(f"WARNING: {report['blas_warning']}")
+    out(f"SGEMM peak (NumPy BLAS, float32): {report['sgemm_peak_gflops']:.1f} GFLOP/s; copy bandwidth: "
+        f"{report['copy_bandwidth_gbs']:.1f} GB/s; PyTorch: "
+        f"{'installed, interleaved with ours' if report['torch'] else 'not available (not installed)'}")
+    if report["gpu_sgemm_peak_gflops"]:
+        out(f"GPU SGEMM peak (CuPy/cuBLAS, float32, 8192^3): {report['gpu_sgemm_peak_gflops']:.0f} GFLOP/s; "
+            f"GPU copy bandwidth: {report['gpu_copy_bandwidth_gbs']:.0f} GB/s")
 
 
 def draw_roofline(report, path) -> None:

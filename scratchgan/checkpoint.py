@@ -52,9 +52,9 @@ MAX_FRAMES = 240
 NON_NEGATIVE_SLOTS = ("v",)
 
 
-def save(path, arrays: dict, *, in_run: bool = True) -> None:
+def save(path, arrays: dict) -> None:
     """Write a checkpoint atomically."""
-    atomic_save_npz(path, {**arrays, "format": np.array(FORMAT)}, in_run=in_run)
+    atomic_save_npz(path, {**arrays, "format": np.array(FORMAT)})
 
 
 def read(path, *, in_run: bool = False, typed: bool = False):

@@ -58,7 +58,18 @@ def build_parser():
     def add_command(name, **kwargs):
         return sub.add_parser(name, parents=[common], **kwargs)
 
-    t = add_command("train", help="train a GAN (default: the dense GAN on the embedded MNIST)")
+    _add_train(add_command("train", help="train a GAN (default: the dense GAN on the embedded MNIST)"))
+    _add_sample(add_command("sample", help="draw images from a trained generator"))
+    _add_evaluate(add_command("evaluate", help="score a generator: Frechet distance, confidence, class coverage"))
+    add_command("models", help="list the zoo: parameter counts, data, recipe")
+    _add_bench(add_command("bench", help="time ops and training iterations per backend (and PyTorch if installed)"))
+    g = add_command("gradcheck", help="check every layer's backward against finite differences (float64)")
+    g.add_argument("--seed", type=_seed, default=0)
+    return parser
+
+
+def _add_train(t) -> None:
+    """train's options; the recipe overrides in a group of their own."""
     t.add_argument("--model", default="mlp", help="model name (default: mlp)")
     t.add_argument("--iterations", type=_positive, help="total iterations (default: the recipe's, 20000 for mlp)")
     t.add_argument("--batch-size", type=_positive, help="batch size (default: the recipe's, 128 for mlp)")
@@ -71,6 +82,13 @@ def build_parser():
     t.add_argument("--class", dest="classes", metavar="NAMES",
                    help="keep these classes only, comma-separated names or indices (e.g. frog, or 3,5)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (the log lines stay)")
+    t.add_argument("--out", help="run directory (default: runs/MODEL-TIMESTAMP)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
+    _add_recipe_overrides(t)
+
+
+def _add_recipe_overrides(t) -> None:
+    """Every recipe field as an option of train."""
     r = t.add_argument_group("recipe overrides (default: the model's tutorial recipe; see `scratchgan models`)")
     r.add_argument("--lr", type=float, help="learning rate of both optimizers")
     r.add_argument("--d-lr", type=float, help="learning rate of D's optimizer")
@@ -100,10 +118,9 @@ def build_parser():
     r.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="any other recipe field, repeatable: e.g. --set d_optimizer.epsilon=1e-8, "
                         "--set g_optimizer.clipvalue=1 (values are read as JSON, else as text)")
-    t.add_argument("--out", help="run directory (default: runs/MODEL-TIMESTAMP)")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
 
-    s = add_command("sample", help="draw images from a trained generator")
+
+def _add_sample(s) -> None:
     s.add_argument("checkpoint", help="a checkpoint.npz (or the run directory holding one)")
     s.add_argument("--n", type=_positive, default=64, help="how many images (default 64)")
     s.add_argument("--out", required=True, help="FILE.png for a grid, FILE.npy for an (n, H, W, C) array in [0, 1]")
@@ -114,7 +131,8 @@ def build_parser():
                    help="a grid of one latent walk through n/STEPS + 1 random points, a row per leg: each row "
                         "goes from one point to the next in STEPS steps and ends where the next row starts")
 
-    e = add_command("evaluate", help="score a generator: Frechet distance, confidence, class coverage")
+
+def _add_evaluate(e) -> None:
     e.add_argument("checkpoint", help="a checkpoint.npz (or the run directory holding one)")
     e.add_argument("--n", type=_positive, default=5000, help="generated images to score (default 5000)")
     e.add_argument("--seed", type=_seed, default=0)
@@ -122,9 +140,8 @@ def build_parser():
     e.add_argument("--classifier", help="weights from examples/train_mnist_classifier.py (default: the shipped one)")
     e.add_argument("--json", action="store_true", help="print the scores as JSON")
 
-    add_command("models", help="list the zoo: parameter counts, data, recipe")
 
-    b = add_command("bench", help="time ops and training iterations per backend (and PyTorch if installed)")
+def _add_bench(b) -> None:
     b.add_argument("--quick", action="store_true", help="mlp and a batch-32 dcgan only: under a minute")
     b.add_argument("--json", action="store_true", help="print the whole report as JSON")
     b.add_argument("--models", nargs="+", help="models to bench (default: all five)")
@@ -140,10 +157,6 @@ def build_parser():
     b.add_argument("--ranks", nargs="+", type=_positive, metavar="N",
                    help="instead: data-parallel training over N MPI ranks for each N given (e.g. 1 2 4): images "
                         "per second and the share of a step in collectives, on the first --backends (default numba)")
-
-    g = add_command("gradcheck", help="check every layer's backward against finite differences (float64)")
-    g.add_argument("--seed", type=_seed, default=0)
-    return parser
 
 
 def main(argv=None):
@@ -200,7 +213,8 @@ def cmd_train(args):
     #    config of a resumed run, the recipe with its overrides, the memory it needs, the data.
     run = Run.resume(args.resume, writer=world.is_root) if args.resume else None
     if run is not None:
-        G, D, recipe, arrays = run.read_checkpoint()
+        recipe, arrays = run.read_checkpoint()
+        G, D, _ = zoo.build(recipe.model, z_dim=recipe.z_dim)  # the weights come with the training state
         seed = int(arrays["seed"])
         recorded = json.loads(str(arrays["data_source"])) if "data_source" in arrays else None
         config = run.read_config(recipe, seed, recorded)

@@ -40,12 +40,12 @@ def make_grid(images, columns: int | None = None, pad: int = 2, scale: int = 1) 
     return pixels[..., 0] if c == 1 else pixels
 
 
-def save_png(pixels: np.ndarray, path, in_run: bool = False) -> None:
+def save_png(pixels: np.ndarray, path) -> None:
     """Write a uint8 picture as PNG, atomically."""
-    with atomic_write(path, in_run=in_run) as f:
+    with atomic_write(path) as f:
         Image.fromarray(pixels).save(f, format="PNG")
 
 
-def save_grid(images, path, columns=None, scale: int = 3, in_run: bool = False) -> None:
+def save_grid(images, path, columns=None, scale: int = 3) -> None:
     """Save (N, H, W, C) images in [0, 1] as one PNG grid."""
-    save_png(make_grid(images, columns=columns, scale=scale), path, in_run=in_run)
+    save_png(make_grid(images, columns=columns, scale=scale), path)

@@ -68,6 +68,15 @@ def plot_roofline(points, peak_gflops, bandwidth_gbs, path, title="", size=(1000
         for _, _, intensity, rate in (p for p in points if p[0] == model):
             x, y = px(intensity), py(rate)
             draw.ellipse((x - 4, y - 4, x + 4, y + 4), outline=colour, width=2)
+    _draw_roofs(draw, px, py, (x_lo, ridge, x_hi), peak_gflops, bandwidth_gbs, font)
+    _draw_legend(draw, models, right, top, font)
+    with atomic_write(path) as f:
+        image.save(f, format="PNG")
+
+
+def _draw_roofs(draw, px, py, xs, peak_gflops, bandwidth_gbs, font) -> None:
+    """The bandwidth roof rising to the ridge, the flat GEMM roof after it, both labelled."""
+    x_lo, ridge, x_hi = xs
     roof = (0, 0, 0)
     draw.line([(px(x_lo), py(bandwidth_gbs * x_lo)), (px(ridge), py(peak_gflops))], fill=roof, width=2)
     draw.line([(px(ridge), py(peak_gflops)), (px(x_hi), py(peak_gflops))], fill=roof, width=2)
@@ -79,6 +88,9 @@ def plot_roofline(points, peak_gflops, bandwidth_gbs, path, title="", size=(1000
     draw.rectangle(draw.textbbox(label_at, label, font=font, anchor="lt"), fill=(255, 255, 255))
     draw.text(label_at, label, fill=roof, font=font, anchor="lt")
 
+
+def _draw_legend(draw, models, right, top, font) -> None:
+    """One coloured dot per model, and what a dot means, right of the plot."""
     for k, (model, colour) in enumerate(zip(models, COLOURS * (1 + len(models) // len(COLOURS)))):
         y = top + 8 + 18 * k
         draw.ellipse((right + 16, y, right + 26, y + 10), outline=colour, width=2)
@@ -86,5 +98,3 @@ def plot_roofline(points, peak_gflops, bandwidth_gbs, path, title="", size=(1000
     note = ["dots: one op (name and shapes) of", "one training iteration; distance", "below the roof = speed left"]
     for k, line in enumerate(note):
         draw.text((right + 16, top + 30 + 18 * len(models) + 16 * k), line, fill=(90, 90, 90), font=font)
-    with atomic_write(path) as f:
-        image.save(f, format="PNG")

@@ -152,8 +152,9 @@ class Run:
 
     # --- reading ----------------------------------------------------------------------------
     def read_checkpoint(self):
-        """(generator, discriminator, recipe, arrays) of the run's checkpoint, every field checked."""
-        return checkpoint.load(self.path / "checkpoint.npz", in_run=True)
+        """(recipe, arrays) of the run's checkpoint, every field checked that does not need the
+        model (the trainer checks the rest against its models when it loads them)."""
+        return checkpoint.read(self.path / "checkpoint.npz", in_run=True)
 
     def read_config(self, recipe, seed, data_source=None) -> dict:
         """config.json, checked against the checkpoint: a JSON object naming the same model
@@ -186,12 +187,12 @@ class Run:
 
     # --- writing ----------------------------------------------------------------------------
     def write_config(self, config: dict) -> None:
-        atomic_write_text(self.path / "config.json", json.dumps(config, indent=2) + "\n", in_run=True)
+        atomic_write_text(self.path / "config.json", json.dumps(config, indent=2) + "\n")
 
     def write_checkpoint(self, arrays: dict, history, name: str = "checkpoint.npz") -> None:
         """checkpoint.npz, and beside it metrics.csv: the same history, so the two always agree."""
         checkpoint.save(self.path / name, arrays)
-        with atomic_write(self.path / "metrics.csv", in_run=True) as f:
+        with atomic_write(self.path / "metrics.csv") as f:
             np.savetxt(f, np.asarray(history, dtype=np.float64).reshape(-1, len(checkpoint.METRICS)), delimiter=",",
                        header=",".join(checkpoint.METRICS), comments="", fmt=["%d", "%.6f", "%.4f", "%.6f", "%.3f"])
 

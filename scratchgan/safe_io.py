@@ -27,7 +27,6 @@ allocates the member's array.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import stat
@@ -215,7 +214,7 @@ def _read_member(member, size: int, path, name: str) -> np.ndarray:
 
 # --- writing --------------------------------------------------------------------------------
 
-def _refuse_odd_target(path: Path, in_run: bool) -> None:
+def _refuse_odd_target(path: Path) -> None:
     """A write's target may be missing or a regular file, never a link, directory or FIFO."""
     try:
         info = os.lstat(path)
@@ -229,15 +228,16 @@ def _refuse_odd_target(path: Path, in_run: bool) -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(path, *, in_run: bool = False):
+def atomic_write(path):
     """Yield a binary file object for a temporary file beside ``path``; on success it is
-    flushed to disk and renamed over ``path``, on any error it is deleted.
+    flushed to disk and renamed over ``path``, on any error it is deleted. The rename makes
+    a new file: a hard link to the old one elsewhere keeps the old contents.
 
         with atomic_write("ckpt.npz") as f:
             np.savez(f, ...)
     """
     path = Path(path)
-    _refuse_odd_target(path, in_run)
+    _refuse_odd_target(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
@@ -249,21 +249,21 @@ def atomic_write(path, *, in_run: bool = False):
             yield f
             f.flush()
             os.fsync(f.fileno())
-        _refuse_odd_target(path, in_run)  # again: it may have been swapped while we wrote
+        _refuse_odd_target(path)  # again: it may have been swapped while we wrote
         os.replace(tmp, path)
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
 
 
-def atomic_save_npz(path, arrays: dict, *, in_run: bool = False) -> None:
+def atomic_save_npz(path, arrays: dict) -> None:
     """Write ``arrays`` to ``path`` (.npz) atomically."""
-    with atomic_write(path, in_run=in_run) as f:
+    with atomic_write(path) as f:
         np.savez(f, **arrays)
 
 
-def atomic_write_text(path, text: str, *, in_run: bool = False) -> None:
-    with atomic_write(path, in_run=in_run) as f:
+def atomic_write_text(path, text: str) -> None:
+    with atomic_write(path) as f:
         f.write(text.encode("utf-8"))
 
 
@@ -302,8 +302,3 @@ def truncate(path, size: int) -> int:
         return max(have - size, 0)
     finally:
         os.close(fd)
-
-
-def bytes_io(data: bytes) -> io.BytesIO:
-    """Bytes already read through the checks above, as a file object for a decoder."""
-    return io.BytesIO(data)

@@ -353,7 +353,7 @@ class GANTrainer:
     def save_samples(self) -> None:
         """The fixed z's samples: a PNG grid in samples/, and a frame kept for progress.gif."""
         images = to_unit_range(self.G.forward(self._here(self.fixed_z), training=False), self.recipe.data_range)
-        save_grid(images, self.run.sample_path(self.iteration), columns=4, in_run=True)
+        save_grid(images, self.run.sample_path(self.iteration), columns=4)
         self.frames.append((self.iteration, np.round(images * 255).astype(np.uint8)))
         if len(self.frames) > checkpoint.MAX_FRAMES:  # a long run's: every other one, the newest kept
             self.frames = self.frames[:-1:2] + self.frames[-1:]

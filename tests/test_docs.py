@@ -74,3 +74,13 @@ def test_the_tutorials_page_gives_the_zoos_parameter_counts():
     for name, section in sections.items():
         g, d, _ = zoo.build(name)
         assert f"{g.count_params():,} parameters" in section and f"{d.count_params():,} parameters" in section, name
+
+
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+@pytest.mark.parametrize("page", [*PAGES, ROOT / "README.md"], ids=lambda p: p.name)
+def test_every_relative_link_resolves(page):
+    broken = [target for target in LINK.findall(page.read_text())
+              if not target.startswith(("http://", "https://", "mailto:")) and not (page.parent / target).exists()]
+    assert broken == []
