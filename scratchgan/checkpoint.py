@@ -244,3 +244,61 @@ def check_training_state(arrays: dict, source: str, models: dict, optimizers: di
     unexpected = sorted(set(arrays) - known)
     if unexpected:
         raise CheckpointError(f"{f.source}: unexpected field {one_line(unexpected[0])!r}: not part of a checkpoint")
+
+
+# --- a trainer's state, to and from checkpoint fields ------------------------------------
+def state_of(trainer) -> dict:
+    """Every checkpoint field of a GANTrainer: weights, optimizer slots, random states,
+    iteration, history, sample grids, recipe."""
+    arrays = {}
+    for prefix, model in (("G", trainer.G), ("D", trainer.D)):
+        arrays.update({f"{prefix}/{k}": v for k, v in model.weights().items()})
+        arrays.update({f"{prefix}_rng/{layer.name}": _rng_json(layer.rng) for layer in model.layers})
+    for prefix, opt in (("opt_G", trainer.g_opt), ("opt_D", trainer.d_opt)):
+        arrays.update({f"{prefix}/{k}": v for k, v in opt.state_dict().items()})
+    arrays["rng"] = _rng_json(trainer.batches.rng)
+    arrays["iteration"] = np.array(trainer.iteration)
+    arrays["seed"] = np.array(trainer.seed)
+    arrays["fixed_z"] = trainer.fixed_z
+    arrays["history"] = np.array(trainer.history, dtype=np.float64).reshape(-1, len(METRICS))
+    arrays["recipe"] = np.array(json.dumps(trainer.recipe.to_dict()))
+    if trainer.data_source is not None:
+        arrays["data_source"] = np.array(json.dumps(trainer.data_source))
+    frames = trainer.frames
+    empty = np.zeros((0, FIXED_SAMPLES, *trainer.recipe.image_shape), np.uint8)
+    arrays["frames"] = np.stack([f for _, f in frames]) if frames else empty
+    arrays["frame_iterations"] = np.array([it for it, _ in frames], dtype=np.int64)
+    arrays["log_bytes"] = np.array(trainer.log_bytes)
+    return arrays
+
+
+def restore(trainer, arrays: dict, source: str = "checkpoint") -> None:
+    """Set a GANTrainer's state from checkpoint fields, every one checked first against its
+    models and optimizers."""
+    check_fields(arrays, source)
+    check_training_state(arrays, source, {"G": trainer.G, "D": trainer.D}, {"G": trainer.g_opt, "D": trainer.d_opt})
+    for prefix, model in (("G", trainer.G), ("D", trainer.D)):
+        model.set_weights(check_weights(arrays, prefix, model, source), source=f"{source} ({prefix})")
+        rngs = _section(arrays, prefix + "_rng")
+        for layer in model.layers:
+            if layer.name in rngs:
+                layer.rng.bit_generator.state = json.loads(str(rngs[layer.name]))
+    trainer.g_opt.load_state_dict(_section(arrays, "opt_G"), source=f"{source} (G's optimizer)")
+    trainer.d_opt.load_state_dict(_section(arrays, "opt_D"), source=f"{source} (D's optimizer)")
+    trainer.batches.rng.bit_generator.state = json.loads(str(arrays["rng"]))
+    trainer.iteration = int(arrays["iteration"])
+    trainer.fixed_z = np.array(arrays["fixed_z"])
+    if "history" in arrays:  # checkpoints from before metrics.csv have none
+        trainer.history[:] = [tuple(row) for row in arrays["history"].tolist()]
+    if "frames" in arrays:
+        trainer.frames = [(int(it), frame) for it, frame in zip(arrays["frame_iterations"], arrays["frames"])]
+    trainer.log_bytes = int(arrays["log_bytes"]) if "log_bytes" in arrays else 0
+
+
+def _rng_json(rng):
+    return np.array(json.dumps(rng.bit_generator.state))
+
+
+def _section(arrays: dict, prefix: str) -> dict:
+    p = prefix + "/"
+    return {k[len(p):]: v for k, v in arrays.items() if k.startswith(p)}

@@ -214,7 +214,7 @@ def cmd_train(args):
     run = Run.resume(args.resume, writer=world.is_root) if args.resume else None
     if run is not None:
         recipe, arrays = run.read_checkpoint()
-        G, D, _ = zoo.build(recipe.model, z_dim=recipe.z_dim)  # the weights come with the training state
+        G, D, _ = zoo.build(recipe.model, z_dim=recipe.z_dim, world=world)  # the weights: the checkpoint's
         seed = int(arrays["seed"])
         recorded = json.loads(str(arrays["data_source"])) if "data_source" in arrays else None
         config = run.read_config(recipe, seed, recorded)
@@ -225,7 +225,7 @@ def cmd_train(args):
         path = Path(world.broadcast(str(Path(args.out) if args.out else new_run_path(model=recipe.model))))
         if os.path.lexists(path / "checkpoint.npz"):
             raise RunDirError(f"{one_line(path)} already holds a run; use --resume {one_line(path)} or another --out")
-        G, D, _ = zoo.build(recipe.model, seed=seed, z_dim=recipe.z_dim)
+        G, D, _ = zoo.build(recipe.model, seed=seed, z_dim=recipe.z_dim, world=world)
         config = {"model": recipe.model, "seed": seed}
     config.update({k: v for k, v in (("data", args.data), ("classes", args.classes and args.classes.split(",")))
                    if v})
@@ -392,7 +392,7 @@ def cmd_sample(args):
     from .images import save_grid, to_unit_range
     from .safe_io import atomic_write
     from .sampling import interpolate, nicest
-    from .train import sample_latent
+    from .batches import sample_latent
 
     out = Path(args.out)
     kind = out.suffix.lower()

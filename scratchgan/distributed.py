@@ -77,39 +77,37 @@ class World:
             self.collective_bytes += buffer.nbytes
         return buffer
 
-    def sum_gradients(self, model, extras=()) -> tuple:
-        """model.grads <- their sum over the ranks, in one Allreduce of one flat buffer of the
-        gradients' own dtype (float32 models send 4 bytes per parameter); ``extras``, a few
-        scalars (this rank's share of the losses), ride at the end of the same buffer and
-        their sums are returned, so an update costs one collective. GPU gradients are summed
-        on the GPUs when ``device_sum`` is set (NCCL; the sums stay there), else through the host."""
+    def split(self, *halves: int) -> "Share":
+        """This rank's share of a global batch made of ``halves`` (e.g. n real then n fake
+        rows): each half is split alike by :meth:`rows`. One process gets the whole batch,
+        with weight 1 and no index array."""
+        return Share.of(self, halves)
+
+    def sum_gradients(self, grads: dict) -> None:
+        """Every gradient in ``grads`` replaced by its sum over the ranks, in place: one
+        Allreduce of one flat buffer of the gradients' own dtype (float32 models send 4
+        bytes per parameter). GPU gradients are summed on the GPUs when ``device_sum`` is
+        set (NCCL), else through the host. One process: nothing to do."""
         from .xp import array_module, is_device_array, like, to_host
 
         if self.comm is None:
-            return tuple(extras)
-        grads = [g for g in model.grads.values() if g is not None]
-        dtype = grads[0].dtype if grads else np.dtype(np.float64)
-        on_device = self.device_sum is not None and bool(grads) and is_device_array(grads[0])
-        if on_device:
-            xp = array_module(grads[0])
-            tail = xp.stack([xp.asarray(e, dtype=dtype) for e in extras]) if extras else xp.empty(0, dtype)
-            flat = xp.concatenate([*(g.ravel() for g in grads), tail])
+            return
+        grads = [g for g in grads.values() if g is not None]
+        if not grads:
+            return
+        if self.device_sum is not None and is_device_array(grads[0]):
+            flat = array_module(grads[0]).concatenate([g.ravel() for g in grads])
             start = time.perf_counter()  # the time to queue the sum: NCCL runs on the GPU's stream
             self.device_sum.allreduce(flat)
             self.collective_seconds += time.perf_counter() - start
             self.collective_calls += 1
             self.collective_bytes += flat.nbytes
         else:
-            tail = np.array([float(e) for e in extras], dtype=dtype)
-            flat = self.allreduce_sum(np.concatenate([*(to_host(g).ravel() for g in grads), tail]))
+            flat = self.allreduce_sum(np.concatenate([to_host(g).ravel() for g in grads]))
         offset = 0
         for grad in grads:  # written back into the layers' own gradient arrays
-            part = flat[offset:offset + grad.size].reshape(grad.shape)
-            grad[...] = part if on_device else like(part, grad)
+            grad[...] = like(flat[offset:offset + grad.size].reshape(grad.shape), grad)
             offset += grad.size
-        if on_device:  # 0-d device arrays: the losses stay on the GPU until the trainer reads them
-            return tuple(flat[i:i + 1].reshape(()) for i in range(offset, flat.size))
-        return tuple(float(v) for v in flat[offset:])
 
     def allgather(self, value) -> list:
         """Every rank's ``value`` (picklable), in rank order, on every rank."""
@@ -228,6 +226,76 @@ def code_digest() -> str:
     root = Path(__file__).resolve().parent
     files = sorted(root.rglob("*.py"))
     return digest(*[f.read_bytes() for f in files])
+
+
+class Share:
+    """This rank's rows of a global batch (made by :meth:`World.split`).
+
+    ``total`` rows in the batch, ``count`` of them this rank's, ``weight = count / total``.
+    ``rows`` picks them: None for the whole batch (one process), a slice for a batch of one
+    half, an index array for several halves (this rank's real rows, then its fake ones).
+    A loss that is a mean over the batch splits as ``L = sum_r weight_r * L_r``, so each
+    rank scales its loss and its gradient by its weight and the sums over the ranks are
+    the whole batch's."""
+
+    def __init__(self, total: int, count: int, rows=None):
+        self.total, self.count, self.rows = total, count, rows
+
+    @classmethod
+    def of(cls, world: "World", halves) -> "Share":
+        total = sum(halves)
+        if world.size == 1:
+            return cls(total, total)
+        if len(halves) == 1:
+            lo, hi = world.rows(total)
+            return cls(total, hi - lo, slice(lo, hi))
+        rows, start = [], 0
+        for n in halves:
+            lo, hi = world.rows(n)
+            rows.append(np.arange(start + lo, start + hi))
+            start += n
+        rows = np.concatenate(rows)
+        return cls(total, len(rows), rows)
+
+    @property
+    def weight(self) -> float:
+        return self.count / self.total
+
+    def take(self, array):
+        """This rank's rows of ``array`` (which holds all ``total`` rows)."""
+        if self.rows is None:
+            return array
+        from .xp import like
+
+        return array[self.rows if isinstance(self.rows, slice) else like(self.rows, array)]
+
+    def scale(self, value):
+        """``value`` (a loss or its gradient) times this rank's weight: unchanged for the whole batch."""
+        if self.rows is None:
+            return value
+        return value * value.dtype.type(self.weight)
+
+    def generator(self, rng):
+        """A generator that draws for every row of the batch and returns this rank's rows
+        (``rng`` itself for the whole batch): Dropout draws its masks through it."""
+        return rng if self.rows is None else ShardedGenerator(rng, self.total, self.rows)
+
+
+class DataParallel:
+    """An optimizer of data-parallel training: ``step`` sums the gradients over the ranks
+    (one Allreduce) and then updates, so every rank takes the same step and the weights
+    stay identical. With one process it is the optimizer itself. Everything else (state,
+    settings, state_dict) is the wrapped optimizer's."""
+
+    def __init__(self, optimizer, world: "World"):
+        self.optimizer, self.world = optimizer, world
+
+    def step(self, params: dict, grads: dict) -> None:
+        self.world.sum_gradients(grads)
+        self.optimizer.step(params, grads)
+
+    def __getattr__(self, name):
+        return getattr(self.optimizer, name)
 
 
 class ShardedGenerator:

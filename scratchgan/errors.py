@@ -17,7 +17,8 @@ FileNotFoundError, RuntimeError), so ``except ValueError`` keeps working::
     |-- ConfigError       a config.json that is not what the run wrote
     |-- RunDirError       a run directory in use, or holding a link
     |-- BudgetError       a size from input beyond the memory budget
-    `-- (DataError, LayerError, OptimizerError, RecipeError, LossError, TrainingError,
+    |-- TrainingError     data that does not fit the model; a loss that is not finite
+    `-- (DataError, LayerError, OptimizerError, RecipeError, LossError,
          BackendError, DistributedError, DownloadError, and the format errors of the
          data readers are defined beside the code that raises them)
 """
@@ -54,6 +55,10 @@ class RunDirError(ScratchganError, ValueError):
 
 class BudgetError(ScratchganError, ValueError):
     """A size read from input (a file header, an option) that would need more memory than allowed."""
+
+
+class TrainingError(ScratchganError, RuntimeError):
+    """Training that cannot go on: data of the wrong shape, a loss that is not finite."""
 
 
 def one_line(text: str, limit: int = 400) -> str:

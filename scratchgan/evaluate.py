@@ -25,7 +25,7 @@ from .classifier import features_and_probabilities
 from .datasets.catalog import parse_spec
 from .errors import UsageError
 from .images import to_unit_range
-from .train import sample_latent
+from .batches import sample_latent
 
 
 def psd_sqrt(matrix):

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import ops
 from .errors import ScratchganError
-from .xp import array_module, like, to_float
+from .xp import array_module, like
 
 
 class LossError(ScratchganError, ValueError):
@@ -28,16 +28,17 @@ class BinaryCrossentropy:
     def __init__(self, from_logits: bool = False):
         self.from_logits = bool(from_logits)
         self._cache = None
-        self._unchecked = None  # on a GPU: "some prediction was outside [0, 1]", not yet read
 
     def __call__(self, prediction, target):
         return self.forward(prediction, target)
 
-    def forward(self, prediction, target, to_host: bool = True):
-        """The mean loss over all elements: a Python float, or with ``to_host=False`` a scalar
-        where the predictions live (on a GPU a 0-d array: no device-to-host read). There, the
-        check that predictions are probabilities is deferred as well: it is kept on the GPU and
-        raised by ``check()``, which the trainer calls whenever it reads its losses."""
+    def forward(self, prediction, target):
+        """The mean loss over all elements: a 0-d float64 array where the predictions live
+        (on a GPU it stays there; ``float(loss)`` reads it).
+
+        Predictions outside [0, 1] have no cross-entropy. On the host they are refused at
+        once; on a GPU, where looking would cost a device-to-host read, they make the loss
+        NaN, which the training loop's check that every loss is finite reports."""
         p = array_module(prediction).asarray(prediction)  # host or GPU, wherever it already is
         if p.dtype.kind != "f":
             raise LossError(f"predictions must be floating point, got dtype {p.dtype}")
@@ -47,36 +48,17 @@ class BinaryCrossentropy:
             if t.ndim != 0:
                 raise LossError(f"targets have shape {t.shape}, expected the predictions' shape {p.shape}")
             t = xp.full(p.shape, t, dtype=p.dtype)
-        if not self.from_logits:
-            outside = ((p < 0) | (p > 1)).any()
-            if to_host or xp is np:
-                self._raise_if(bool(outside))
-            else:  # kept on the device, or-ed with the flags not yet checked
-                self._unchecked = outside if self._unchecked is None else self._unchecked | outside
         if self.from_logits:
             loss, sig = ops.bce_logits_forward(p, t)
             self._cache = ("logits", sig, t)
-        else:
-            loss, pc = ops.bce_forward(p, t)
-            self._cache = ("probabilities", p, pc, t)
-        if to_host or xp is np:  # on the host a Python float costs nothing
-            return to_float(loss)
-        return loss.astype(xp.float64)  # as the host's floats: averages add up alike
-
-    def check(self) -> None:
-        """Raise LossError if any forward since the last check (``to_host=False`` on a GPU) was given
-        predictions outside [0, 1]. One device-to-host read, only when something is unchecked."""
-        unchecked, self._unchecked = self._unchecked, None
-        if unchecked is not None:
-            self._raise_if(bool(to_float(unchecked)))
-
-    @staticmethod
-    def _raise_if(outside: bool) -> None:
-        if outside:
-            raise LossError(
-                "predictions must be probabilities in [0, 1]; for raw scores use "
-                "BinaryCrossentropy(from_logits=True)"
-            )
+            return xp.asarray(loss, dtype=xp.float64)
+        loss, pc = ops.bce_forward(p, t)
+        self._cache = ("probabilities", p, pc, t)
+        outside = ((p < 0) | (p > 1)).any()
+        if xp is np and outside:
+            raise LossError("predictions must be probabilities in [0, 1]; for raw scores use "
+                            "BinaryCrossentropy(from_logits=True)")
+        return xp.where(outside, xp.nan, xp.asarray(loss, dtype=xp.float64))
 
     def backward(self):
         """dL/dprediction for the last forward (same shape as the prediction)."""
@@ -88,13 +70,13 @@ class BinaryCrossentropy:
         return ops.bce_backward(*cache[1:])
 
 
-def binary_accuracy(probabilities, target, threshold: float = 0.5, to_host: bool = True):
-    """Fraction of predictions on the right side of ``threshold`` (Keras's binary accuracy): a
-    Python float, or with ``to_host=False`` a scalar where the predictions live (no GPU read)."""
+def binary_accuracy(probabilities, target, threshold: float = 0.5):
+    """Fraction of predictions on the right side of ``threshold`` (Keras's binary accuracy):
+    a 0-d float64 array where the predictions live."""
     p = array_module(probabilities).asarray(probabilities)
     t = like(target, p)
-    accuracy = ((p > threshold) == (t > threshold)).mean()
-    return to_float(accuracy) if to_host or array_module(p) is np else accuracy
+    xp = array_module(p)
+    return xp.asarray(((p > threshold) == (t > threshold)).mean(), dtype=xp.float64)
 
 
 class SoftmaxCrossentropy:

@@ -61,11 +61,12 @@ class Sequential:
     def output_shape(self):
         return self.layers[-1].output_shape if self.built else None
 
-    def forward(self, x, training: bool = True, keep_cache: bool | None = None):
+    def forward(self, x, training: bool = True, keep_cache: bool | None = None, share=None):
+        """Every layer's forward in order (``share``: see Layer.forward)."""
         if not self.built:
             self.build(np.shape(x))
         for layer in self.layers:
-            x = layer.forward(x, training=training, keep_cache=keep_cache)
+            x = layer.forward(x, training=training, keep_cache=keep_cache, share=share)
         return x
 
     __call__ = forward

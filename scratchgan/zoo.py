@@ -235,7 +235,7 @@ def _pair(g_layers, g_input, d_layers, image_shape, seed, name):
     return generator, discriminator
 
 
-def mlp(seed=None, z_dim=100):
+def mlp(seed=None, z_dim=100, world=None):
     """The dense GAN of a Keras digit-generation blog post, on MNIST. G 114,064 params, D 100,609; Adam (Keras defaults) for both."""
     adam = {"name": "Adam", "lr": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
     g, d = _pair(
@@ -246,15 +246,15 @@ def mlp(seed=None, z_dim=100):
     return g, d, Recipe(model="mlp", z_dim=z_dim, d_optimizer=dict(adam), g_optimizer=dict(adam))
 
 
-def dcgan_bn(seed=None, z_dim=100):
+def dcgan_bn(seed=None, z_dim=100, world=None):
     """TensorFlow 2's DCGAN tutorial, with batch norm in G and D. G 2,343,681 params, D 213,633; Adam(2e-4, 0.5)."""
     g, d = _pair(
-        [Dense(7 * 7 * 256, activation="relu"), BatchNormalization(), Reshape((7, 7, 256)),
-         Conv2DTranspose(128, 5, strides=1, padding="same"), BatchNormalization(), LeakyReLU(0.2),
-         Conv2DTranspose(64, 5, strides=2, padding="same"), BatchNormalization(), LeakyReLU(0.2),
+        [Dense(7 * 7 * 256, activation="relu"), BatchNormalization(sync=world), Reshape((7, 7, 256)),
+         Conv2DTranspose(128, 5, strides=1, padding="same"), BatchNormalization(sync=world), LeakyReLU(0.2),
+         Conv2DTranspose(64, 5, strides=2, padding="same"), BatchNormalization(sync=world), LeakyReLU(0.2),
          Conv2DTranspose(1, 5, strides=2, padding="same"), Activation("tanh")], (z_dim,),
-        [Conv2D(64, 5, strides=2, padding="same"), LeakyReLU(0.2), BatchNormalization(),
-         Conv2D(128, 5, strides=2, padding="same"), LeakyReLU(0.2), BatchNormalization(),
+        [Conv2D(64, 5, strides=2, padding="same"), LeakyReLU(0.2), BatchNormalization(sync=world),
+         Conv2D(128, 5, strides=2, padding="same"), LeakyReLU(0.2), BatchNormalization(sync=world),
          Flatten(), Dense(1, activation="sigmoid")], (28, 28, 1),
         seed, "dcgan_bn",
     )
@@ -265,10 +265,10 @@ def dcgan_bn(seed=None, z_dim=100):
     return g, d, recipe
 
 
-def dcgan_upsample(seed=None, z_dim=100):
+def dcgan_upsample(seed=None, z_dim=100, world=None):
     """A Keras course project's upsampling + tanh + max-pool DCGAN (keras-dcgan). G 6,763,777 params, D 13,315,841; SGD Nesterov."""
     g, d = _pair(
-        [Dense(1024), Activation("tanh"), Dense(128 * 7 * 7), BatchNormalization(), Activation("tanh"),
+        [Dense(1024), Activation("tanh"), Dense(128 * 7 * 7), BatchNormalization(sync=world), Activation("tanh"),
          Reshape((7, 7, 128)), UpSampling2D(2), Conv2D(64, 5, padding="same"), Activation("tanh"),
          UpSampling2D(2), Conv2D(1, 5, padding="same"), Activation("tanh")], (z_dim,),
         [Conv2D(64, 5, padding="same"), Activation("tanh"), MaxPooling2D(2),
@@ -284,7 +284,7 @@ def dcgan_upsample(seed=None, z_dim=100):
     return g, d, recipe
 
 
-def dcgan(seed=None, z_dim=100):
+def dcgan(seed=None, z_dim=100, world=None):
     """Jason Brownlee's MNIST DCGAN (strided transposed convs, dropout). G 1,164,289, D 40,705."""
     g, d = _pair(
         [Dense(128 * 7 * 7), LeakyReLU(0.2), Reshape((7, 7, 128)),
@@ -303,7 +303,7 @@ def dcgan(seed=None, z_dim=100):
     return g, d, recipe
 
 
-def cifar_frog(seed=None, z_dim=32):
+def cifar_frog(seed=None, z_dim=32, world=None):
     """François Chollet's CIFAR-10 frog GAN ("Deep Learning with Python", 8.5). G 6,264,579 params, D 790,913; RMSprop with clipping.
 
     The book scales data to [0, 1] although G ends in tanh; we use [-1, 1], tanh's range."""
@@ -329,6 +329,8 @@ def cifar_frog(seed=None, z_dim=32):
     return g, d, recipe
 
 
+#: every builder takes (seed, z_dim, world): world is the ranks of data-parallel training,
+#: which the batch normalisation of dcgan_bn and dcgan_upsample synchronises over
 MODELS = {"mlp": mlp, "dcgan_bn": dcgan_bn, "dcgan_upsample": dcgan_upsample, "dcgan": dcgan,
           "cifar_frog": cifar_frog}
 
@@ -338,17 +340,20 @@ MODEL_IMAGE_SHAPES = {"mlp": (28, 28, 1), "dcgan_bn": (28, 28, 1), "dcgan_upsamp
                       "dcgan": (28, 28, 1), "cifar_frog": (32, 32, 3)}
 
 
-def build(name: str, seed=None, z_dim=None):
+def build(name: str, seed=None, z_dim=None, world=None):
     """(generator, discriminator, recipe) of zoo model ``name`` (z_dim: the recipe's unless given).
-    The memory the weights need is checked against the budget before any is allocated."""
+    The memory the weights need is checked against the budget before any is allocated.
+    ``world`` (data-parallel training over several ranks) builds batch normalisation whose
+    statistics span the ranks' shares of each batch (scratchgan/distributed.py)."""
     if name not in MODELS:
         raise RecipeError(f"unknown model {name!r}: available models are {', '.join(MODELS)}")
+    sync = world if world is not None and world.size > 1 else None
     if z_dim is None:
-        return MODELS[name](seed=seed)
+        return MODELS[name](seed=seed, world=sync)
     if isinstance(z_dim, bool) or not isinstance(z_dim, int) or not 1 <= z_dim <= LARGEST["z_dim"]:
         raise RecipeError(f"z_dim must be an integer from 1 to {LARGEST['z_dim']:,}, got {z_dim!r}")
     budget.require(weight_count(name, z_dim) * 4, f"the {name} model with z_dim {z_dim:,}", "--z-dim")
-    return MODELS[name](seed=seed, z_dim=z_dim)
+    return MODELS[name](seed=seed, z_dim=z_dim, world=sync)
 
 
 _SIZES: dict = {}

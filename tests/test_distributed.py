@@ -67,7 +67,8 @@ def _run(ranks, *args, timeout=600):
         cmd = [MPIEXEC, "-n", str(ranks), *cmd]
     one_thread = {k: "1" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS")}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=HERE.parent,
-                          env={**os.environ, **one_thread})  # ranks share 2 cores: one thread each
+                          env={**os.environ, **one_thread,  # ranks share 2 cores: one thread each
+                               "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])})
 
 
 @needs_mpi

@@ -58,7 +58,8 @@ class Server:
     """The fork server: one request, one answer."""
 
     def __init__(self):
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fuzz_server.py")], cwd=ROOT,
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fuzz_server.py")], cwd=ROOT, env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def run(self, argv, cwd, timeout=60):
@@ -154,7 +155,8 @@ def mutate_arrays(arrays: dict, key, how, number, value) -> None:
     elif how == "dtype":
         arrays[key] = np.zeros(a.shape, dtype=DTYPES[number % len(DTYPES)])
     elif how == "scalar":
-        arrays[key] = np.array(number % 7 - 3, dtype=a.dtype if a.dtype.kind != "U" else "int64")
+        # a small integer in the field's own dtype (wrapped for unsigned ones), or int64 for text
+        arrays[key] = np.array(number % 7 - 3).astype(a.dtype if a.dtype.kind != "U" else np.int64)
     elif how == "nonfinite" and a.dtype.kind == "f" and a.size:
         a = a.copy()
         a.flat[number % a.size] = [np.nan, np.inf, -np.inf][number % 3]
@@ -166,7 +168,10 @@ def mutate_arrays(arrays: dict, key, how, number, value) -> None:
     elif how == "extra":
         arrays[f"{key}/extra{number % 3}"] = np.zeros(3, np.float32)
     elif how == "json" and a.dtype.kind == "U":
-        doc = json.loads(str(a))
+        try:
+            doc = json.loads(str(a))
+        except json.JSONDecodeError:  # text that is not JSON (the format's name): replaced whole
+            doc = value
         if isinstance(doc, dict) and doc:
             field = sorted(doc)[number % len(doc)]
             doc[field] = value

@@ -429,10 +429,9 @@ def test_a_model_built_on_the_host_moves_to_the_gpu_with_to_backend(cupy_backend
 
 @pytest.mark.parametrize("model", ["dcgan", "dcgan_upsample", "dcgan_bn"])
 def test_gpu_training_reads_nothing_back_between_the_iterations_it_logs(fake_cupy, model):
-    """No device-to-host read inside a training step: losses, accuracy and the loss's check that
-    predictions are probabilities stay on the GPU until the loop logs them (every tenth
-    iteration, and at the end), then come back in one read. Counted on the emulated GPU,
-    whose arrays log every read."""
+    """No device-to-host read inside a training step: losses and accuracy stay on the GPU
+    until the loop reads them (every tenth iteration, and at the end), then come back in
+    one read. Counted on the emulated GPU, whose arrays log every read."""
     from cuda_on_cpu.fake_cupy import READS
 
     scratchgan.set_backend("cupy")
@@ -442,13 +441,12 @@ def test_gpu_training_reads_nothing_back_between_the_iterations_it_logs(fake_cup
     trainer = GANTrainer(g, d, recipe, np.random.default_rng(0).uniform(lo, hi, (16, 28, 28, 1)).astype(np.float32), seed=0)
     trainer.step()  # the first step may set things up
     READS.clear()
-    losses = trainer.step(to_host=False)
+    trainer.advance()
     assert READS == [], READS
-    assert all(is_device_array(v) for v in losses)
     trainer.train(13, sample_interval=100, log=lambda *_: None, progress=False)
-    # iterations 3..10 are read at 10 (8 x 3 numbers), 11..13 at the end (3 x 3), with the range flag each time
-    assert sorted(READS) == [1, 1, 9, 24], READS
-    assert [row[0] for row in trainer.history] == list(range(3, 14))
+    # iterations 2..10 are read at 10 (9 x 3 numbers), 11..13 at the end (3 x 3): two reads in all
+    assert sorted(READS) == [9, 27], READS
+    assert [row[0] for row in trainer.history] == list(range(1, 14))
     assert all(np.isfinite(row[1:4]).all() for row in trainer.history)
 
 
@@ -462,35 +460,37 @@ def test_a_gpu_loss_that_diverges_between_reads_is_caught_before_the_next_checkp
     recipe.override(batch_size=8)
     trainer = GANTrainer(g, d, recipe, np.random.default_rng(0).uniform(-1, 1, (32, 28, 28, 1)).astype(np.float32),
                          seed=0, run=Run.create(tmp_path))
-    real_step = trainer.step
+    real_advance = trainer.advance
 
-    def step_that_diverges(**kwargs):
+    def advance_that_diverges():
         if trainer.iteration == 5:
             trainer.G.params["dense/kernel"][...] = np.inf
-        return real_step(**kwargs)
+        real_advance()
 
-    trainer.step = step_that_diverges
+    trainer.advance = advance_that_diverges
     with pytest.raises(TrainingError, match="iteration 6: loss is not finite"):  # read at 8, named as 6
         trainer.train(iterations=12, sample_interval=4, log=lambda line: None, progress=False)
     _, _, _, arrays = load_checkpoint(tmp_path / "checkpoint.npz")
     assert int(arrays["iteration"]) == 4
 
 
-def test_gpu_loss_range_check_is_deferred_to_the_read_and_then_raised(fake_cupy):
+def test_predictions_outside_0_1_are_refused_on_the_host_and_make_a_gpu_loss_nan(fake_cupy):
+    """The host refuses them at once; on the GPU, where looking costs a read, the loss is
+    NaN (no read), which the loop's finiteness check reports."""
+    from cuda_on_cpu.fake_cupy import READS
+
     from scratchgan.losses import BinaryCrossentropy, LossError
 
     scratchgan.set_backend("cupy")
     bce = BinaryCrossentropy()
     good, bad = fake_cupy.asarray(np.full((4, 1), 0.5)), fake_cupy.asarray(np.array([[0.5], [1.5]]))
-    bce.forward(good, 1.0, to_host=False)
-    bce.check()  # nothing outside [0, 1]
-    bce.forward(bad, 1.0, to_host=False)  # no read here ...
-    bce.forward(good, 1.0, to_host=False)
+    READS.clear()
+    good_loss, bad_loss = bce.forward(good, 1.0), bce.forward(bad, 1.0)
+    assert READS == [], READS
+    assert is_device_array(good_loss) and good_loss.shape == () and good_loss.dtype == np.float64
+    assert float(good_loss) == pytest.approx(np.log(2)) and np.isnan(float(bad_loss))
     with pytest.raises(LossError, match=r"probabilities in \[0, 1\]"):
-        bce.check()  # ... the flag raises when read, even after a good forward
-    bce.check()  # and is cleared
-    with pytest.raises(LossError, match=r"probabilities in \[0, 1\]"):
-        bce.forward(bad, 1.0)  # read at once by default
+        bce.forward(np.array([[0.5], [1.5]]), 1.0)
 
 
 @pytest.mark.parametrize("shape", [(0, 4), (0, 3, 3, 2), (5, 0)])

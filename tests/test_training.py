@@ -168,15 +168,15 @@ def test_cli_errors(tmp_path, capsys):
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf * 0 in the matmul: the point
 def test_a_non_finite_loss_keeps_the_last_good_checkpoint(data, tmp_path):
     t = _trainer(data, seed=2, run_dir=tmp_path)
-    real_step = t.step
+    real_advance = t.advance
 
-    def step_that_diverges(**kwargs):
+    def advance_that_diverges():
         if t.iteration == 5:
             t.G.params["dense/kernel"][...] = np.inf
-        return real_step(**kwargs)
+        real_advance()
 
-    t.step = step_that_diverges
-    with pytest.raises(TrainingError, match="iteration 6: loss is not finite"):
+    t.advance = advance_that_diverges
+    with pytest.raises(TrainingError, match="iteration 6: loss is not finite"):  # read at 8, named as 6
         t.train(iterations=10, sample_interval=4, log=lambda line: None)
     _, _, _, arrays = load_checkpoint(tmp_path / "checkpoint.npz")
     assert int(arrays["iteration"]) == 4 and np.isfinite(arrays["G/dense/kernel"]).all()
@@ -191,15 +191,14 @@ def test_ctrl_c_finishes_the_step_and_checkpoints(data, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     t = _trainer(data, seed=4, run_dir=run)
-    real_step = t.step
+    real_advance = t.advance
 
-    def step_then_interrupt(**kwargs):
-        out = real_step(**kwargs)
+    def advance_then_interrupt():
+        real_advance()
         if t.iteration == 3:
             os.kill(os.getpid(), signal.SIGINT)
-        return out
 
-    t.step = step_then_interrupt
+    t.advance = advance_then_interrupt
     with pytest.raises(KeyboardInterrupt):
         t.train(iterations=10, sample_interval=100, log=lambda line: None)
     assert t.iteration == 3

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from scratchgan import zoo
-from scratchgan.train import GANTrainer, sample_latent
+from scratchgan.batches import sample_latent
+from scratchgan.train import GANTrainer
 
 KERAS_COUNTS = {  # docs/tutorials.md: Keras 3's model.summary() totals
     "mlp": (114_064, 100_609),
@@ -60,8 +61,8 @@ def test_concat_mode_shows_d_one_stacked_batch_with_the_recipe_labels(monkeypatc
     data = np.zeros((5, 32, 32, 3), np.float32)
     t = GANTrainer(g, d, recipe, data, seed=0)
     seen = []
-    original = t.bce.forward
-    monkeypatch.setattr(t.bce, "forward", lambda p, y, **kw: (seen.append((p.shape, np.array(y))), original(p, y, **kw))[1])
+    original = t.updates.bce.forward
+    monkeypatch.setattr(t.updates.bce, "forward", lambda p, y, **kw: (seen.append((p.shape, np.array(y))), original(p, y, **kw))[1])
     t.step()
     (d_shape, d_target), (g_shape, g_target) = seen
     assert d_shape == (6, 1) and g_shape == (3, 1)
@@ -76,7 +77,7 @@ def test_half_batch_and_sum_modes(monkeypatch):
         recipe.override(batch_size=8)
         t = GANTrainer(g, d, recipe, np.zeros((20, 28, 28, 1), np.float32), seed=0)
         shapes, updates = [], []
-        monkeypatch.setattr(t.bce, "forward", lambda p, y, f=t.bce.forward, **kw: (shapes.append(p.shape), f(p, y, **kw))[1])
+        monkeypatch.setattr(t.updates.bce, "forward", lambda p, y, f=t.updates.bce.forward, **kw: (shapes.append(p.shape), f(p, y, **kw))[1])
         monkeypatch.setattr(t.d_opt, "step", lambda p, gr, f=t.d_opt.step: (updates.append(1), f(p, gr))[1])
         t.step()
         if name == "dcgan":  # 4 real + 4 fake stacked, then G on 8
@@ -91,10 +92,10 @@ def test_data_orders_visit_every_image_once_per_epoch(order):
     recipe.override(data_order=order, batch_size=4)
     data = np.arange(12, dtype=np.float32)[:, None, None, None] * np.ones((1, 28, 28, 1), np.float32)
     t = GANTrainer(g, d, recipe, data, seed=0)
-    epoch = np.concatenate([t.real_batch(4, i)[:, 0, 0, 0] for i in range(3)])
+    epoch = np.concatenate([t.batches.real(4, i)[:, 0, 0, 0] for i in range(3)])
     assert sorted(epoch) == list(range(12))
     assert (list(epoch) == list(range(12))) == (order == "sequential")
-    np.testing.assert_array_equal(t.real_batch(4, 0), t.real_batch(4, 0))  # a pure function of the draw
+    np.testing.assert_array_equal(t.batches.real(4, 0), t.batches.real(4, 0))  # a pure function of the draw
 
 
 def test_recipe_overrides_are_typed_and_checked():

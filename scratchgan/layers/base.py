@@ -49,6 +49,9 @@ class Layer:
 
     #: expected rank of the input, batch axis included (None: any rank >= 2)
     input_ndim: int | None = None
+    #: True for layers that draw random numbers per row (Dropout): their _forward takes the
+    #: batch ``share`` of data-parallel training as a third argument
+    draws_per_row = False
 
     def __init__(self, input_shape=None, name: str | None = None, dtype=np.float32):
         self.name = name or _snake(type(self).__name__)
@@ -105,15 +108,17 @@ class Layer:
         self.buffers[key] = to_device(value, dtype=self.dtype)
 
     # --- running ------------------------------------------------------------------
-    def __call__(self, x, training: bool = True, keep_cache=None):
-        return self.forward(x, training=training, keep_cache=keep_cache)
+    def __call__(self, x, training: bool = True, keep_cache=None, share=None):
+        return self.forward(x, training=training, keep_cache=keep_cache, share=share)
 
-    def forward(self, x, training: bool = True, keep_cache: bool | None = None):
+    def forward(self, x, training: bool = True, keep_cache: bool | None = None, share=None):
         """y = f(x). Builds on the first call.
 
         ``training`` picks the behaviour (batch statistics, dropout); ``keep_cache``
         (default: the value of ``training``) keeps what backward needs, so an
         inference-mode forward can be differentiated too (gradient checks do).
+        ``share`` (data-parallel training: this rank's rows of the global batch) reaches
+        the layers that draw per row, so every rank draws what one process would.
         """
         self._cache = None  # a backward must never see an older forward's cache
         x = self._check_input(x)
@@ -125,7 +130,7 @@ class Layer:
                 f"{self.name}: built for inputs of shape {_fmt(self.input_shape)}, "
                 f"got {_fmt(x.shape)}"
             )
-        out = self._forward(x, training)
+        out = self._forward(x, training, share) if self.draws_per_row else self._forward(x, training)
         if not (isinstance(out, tuple) and len(out) == 2):
             raise LayerError(f"{self.name}: _forward must return (y, cache), got {type(out).__name__}")
         y, cache = out

@@ -7,6 +7,10 @@
 the layer's own numpy Generator ``layer.rng`` (seed it with ``seed=`` or by
 assigning ``layer.rng``), so a run is reproducible and a gradient check can replay it.
 
+In data-parallel training each rank holds some rows of the global batch; the forward
+is then given this rank's ``share`` (scratchgan.distributed.Share), draws the masks of
+the whole batch, as one process would, and keeps its own rows.
+
 The ops: scratchgan/ops/dropout.py. Derivation: docs/derivations.md, "Dropout".
 """
 from __future__ import annotations
@@ -14,25 +18,23 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from ..distributed import ShardedGenerator
 from .base import Layer, LayerError
 
 
 class Dropout(Layer):
+    draws_per_row = True  # Layer.forward hands it the batch share
+
     def __init__(self, rate: float, seed=None, **kwargs):
         super().__init__(**kwargs)
         if not 0 <= rate < 1:
             raise LayerError(f"Dropout: rate must be in [0, 1), got {rate}")
         self.rate = float(rate)
         self.rng = np.random.default_rng(seed)
-        #: under MPI, (rows of the global batch, this rank's rows), set by the trainer before
-        #: each forward: masks are drawn for the whole batch and this rank's rows kept
-        self.shard = None
 
-    def _forward(self, x, training):
+    def _forward(self, x, training, share=None):
         if not training or self.rate == 0:
             return x, None
-        rng = self.rng if self.shard is None else ShardedGenerator(self.rng, *self.shard)
+        rng = self.rng if share is None else share.generator(self.rng)
         y, keep, scale = ops.dropout_forward(x, self.rate, rng)
         return y, (keep, scale)
 

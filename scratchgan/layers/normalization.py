@@ -12,7 +12,8 @@ dx = dy * gamma / sqrt(moving_variance + eps). The moving statistics are buffers
 not trained, but counted in count_params() as Keras counts them.
 ``training`` picks the statistics; ``trainable=False`` freezes gamma and beta.
 
-Under MPI (``sync``, a scratchgan.distributed World, set by the trainer) the batch is
+Under MPI (``sync=world``, a scratchgan.distributed World, given when the model is built:
+``zoo.build(..., world=world)``) the batch is
 spread over ranks and the statistics are those of the whole batch: the forward sums
 x - k and (x - k)^2 per channel over every rank, k the previous batch's mean (one Allreduce of
 2C+1 numbers: m is the global count), the backward sums dy and dy * xhat (one Allreduce of 2C numbers) and uses those
@@ -55,7 +56,7 @@ class SynchronisedCache(NamedTuple):
 
 
 class BatchNormalization(Layer):
-    def __init__(self, momentum: float = 0.99, epsilon: float = 1e-3, **kwargs):
+    def __init__(self, momentum: float = 0.99, epsilon: float = 1e-3, sync=None, **kwargs):
         super().__init__(**kwargs)
         if not 0 <= momentum <= 1:
             raise LayerError(f"BatchNormalization: momentum must be in [0, 1], got {momentum}")
@@ -63,7 +64,7 @@ class BatchNormalization(Layer):
             raise LayerError(f"BatchNormalization: epsilon must be positive, got {epsilon}")
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
-        self.sync = None  # under MPI: the World whose ranks share the batch statistics
+        self.sync = sync  # under MPI: the World whose ranks share the batch statistics
         self._shift = None  # under MPI: the previous batch's mean (float64, host), the next sums' shift
 
     def _check_input_shape(self, shape):

@@ -20,10 +20,9 @@ x_all = rng.standard_normal((7, 3)) * 2 + 50
 w_all = rng.standard_normal((7, 3))
 lo, hi = here.rows(len(x_all))
 x, w = x_all[lo:hi].copy(), w_all[lo:hi]
-layer = BatchNormalization()
+layer = BatchNormalization(sync=here)
 layer.build((None, 3))
 layer.astype(np.float64)
-layer.sync = here
 layer.params["gamma"][...] = rng.uniform(0.5, 1.5, 3)
 layer.params["beta"][...] = rng.standard_normal(3)
 moving = {k: v.copy() for k, v in layer.buffers.items()}

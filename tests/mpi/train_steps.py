@@ -9,7 +9,7 @@ from scratchgan.distributed import world
 from scratchgan.train import GANTrainer
 
 model, iterations, dtype, batch, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
-G, D, recipe = zoo.build(model, seed=0)
+G, D, recipe = zoo.build(model, seed=0, world=world())  # batch norm synchronised over the ranks
 recipe.override(batch_size=batch)
 G.astype(dtype)
 D.astype(dtype)
