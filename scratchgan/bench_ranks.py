@@ -144,8 +144,8 @@ def run(ranks, models=None, backend_name=None, iterations=None, batch_sizes=None
         out(f"MPI ranks on this machine ({os.cpu_count()} cores), backend {backend_name}; per rank count: "
             f"median iteration (slowest rank), images per second over all ranks, speedup against "
             f"{ranks[0]} rank(s), share of the iteration inside Allreduce (mean over ranks)")
-        out(f"\n| model | batch | ranks | threads per rank | ms/iter | images/s | speedup | in collectives "
-            f"| Allreduce calls/iter | MB sent per rank/iter |")
+        out("\n| model | batch | ranks | threads per rank | ms/iter | images/s | speedup | in collectives "
+            "| Allreduce calls/iter | MB sent per rank/iter |")
         out("|---|---|---|---|---|---|---|---|---|---|")
     for model in models:
         for batch in batch_sizes or [None]:

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -198,65 +199,99 @@ def _stop_other_ranks(code: int, traceback: bool = False) -> None:
 
 
 def cmd_train(args):
+    """Read and check everything first (checkpoint, config, recipe, memory, data), then open
+    the run directory, then train: nothing is written before every input has passed."""
     from . import distributed
-    from .datasets import load_dataset
-    from .rundir import Run, new_run_path
-    from .train import GANTrainer, scale_images
+    from .train import GANTrainer
 
     world = distributed.world()  # one process, or one of the ranks mpiexec started
-    gpu_note = None
-    if world.size > 1 and backend.get_backend() == "cupy":  # a GPU per rank, before any weights exist
-        from .nccl import attach_gpus
+    gpu_note = _one_gpu_per_rank(world)
+    plan = _resume_plan(args, world) if args.resume else _new_plan(args, world)
+    dataset, data = _training_data(args, plan, world)
+    trainer = GANTrainer(plan.G, plan.D, plan.recipe, data, seed=plan.seed, world=world,
+                         data_source={"data": plan.config["data"], "classes": plan.config.get("classes")})
+    if plan.arrays is not None:
+        _restore(trainer, plan)
+    world.agree("the code, recipe, seed, data and starting iteration", distributed.digest(
+        distributed.code_digest(), plan.recipe.to_dict(), plan.seed, trainer.iteration, data))
+    trainer.run = _open_run_directory(world, plan, trainer)  # rank 0's; None on the others
+    say = print if world.is_root else _quiet
+    _announce(say, world, plan, dataset, trainer, gpu_note)
+    start = trainer.iteration
+    rate = trainer.train(plan.recipe.iterations, plan.recipe.sample_interval, log=say,
+                         progress=False if args.no_progress or not world.is_root else None)
+    say(f"done: {trainer.iteration - start} iterations, {start} to {trainer.iteration} ({rate:.2f} it/s, "
+        f"{rate * plan.recipe.batch_size:.0f} images/s); samples in {plan.path / 'samples'}, curves.png, "
+        f"progress.gif, metrics.csv and checkpoint.npz in {plan.path}")
+    return 0
 
-        gpu_note = attach_gpus(world)
-    # 1. Everything is read and checked before anything is written: the checkpoint and
-    #    config of a resumed run, the recipe with its overrides, the memory it needs, the data.
-    run = Run.resume(args.resume, writer=world.is_root) if args.resume else None
-    if run is not None:
-        recipe, arrays = run.read_checkpoint()
-        G, D, _ = zoo.build(recipe.model, z_dim=recipe.z_dim, world=world)  # the weights: the checkpoint's
-        seed = int(arrays["seed"])
-        recorded = json.loads(str(arrays["data_source"])) if "data_source" in arrays else None
-        config = run.read_config(recipe, seed, recorded)
-        _override(recipe, args, resumed=True)
-    else:
-        seed = args.seed if args.seed is not None else world.broadcast(int(np.random.SeedSequence().entropy % 2**31))
-        recipe = _override(zoo.default_recipe(args.model), args, resumed=False)
-        path = Path(world.broadcast(str(Path(args.out) if args.out else new_run_path(model=recipe.model))))
-        if os.path.lexists(path / "checkpoint.npz"):
-            raise RunDirError(f"{one_line(path)} already holds a run; use --resume {one_line(path)} or another --out")
-        G, D, _ = zoo.build(recipe.model, seed=seed, z_dim=recipe.z_dim, world=world)
-        config = {"model": recipe.model, "seed": seed}
-    config.update({k: v for k, v in (("data", args.data), ("classes", args.classes and args.classes.split(",")))
-                   if v})
-    config.setdefault("data", recipe.data)
-    dataset = load_dataset(config["data"], recipe.image_shape, config.get("classes"), world)
-    data = scale_images(dataset.images, recipe.data_range, recipe.image_shape)
+
+def _quiet(*_args) -> None:
+    """Where the ranks other than 0 print: nowhere."""
+
+
+class _Plan(SimpleNamespace):
+    """What a training command will do, read and checked before anything is written:
+    recipe, seed, models (G, D), config (what config.json will hold), the run directory's
+    path, the resumed Run and its checkpoint's arrays (None for a new run)."""
+
+
+def _one_gpu_per_rank(world):
+    """On the cupy backend under MPI: this rank's GPU (and NCCL), before any weights exist."""
+    if world.size == 1 or backend.get_backend() != "cupy":
+        return None
+    from .nccl import attach_gpus
+
+    return attach_gpus(world)
+
+
+def _resume_plan(args, world) -> _Plan:
+    """A resumed run: its checkpoint and config.json read and checked, the overrides applied."""
+    run = Run.resume(args.resume, writer=world.is_root)
+    recipe, arrays = run.read_checkpoint()
+    G, D, _ = zoo.build(recipe.model, z_dim=recipe.z_dim, world=world)  # the weights: the checkpoint's
+    seed = int(arrays["seed"])
+    recorded = json.loads(str(arrays["data_source"])) if "data_source" in arrays else None
+    config = run.read_config(recipe, seed, recorded)
+    _override(recipe, args, resumed=True)
+    return _Plan(recipe=recipe, seed=seed, G=G, D=D, config=config, path=run.path, run=run, arrays=arrays)
+
+
+def _new_plan(args, world) -> _Plan:
+    """A new run: the recipe with its overrides, a seed (drawn by rank 0 unless given), a path."""
+    from .rundir import new_run_path
+
+    seed = args.seed if args.seed is not None else world.broadcast(int(np.random.SeedSequence().entropy % 2**31))
+    recipe = _override(zoo.default_recipe(args.model), args, resumed=False)
+    path = Path(world.broadcast(str(Path(args.out) if args.out else new_run_path(model=recipe.model))))
+    if os.path.lexists(path / "checkpoint.npz"):
+        raise RunDirError(f"{one_line(path)} already holds a run; use --resume {one_line(path)} or another --out")
+    G, D, _ = zoo.build(recipe.model, seed=seed, z_dim=recipe.z_dim, world=world)
+    config = {"model": recipe.model, "seed": seed}
+    return _Plan(recipe=recipe, seed=seed, G=G, D=D, config=config, path=path, run=None, arrays=None)
+
+
+def _training_data(args, plan, world):
+    """(the data set the command line, the resumed run or the recipe names, its images scaled
+    to the model's range); the files it skipped are reported."""
+    from .datasets import load_dataset
+    from .train import scale_images
+
+    given = {"data": args.data, "classes": args.classes and args.classes.split(",")}
+    plan.config.update({k: v for k, v in given.items() if v})
+    plan.config.setdefault("data", plan.recipe.data)
+    dataset = load_dataset(plan.config["data"], plan.recipe.image_shape, plan.config.get("classes"), world.spread)
     for skipped, reason in dataset.skipped[:5]:
         print(f"skipped {one_line(skipped)}: {reason}", file=sys.stderr)
-    trainer = GANTrainer(G, D, recipe, data, seed=seed, world=world,
-                         data_source={"data": config["data"], "classes": config.get("classes")})
-    if run is not None:
-        trainer.load_state_arrays(arrays, source=str(run.path / "checkpoint.npz"))
-        if recipe.iterations <= trainer.iteration:
-            raise UsageError(f"the run in {one_line(run.path)} is at iteration {trainer.iteration:,} already; "
-                             f"give --iterations above it to continue")
-    world.agree("the code, recipe, seed, data and starting iteration",
-                distributed.digest(distributed.code_digest(), recipe.to_dict(), seed, trainer.iteration, data))
-    # 2. Only now does rank 0 write: the run directory, its lock and config.json.
-    run = _open_run_directory(world, run, path if run is None else None, trainer, {**config, "recipe": recipe.to_dict()})
-    trainer.run = run if world.is_root else None
-    if world.is_root:
-        _announce(world, run, recipe, seed, dataset, trainer, gpu_note)
-    start = trainer.iteration
-    rate = trainer.train(recipe.iterations, recipe.sample_interval,
-                         progress=False if args.no_progress or not world.is_root else None,
-                         log=print if world.is_root else (lambda *_: None))
-    if world.is_root:
-        print(f"done: {trainer.iteration - start} iterations, {start} to {trainer.iteration} ({rate:.2f} it/s, "
-              f"{rate * recipe.batch_size:.0f} images/s); samples in {run.path / 'samples'}, curves.png, "
-              f"progress.gif, metrics.csv and checkpoint.npz in {run.path}")
-    return 0
+    return dataset, scale_images(dataset.images, plan.recipe.data_range, plan.recipe.image_shape)
+
+
+def _restore(trainer, plan) -> None:
+    """The resumed run's training state into ``trainer``; a target already reached refused."""
+    trainer.load_state_arrays(plan.arrays, source=str(plan.path / "checkpoint.npz"))
+    if plan.recipe.iterations <= trainer.iteration:
+        raise UsageError(f"the run in {one_line(plan.path)} is at iteration {trainer.iteration:,} already; "
+                         f"give --iterations above it to continue")
 
 
 def _override(recipe, args, resumed: bool):
@@ -270,22 +305,21 @@ def _override(recipe, args, resumed: bool):
     return recipe
 
 
-def _open_run_directory(world, run, new_path, trainer, config):
+def _open_run_directory(world, plan, trainer):
     """Rank 0 creates (or cleans up the resumed) run directory and writes config.json; every
-    rank learns whether that worked."""
+    rank learns whether that worked. Returns rank 0's Run, None on the other ranks."""
     from . import distributed
 
-    failure = None
+    failure, run = None, None
     if world.is_root:
         try:
-            if run is None:
-                run = Run.create(new_path)
-            else:
+            run = plan.run or Run.create(plan.path)
+            if plan.run is not None:
                 for leftover in run.remove_temporaries():
                     print(f"removed {one_line(leftover)}, left by a run that was killed", file=sys.stderr)
                 if trainer.log_bytes:
                     run.cut_log(trainer.log_bytes)
-            run.write_config(config)
+            run.write_config({**plan.config, "recipe": plan.recipe.to_dict()})
         except ScratchganError as err:
             failure = err
     message = world.broadcast(None if failure is None else str(failure))
@@ -296,17 +330,17 @@ def _open_run_directory(world, run, new_path, trainer, config):
     return run
 
 
-def _announce(world, run, recipe, seed, dataset, trainer, gpu_note) -> None:
+def _announce(say, world, plan, dataset, trainer, gpu_note) -> None:
     from . import distributed
 
     warning = distributed.oversubscription_warning() if world.size > 1 else None
-    if warning:
+    if warning and world.is_root:
         print(f"warning: {warning}", file=sys.stderr)
     if gpu_note:
-        print(gpu_note)
+        say(gpu_note)
     ranks = f", {world.size} MPI ranks" if world.size > 1 else ""
-    print(f"run directory: {one_line(run.path)}  (model {recipe.model}, seed {seed}, {dataset.description}, "
-          f"backend {backend.get_backend()}{ranks}, from iteration {trainer.iteration} to {recipe.iterations})")
+    say(f"run directory: {one_line(plan.path)}  (model {plan.recipe.model}, seed {plan.seed}, {dataset.description}, "
+        f"backend {backend.get_backend()}{ranks}, from iteration {trainer.iteration} to {plan.recipe.iterations})")
 
 
 def recipe_overrides(args) -> dict:

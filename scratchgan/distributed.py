@@ -7,16 +7,19 @@ them, sizes differing by at most one), a loss that is a mean over the batch spli
     L = (1/B) sum_i l_i = sum_r (n_r / B) L_r        L_r: rank r's mean over its n_r rows
     dL/dθ = sum_r (n_r / B) dL_r/dθ
 
-so each rank scales its gradient by n_r / B and one ``Allreduce(SUM)`` over all of a
-model's gradients, packed into one flat buffer, gives every rank the gradient of the
-whole batch; every rank then takes the same optimizer step and the weights stay
-identical. Every random draw (z, which real images, label noise, dropout masks) is made
-for all B rows from the same seed on every rank, and each rank keeps its rows, so N
-ranks train as one process does, up to the order of floating-point sums.
+so each rank scales its loss and gradient by n_r / B (its :class:`Share`, from
+``world.split(B)``) and one ``Allreduce(SUM)`` over all of a model's gradients, packed
+into one flat buffer, gives every rank the gradient of the whole batch
+(:class:`DataParallel` wraps the optimizer and makes that call before each update);
+every rank then takes the same optimizer step and the weights stay identical. Every
+random draw (z, which real images, label noise, dropout masks) is made for all B rows
+from the same seed on every rank, and each rank keeps its rows, so N ranks train as one
+process does, up to the order of floating-point sums.
 
-BatchNormalization sums its batch statistics over the ranks (scratchgan.layers.
-normalization, derived in docs/distributed.md), so it normalises by the whole batch's
-mean and variance. A folder of pictures is decoded a share per rank and gathered.
+BatchNormalization built with ``sync=world`` (``zoo.build(..., world=world)``) sums its
+batch statistics over the ranks (scratchgan.layers.normalization, derived in
+docs/distributed.md), so it normalises by the whole batch's mean and variance. A folder
+of pictures is decoded a share per rank and gathered (:meth:`World.spread`).
 Not synchronised: dropout masks drawn on a GPU (the cupy backend) are drawn per rank.
 
 mpi4py is imported only when the process was started by an MPI launcher with more than
@@ -108,6 +111,17 @@ class World:
         for grad in grads:  # written back into the layers' own gradient arrays
             grad[...] = like(flat[offset:offset + grad.size].reshape(grad.shape), grad)
             offset += grad.size
+
+    def spread(self, work, items):
+        """``work(items) -> (block, notes)`` done a contiguous share of ``items`` per rank, the
+        blocks (arrays (n, ...), one trailing shape and dtype) and the notes (lists) gathered
+        in rank order on every rank: what one process would get, in 1/size of the time.
+        A folder of pictures is decoded this way."""
+        if self.comm is None:
+            return work(items)
+        lo, hi = self.rows(len(items))
+        block, notes = work(items[lo:hi])
+        return self.allgather_rows(block), [note for share in self.allgather(notes) for note in share]
 
     def allgather(self, value) -> list:
         """Every rank's ``value`` (picklable), in rank order, on every rank."""

@@ -4,7 +4,6 @@ shapes, strides and paddings, in float32 and float64. This checks their arithmet
 indexing without a GPU; races and speed wait for one. Without g++ the tests skip."""
 import ctypes
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np

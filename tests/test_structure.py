@@ -142,3 +142,115 @@ def test_constants_the_kernels_keep_for_themselves_match_the_library():
     for name in ("bce_forward", "bce_backward"):
         default = inspect.signature(getattr(numba_losses, name)).parameters["eps"].default
         assert default == inspect.signature(getattr(reference_losses, name).reference).parameters["eps"].default
+
+
+# --- the training loop ------------------------------------------------------------------------
+RANK_WORDS = {"world", "size", "rank", "is_root", "comm", "sum_gradients", "allreduce_sum"}
+
+
+def _functions(path):
+    """(qualified name, node) of every function and method in a file."""
+    found = []
+
+    def visit(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                found.append((prefix + child.name, child))
+                visit(child, prefix + child.name + ".")
+            elif isinstance(child, ast.ClassDef):
+                visit(child, prefix + child.name + ".")
+
+    visit(ast.parse(path.read_text()), "")
+    return found
+
+
+def _words(node) -> set:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | \
+           {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+
+
+def test_the_training_step_never_mentions_the_ranks():
+    """GANUpdates (train.py) is the tutorials' algorithm: data parallelism reaches it only as
+    a Share handed to forward and scale; no world, rank or size, no collective."""
+    step = {name: node for name, node in _functions(ROOT / "scratchgan" / "train.py") if name.startswith("GANUpdates.")}
+    assert {"GANUpdates.d_step", "GANUpdates.g_step", "GANUpdates.__call__", "GANUpdates._d_loss"} <= set(step)
+    for name, node in step.items():
+        assert not _words(node) & RANK_WORDS, f"{name} mentions {_words(node) & RANK_WORDS}"
+    assert "world" in _words(ast.parse((ROOT / "scratchgan" / "train.py").read_text()))  # the check can see it
+
+
+def test_the_loss_and_the_step_have_no_host_read_switch():
+    """No to_host flag and no backend test in the loss, the metrics or the step: losses are
+    0-d arrays everywhere and Metrics reads them the same way on every backend."""
+    for module in ("train.py", "losses.py", "metrics.py"):
+        words = _words(ast.parse((ROOT / "scratchgan" / module).read_text()))
+        assert not words & {"to_host_flag", "is_device_array", "settle"}, module
+        for _, node in _functions(ROOT / "scratchgan" / module):
+            assert "to_host" not in [a.arg for a in node.args.args + node.args.kwonlyargs], f"{module}: {node.name}"
+
+
+def test_no_function_in_the_package_is_longer_than_a_screen():
+    long = [(str(path.relative_to(ROOT)), name, node.end_lineno - node.lineno + 1)
+            for path in sorted((ROOT / "scratchgan").rglob("*.py")) for name, node in _functions(path)
+            if node.end_lineno - node.lineno + 1 > 60]
+    assert long == []
+    assert max(n.end_lineno - n.lineno + 1 for _, n in _functions(ROOT / "scratchgan" / "cli.py")) <= 60
+
+
+def test_the_training_classes_are_each_about_a_screen_or_two():
+    for module in ("train.py", "batches.py", "metrics.py"):
+        for node in ast.walk(ast.parse((ROOT / "scratchgan" / module).read_text())):
+            if isinstance(node, ast.ClassDef):
+                assert node.end_lineno - node.lineno + 1 <= 150, f"{module}: {node.name}"
+
+
+def test_every_name_the_architecture_page_gives_exists():
+    import importlib
+    import re
+
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    references = re.findall(r"([\w/]+)\.py::([\w.]*\w)", text)
+    assert len(references) >= 25
+    for path, dotted in references:
+        obj = importlib.import_module("scratchgan." + path.removeprefix("scratchgan/").replace("/", "."))
+        for part in dotted.split("."):
+            assert hasattr(obj, part), f"docs/architecture.md names {path}.py::{dotted}, which does not exist"
+            obj = getattr(obj, part)
+
+
+class _CountingComm:
+    """Two ranks that hold the same rows: an Allreduce leaves the buffer as it is."""
+
+    def Get_rank(self):
+        return 0
+
+    def Get_size(self):
+        return 2
+
+    def Allreduce(self, send, recv, op=None):
+        pass
+
+    def bcast(self, value, root=0):
+        return value
+
+
+def test_an_update_costs_one_collective_and_the_losses_one_per_read():
+    """The claims of architecture.md: DataParallel makes one Allreduce per optimizer update,
+    the step makes none of its own, and Metrics one per read."""
+    pytest.importorskip("mpi4py")
+    from scratchgan.distributed import DataParallel, World
+    from scratchgan.train import GANTrainer
+
+    world = World(_CountingComm())
+    g, d, recipe = zoo.build("mlp", seed=0, world=world)
+    recipe.override(batch_size=8)
+    trainer = GANTrainer(g, d, recipe, np.zeros((16, 28, 28, 1), np.float32), seed=0, world=world)
+    assert isinstance(trainer.updates.d_opt, DataParallel) and recipe.d_mode == "separate"
+    for _ in range(3):
+        trainer.advance()
+    assert world.collective_calls == 3 * 3  # D on real, D on fake, G: three updates per iteration
+    trainer.metrics.read()
+    assert world.collective_calls == 3 * 3 + 1 and [row[0] for row in trainer.history] == [1, 2, 3]
+    with pytest.raises(scratchgan.distributed.DistributedError, match="build the models for the ranks"):
+        g, d, recipe = zoo.build("dcgan_bn", seed=0)  # batch norm not built for the ranks
+        GANTrainer(g, d, recipe, np.zeros((16, 28, 28, 1), np.float32), seed=0, world=world)

@@ -271,6 +271,31 @@ def test_a_bug_shows_its_traceback_not_a_one_line_error(monkeypatch):
     monkeypatch.setattr(cli, "cmd_models", lambda args: {}["missing"])
     with pytest.raises(KeyError):
         main(["models"])
+    monkeypatch.setattr(cli, "cmd_models", lambda args: (_ for _ in ()).throw(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["models"])
+
+
+def _error_types():
+    from scratchgan.datasets.catalog import DataError
+    from scratchgan.errors import CheckpointError, ConfigError, TrainingError, UsageError
+    from scratchgan.layers.base import LayerError
+
+    return [DataError, LayerError, CheckpointError, ConfigError, UsageError, TrainingError]
+
+
+@pytest.mark.parametrize("error", _error_types(), ids=lambda e: e.__name__)
+def test_each_kind_of_bad_input_is_one_line_and_status_2(monkeypatch, capsys, error):
+    """The library's own error types are the command line's user errors: one line, no traceback."""
+    from scratchgan import cli
+
+    def refuse(args):
+        raise error("what was wrong\nand what was expected")
+
+    monkeypatch.setattr(cli, "cmd_models", refuse)
+    assert main(["models"]) == 2
+    err = capsys.readouterr().err
+    assert err == "scratchgan models: error: what was wrong\\nand what was expected\n"
 
 
 def test_the_validated_reader_refuses_links_and_oversized_files(tmp_path, monkeypatch):

@@ -91,16 +91,16 @@ def select_classes(images, labels, class_names, wanted):
     return images[mask], labels[mask], [class_names[i] for i in keep]
 
 
-def load_dataset(spec: str, image_shape, classes=(), world=None) -> Dataset:
+def load_dataset(spec: str, image_shape, classes=(), spread=None) -> Dataset:
     """The images of ``spec`` as uint8 (N, H, W, C), checked against ``image_shape``.
-    Under MPI (``world``) a folder of pictures is decoded a share per rank."""
+    ``spread``: how a folder of pictures is decoded (see load_image_folder)."""
     name, from_spec = parse_spec(spec)
     classes = list(classes or ()) + from_spec
     labelled = _load_labelled(name)
     if labelled is None:  # a folder of pictures: fitted to the model, no labels
         if classes:
             raise DataError(f"--class {','.join(classes)}: a folder of pictures has no classes")
-        images, skipped = load_image_folder(name, image_shape, world)
+        images, skipped = load_image_folder(name, image_shape, spread)
         note = f", {counted(len(skipped), 'unreadable file')} skipped" if skipped else ""
         return Dataset(images, None, None, f"{counted(len(images), 'picture')} from {name}{note}", skipped)
     images, labels, class_names, description = labelled

@@ -107,13 +107,25 @@ def decode_images(paths, height: int, width: int, channels: int):
     return images, skipped
 
 
-def load_image_folder(folder, image_shape, world=None):
+def decode_block(paths, height: int, width: int, channels: int):
+    """(uint8 (n, height, width, channels) of the pictures that could be read, skipped)."""
+    images, skipped = decode_images(paths, height, width, channels)
+    block = np.stack(images) if images else np.empty((0, height, width, channels), np.uint8)
+    return block, skipped
+
+
+def _in_this_process(work, items):
+    return work(items)
+
+
+def load_image_folder(folder, image_shape, spread=None):
     """(images uint8 (N, H, W, C), skipped) for ``image_shape`` (H, W, C), C 1 or 3;
     ``skipped`` lists (path, reason) of the files that could not be read.
 
-    Under MPI (``world``, a scratchgan.distributed World of several ranks) each rank
-    decodes only its contiguous share of the sorted file list, and the shares are then
-    gathered in order, so every rank ends with the same array as one process would."""
+    ``spread(work, paths)`` runs the decoding ``work`` over the sorted file list: by
+    default in this process. Data-parallel training passes ``World.spread``, which has each
+    rank decode a share and gathers the shares in order, so every rank ends with the
+    array one process would make."""
     folder = Path(folder)
     height, width, channels = image_shape
     if channels not in (1, 3):
@@ -124,16 +136,9 @@ def load_image_folder(folder, image_shape, world=None):
                                f"{', '.join(SUFFIXES)})")
     budget.require(5 * len(paths) * height * width * channels,
                    f"the {len(paths):,} pictures of {one_line(folder)} at {height}x{width}x{channels}")
-    if world is None or world.size == 1:
-        images, skipped = decode_images(paths, height, width, channels)
-    else:
-        lo, hi = world.rows(len(paths))
-        mine, skipped_here = decode_images(paths[lo:hi], height, width, channels)
-        block = np.stack(mine) if mine else np.empty((0, height, width, channels), np.uint8)
-        images = list(world.allgather_rows(block))
-        skipped = [entry for share in world.allgather(skipped_here) for entry in share]
-    if not images:
+    images, skipped = (spread or _in_this_process)(lambda share: decode_block(share, height, width, channels), paths)
+    if len(images) == 0:
         what = "its one image file could not" if len(paths) == 1 else f"none of the {counted(len(paths), 'image file')} could"
         raise ImageFolderError(f"{one_line(folder)}: {what} be read "
                                f"(first: {one_line(skipped[0][0])}: {skipped[0][1]})")
-    return np.stack(images), skipped
+    return images, skipped

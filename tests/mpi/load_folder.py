@@ -19,7 +19,7 @@ def counting_open(path, height, width):
 
 
 image_folder.open_bounded = counting_open
-images, skipped = image_folder.load_image_folder(folder, (8, 8, 3), world())
+images, skipped = image_folder.load_image_folder(folder, (8, 8, 3), world().spread)
 counts = world().allgather(len(opened))
 if world().is_root:
     np.savez(out, images=images, skipped=np.array([str(p) for p, _ in skipped]), opened=np.array(counts))
