@@ -64,9 +64,39 @@ def build_parser():
     _add_evaluate(add_command("evaluate", help="score a generator: Frechet distance, confidence, class coverage"))
     add_command("models", help="list the zoo: parameter counts, data, recipe")
     _add_bench(add_command("bench", help="time ops and training iterations per backend (and PyTorch if installed)"))
-    g = add_command("gradcheck", help="check every layer's backward against finite differences (float64)")
-    g.add_argument("--seed", type=_seed, default=0)
+    _add_gradcheck(add_command("gradcheck", help="check every layer's backward against finite differences (float64)"))
     return parser
+
+
+def _add_gradcheck(g) -> None:
+    g.add_argument("--seed", type=_seed, default=0)
+    g.add_argument("--layer", metavar="MODULE:CLASS",
+                   help="check your own layer instead: my_layers.py:Blur (a file) or my_layers:Blur (a module)")
+    g.add_argument("--input-shape", type=_shape, metavar="N,...", help="with --layer: the input's shape, batch first")
+    g.add_argument("--args", type=_json_object, default={}, metavar="JSON",
+                   help='with --layer: the constructor\'s keyword arguments, e.g. \'{"units": 3}\'')
+    g.add_argument("--threshold", type=float, default=1e-7, help="with --layer: the largest judged error (default 1e-7)")
+    g.add_argument("--inference", action="store_true", help="with --layer: check the inference-mode forward")
+
+
+def _shape(value):
+    try:
+        shape = tuple(int(n) for n in value.replace("x", ",").split(",") if n.strip())
+    except ValueError:
+        shape = ()
+    if not shape or any(n < 1 for n in shape) or np.prod(shape, dtype=np.int64) > 10**6:
+        raise argparse.ArgumentTypeError(f"expected positive sizes like 2,8,8,3 (at most a million values), got {value!r}")
+    return shape
+
+
+def _json_object(value):
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not JSON ({err})") from None
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"units\": 3}}', got {value!r}")
+    return parsed
 
 
 def _add_train(t) -> None:
@@ -513,8 +543,16 @@ def cmd_evaluate(args):
 
 
 def cmd_gradcheck(args):
-    from .gradcheck_suite import run_suite
+    from .gradcheck_suite import check_user_layer, run_suite
 
+    if args.layer:
+        if not args.input_shape:
+            raise UsageError("--layer needs --input-shape, e.g. --input-shape 2,8,8,3 (batch first)")
+        passed = check_user_layer(args.layer, args.input_shape, args.args, seed=args.seed, threshold=args.threshold,
+                                  training=not args.inference)
+        return 0 if passed else 1
+    if args.input_shape or args.args or args.inference:
+        raise UsageError("--input-shape, --args and --inference go with --layer")
     failures = run_suite(seed=args.seed)
     return 1 if failures else 0
 

@@ -3,7 +3,8 @@
 Why f = sum(y * dy) and how each layer's backward is derived: docs/derivations.md.
 
     report = scratchgan.gradcheck(layer, x)            # a layer, a Sequential, or [G, D]
-    print(report)                                      # one row per tensor
+    print(report)                                      # one row per tensor, its worst entry
+    print(report.explain())                            # the five worst entries of each tensor
     assert report.max_error < 1e-7
 
 Protocol (cs231n and chainer, see docs):
@@ -47,10 +48,27 @@ from .xp import like, to_float, to_host
 
 H = 1e-5
 FLOOR = 1e-8
+#: how many of its worst comparisons a TensorCheck keeps
+WORST_KEPT = 5
 
 
 #: what the judged error column shows when every difference was below the resolution
 BELOW_RESOLUTION = "< resol."
+
+
+@dataclass
+class ElementCheck:
+    """One comparison: an entry (its index) or a random direction ("direction k")."""
+
+    where: tuple | str
+    analytic: float  # the backward's value (for a direction u: <grad, u>)
+    numeric: float  # the central difference
+    abs_error: float  # |analytic - numeric|
+    rel_error: float  # |analytic - numeric| / max(|analytic| + |numeric|, 1e-8)
+
+    @property
+    def place(self) -> str:
+        return self.where if isinstance(self.where, str) else str(tuple(int(i) for i in self.where))
 
 
 @dataclass
@@ -61,6 +79,7 @@ class TensorCheck:
     checks: int
     max_error: float  # judged: rel_error after subtracting the resolution of central differences
     raw_error: float = 0.0  # plain rel_error, as measured
+    worst: list = field(default_factory=list)  # the worst ElementChecks, worst first (at most WORST_KEPT)
 
     @property
     def below_resolution(self) -> bool:
@@ -95,13 +114,29 @@ class GradcheckReport:
 
     def __str__(self):
         lines = [f"gradcheck {self.target}",
-                 f"  {'tensor':<28}{'shape':<20}{'checked':>16}  {'raw error':>9}  {'judged':>9}"]
+                 f"  {'tensor':<28}{'shape':<20}{'checked':>16}  {'raw error':>9}  {'judged':>9}  worst at"]
         for r in self.rows:
             lines.append(f"  {r.name:<28}{str(r.shape):<20}{f'{r.checks} {r.mode}':>16}  "
-                         f"{r.raw_error:>9.1e}  {format_judged(r.max_error):>9}")
+                         f"{r.raw_error:>9.1e}  {format_judged(r.max_error):>9}  {r.worst[0].place if r.worst else '-'}")
         lines.append(f"  raw: |a - n| / max(|a| + |n|, 1e-8); judged: the same after subtracting what central "
                      f"differences resolve ({BELOW_RESOLUTION}: nothing left)")
         return "\n".join(lines)
+
+    def explain(self, threshold: float | None = None, top: int = 5) -> str:
+        """The ``top`` worst entries of each tensor whose judged error exceeds ``threshold``
+        (of every tensor if None): where, the analytic and numeric values, their absolute
+        and relative difference. A wrong border or a wrong channel shows in the indices."""
+        lines = []
+        for r in self.rows:
+            if threshold is not None and r.max_error <= threshold:
+                continue
+            lines.append(f"{r.name} {r.shape}: its {min(top, len(r.worst))} worst comparisons "
+                         f"(judged error {format_judged(r.max_error)})")
+            lines.append(f"  {'where':<22}{'analytic':>14}{'numeric':>14}{'abs error':>11}{'rel error':>11}")
+            for e in r.worst[:top]:
+                lines.append(f"  {e.place:<22}{e.analytic:>14.6g}{e.numeric:>14.6g}{e.abs_error:>11.2e}"
+                             f"{e.rel_error:>11.2e}")
+        return "\n".join(lines) if lines else "every tensor is within the threshold"
 
 
 def rel_error(a, n, resolution=0.0):
@@ -243,7 +278,7 @@ def _check_tensor(name, value, analytic, f, h, max_elements, directions, rng):
         set_value(0.0)
         return (fp[0] - fm[0]) / (2 * h), _resolution(fp, fm, h)
 
-    errors, raw = [], []
+    errors, raw, compared = [], [], []
     for i in idx:
         old = flat[i]
 
@@ -254,10 +289,12 @@ def _check_tensor(name, value, analytic, f, h, max_elements, directions, rng):
         analytic_i = to_float(gflat[i])
         errors.append(rel_error(analytic_i, numeric, res))
         raw.append(rel_error(analytic_i, numeric))
+        compared.append(ElementCheck(np.unravel_index(int(i), value.shape), analytic_i, numeric,
+                                     abs(analytic_i - numeric), float(raw[-1])))
     mode, checks = ("element" if len(idx) == 1 else "elements"), len(idx)  # printed after the count
     if flat.size > max_elements:
         original = flat.copy()
-        for _ in range(directions):
+        for k in range(directions):
             u = rng.standard_normal(flat.size)
             u = like(u / np.linalg.norm(u), flat)
 
@@ -268,8 +305,12 @@ def _check_tensor(name, value, analytic, f, h, max_elements, directions, rng):
             along_u = to_float(gflat @ u)
             errors.append(rel_error(along_u, numeric, res))
             raw.append(rel_error(along_u, numeric))
+            compared.append(ElementCheck(f"direction {k + 1}", along_u, numeric, abs(along_u - numeric), float(raw[-1])))
         mode = f"el.+{directions} dir."
-    return TensorCheck(name, tuple(value.shape), mode, checks, float(np.max(errors)), float(np.max(raw)))
+    # worst first: by judged error, then by raw error (most judged errors are 0)
+    order = sorted(range(len(compared)), key=lambda j: (float(errors[j]), compared[j].rel_error), reverse=True)
+    return TensorCheck(name, tuple(value.shape), mode, checks, float(np.max(errors)), float(np.max(raw)),
+                       [compared[j] for j in order[:WORST_KEPT]])
 
 
 def _describe(target):

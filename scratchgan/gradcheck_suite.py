@@ -193,12 +193,14 @@ def run_suite(seed: int = 0, out=print):
     rows = [(c.name, "train" if c.training else "inference", c.threshold, lambda c=c: run_case(c, seed)) for c in CASES]
     rows += [(n, "-", THRESHOLDS["smooth"], lambda a=(n, fl, t): run_loss_case(*a, seed=seed)) for n, fl, t in LOSS_CASES]
     below = 0
+    explanations = []
     for name, mode, limit, run in rows:
         report = run()
         worst = report.worst
         ok = report.max_error < limit
         if not ok:
             failures.append(name)
+            explanations.append(f"{name}:\n{report.explain(threshold=limit)}")
         below += report.max_error == 0.0
         out(f"{name:<40}{mode:<11}{worst.name[:25]:<26}{worst.raw_error:>10.1e}"
             f"{format_judged(report.max_error):>10}{limit:>8.0e}  {'yes' if ok else 'NO'}")
@@ -208,4 +210,55 @@ def run_suite(seed: int = 0, out=print):
     out("judged: the same after subtracting what central differences can resolve (16 ulp of sum |y*dy|, over 2h);")
     out(f"  {BELOW_RESOLUTION} ({below} of {len(rows)} checks): every difference was below that resolution, so the")
     out("  backward agrees with the finite differences as closely as float64 can show. The limit applies to it.")
+    for text in explanations:  # where each failing check went wrong
+        out("")
+        out(text)
     return failures
+
+
+def load_layer_class(spec: str):
+    """The class ``spec`` names: "path/to/file.py:Class" or "package.module:Class" (a module
+    found from the current folder too). It runs that file's code: name your own."""
+    import importlib
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from .errors import UsageError
+    from .layers.base import Layer
+
+    where, _, name = spec.rpartition(":")
+    if not where or not name:
+        raise UsageError(f"--layer {spec!r}: expected MODULE:CLASS, e.g. my_layers.py:Blur or my_layers:Blur")
+    try:
+        if where.endswith(".py"):
+            found = importlib.util.spec_from_file_location(Path(where).stem, where)
+            if found is None or not Path(where).is_file():
+                raise UsageError(f"--layer {spec!r}: no file {where}")
+            module = importlib.util.module_from_spec(found)
+            found.loader.exec_module(module)
+        else:
+            sys.path.insert(0, str(Path.cwd()))
+            module = importlib.import_module(where)
+    except ImportError as err:
+        raise UsageError(f"--layer {spec!r}: cannot import {where} ({err})") from None
+    cls = getattr(module, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise UsageError(f"--layer {spec!r}: {where} has no Layer subclass named {name}")
+    return cls
+
+
+def check_user_layer(spec: str, input_shape, arguments: dict, seed: int = 0, threshold: float = 1e-7,
+                     training: bool = True, out=print) -> bool:
+    """Gradient-check ``Class(**arguments)`` of ``spec`` on a standard normal input of
+    ``input_shape`` (batch axis first); print the table and, past ``threshold``, the worst
+    entries of each failing tensor. Returns whether it passed."""
+    layer = load_layer_class(spec)(**arguments)
+    x = np.random.default_rng([seed, 7]).standard_normal(tuple(input_shape))
+    report = gradcheck(layer, x, training=training, seed=seed)
+    out(str(report))
+    passed = report.max_error < threshold
+    out(f"{'passed' if passed else 'FAILED'}: judged error {format_judged(report.max_error)}, limit {threshold:.0e}")
+    if not passed:
+        out(report.explain(threshold=threshold))
+    return passed

@@ -10,7 +10,7 @@ alone. State (moments, step count) is kept per parameter name, and
 Adam      m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;  t += 1
           p -= lr * sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)
 SGD       p -= lr*g;  with momentum u = mu*u - lr*g, p += u  (Nesterov: p += mu*u - lr*g)
-RMSprop   lr_t = lr / (1 + decay*t);  g = clip(g, -c, c) if clipvalue;
+RMSprop   lr_t = lr / (1 + decay*(t - 1));  g = clip(g, -c, c) if clipvalue;
           v = rho*v + (1-rho)*g^2;  p -= lr_t * g / sqrt(v + eps)
 """
 from __future__ import annotations

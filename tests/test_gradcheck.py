@@ -133,3 +133,83 @@ def test_layer_gradients_on_the_gpu(case, where, request):
     finally:
         scratchgan.set_backend("numpy")
     assert report.max_error < case.threshold, str(report)
+
+
+BLUR = '''
+import numpy as np
+from scratchgan.layers import Layer
+
+
+class Blur(Layer):
+    """y[:, j] = x[:, j-1] + x[:, j] + x[:, j+1], zeros outside; dx is the same sum of dy."""
+
+    def __init__(self, broken=False, **kwargs):
+        super().__init__(**kwargs)
+        self.broken = broken
+
+    def _forward(self, x, training):
+        pad = np.pad(x, ((0, 0), (1, 1)))
+        return pad[:, :-2] + pad[:, 1:-1] + pad[:, 2:], None
+
+    def _backward(self, dy, cache, need_param_grads):
+        pad = np.pad(dy, ((0, 0), (1, 1)))
+        if self.broken:  # an off-by-one at the right border: the padding takes the last column's value
+            pad[:, -1] = pad[:, -2]
+        return pad[:, :-2] + pad[:, 1:-1] + pad[:, 2:]
+'''
+
+
+@pytest.fixture
+def blur_module(tmp_path):
+    path = tmp_path / "blur_layers.py"
+    path.write_text(BLUR)
+    return path
+
+
+def test_the_report_points_at_the_border_entry_a_broken_backward_gets_wrong(blur_module):
+    from scratchgan.gradcheck_suite import load_layer_class
+
+    blur = load_layer_class(f"{blur_module}:Blur")
+    x = np.random.default_rng(0).standard_normal((3, 6))
+    good, bad = scratchgan.gradcheck(blur(), x), scratchgan.gradcheck(blur(broken=True), x)
+    assert good.max_error < 1e-7 and bad.max_error > 0.1
+    worst = bad.rows[0].worst
+    assert {e.where[1] for e in worst[:3]} == {5}  # the three rows' last column, and nothing else, is off
+    assert worst[3].rel_error < 1e-8
+    first = worst[0]
+    assert first.abs_error == pytest.approx(abs(first.analytic - first.numeric)) and first.abs_error > 0.01
+    text = bad.explain(threshold=1e-7)
+    assert f"({first.where[0]}, 5)" in text and "analytic" in text and "numeric" in text
+    assert good.explain(threshold=1e-7) == "every tensor is within the threshold"
+    assert "worst at" in str(bad) and f"({first.where[0]}, 5)" in str(bad)
+
+
+def test_scratchgan_gradcheck_checks_a_layer_of_your_own(blur_module, capsys, monkeypatch):
+    from scratchgan.cli import main
+
+    assert main(["gradcheck", "--layer", f"{blur_module}:Blur", "--input-shape", "2,6"]) == 0
+    assert "passed" in capsys.readouterr().out
+    assert main(["gradcheck", "--layer", f"{blur_module}:Blur", "--input-shape", "2,6",
+                 "--args", '{"broken": true}']) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and re.search(r"^\s+\(\d, 5\)\s", out, re.M)  # the table's rows name the border
+    monkeypatch.chdir(blur_module.parent)  # as a module name, found from the current folder
+    assert main(["gradcheck", "--layer", "blur_layers:Blur", "--input-shape", "2,6"]) == 0
+    capsys.readouterr()
+    for argv, message in [(["--layer", "blur_layers:Nothing", "--input-shape", "2,6"], "no Layer subclass named"),
+                          (["--layer", "nowhere.py:Blur", "--input-shape", "2,6"], "no file nowhere.py"),
+                          (["--layer", "blur_layers:Blur"], "--layer needs --input-shape")]:
+        assert main(["gradcheck", *argv]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_the_gradcheck_table_explains_each_failing_check(blur_module, monkeypatch, capsys):
+    from scratchgan import gradcheck_suite
+    from scratchgan.gradcheck_suite import Case, load_layer_class
+
+    blur = load_layer_class(f"{blur_module}:Blur")
+    monkeypatch.setattr(gradcheck_suite, "CASES", [Case("broken blur", lambda: blur(broken=True), (2, 6))])
+    monkeypatch.setattr(gradcheck_suite, "LOSS_CASES", [])
+    assert gradcheck_suite.run_suite() == ["broken blur"]
+    out = capsys.readouterr().out
+    assert "broken blur:" in out and "worst comparisons" in out and re.search(r"\(\d, 5\)", out)

@@ -1,8 +1,9 @@
 """Max pooling and nearest-neighbour upsampling, NHWC.
 
-Max pooling, window (ph, pw), strides (sh, sw), padding valid/same (padded cells never win)::
+Max pooling, window (ph, pw), strides (sh, sw), padding valid/same; xpad is x with the
+"same" padding added as -inf, so padded cells never win::
 
-    y[n, p, q, c] = max_{i<ph, j<pw} x[n, p*sh + i, q*sw + j, c]
+    y[n, p, q, c] = max_{i<ph, j<pw} xpad[n, p*sh + i, q*sw + j, c]
     dx: each dy goes to the one input that won its window (the first one on ties;
         a window holding a NaN outputs its first NaN, so a NaN propagates);
         windows that overlap add their gradients.
