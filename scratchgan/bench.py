@@ -439,18 +439,32 @@ def _print_model(result, roofs, backends, top, have_torch, out):
     out(f"  slowest ops (median ms per call; on {ours[-1]}: GFLOP/s and % of the SGEMM peak for GEMM-bound ops, "
         f"GB/s and % of the copy bandwidth for the others):")
     out(f"  {'op':<26}{'shapes':<44}{'calls':>5}" + "".join(f"{b:>9}" for b in ours) + f"{'rate':>13}{'%roof':>6}")
+    over = False
     for row in result["ops"][:top]:
         t = row["backends"].get(ours[-1])
         cells = "".join(f"{1000 * row['backends'][b]:>9.2f}" if b in row["backends"] else f"{'-':>9}" for b in ours)
-        if t and row["flops"]:
-            rate = row["flops"] / t / 1e9
-            rate_s = f"{rate:>7.1f} GF/s{100 * rate / peak:>5.0f}%"
-        elif t and row["bytes"]:
-            rate = row["bytes"] / t / 1e9
-            rate_s = f"{rate:>7.1f} GB/s{100 * rate / bandwidth:>5.0f}%"
-        else:
-            rate_s = ""
+        rate_s = ""
+        if t and (row["flops"] or row["bytes"]):
+            rate_s, above = rate_cell(row["flops"] / t / 1e9 if row["flops"] else row["bytes"] / t / 1e9,
+                                      peak if row["flops"] else bandwidth, "GF/s" if row["flops"] else "GB/s")
+            over |= above
         out(f"  {row['op']:<26}{row['shapes'][:43]:<44}{row['calls']:>5}{cells}{rate_s}")
+    if over:
+        out(f"  {IN_CACHE}: above 100% of the copy bandwidth, the op's arrays fit in the CPU's caches, which are "
+            f"faster than the main-memory bandwidth the roof is measured on")
+
+
+#: the mark of a rate above its roof
+IN_CACHE = "in cache"
+
+
+def rate_cell(rate: float, roof: float, unit: str):
+    """(the rate and its % of the roof as a table cell, whether it is above the roof). A
+    memory-bound op above 100% is marked: its arrays sat in cache, so main memory's
+    bandwidth is not its limit."""
+    share = 100 * rate / roof
+    above = unit == "GB/s" and share > 100
+    return f"{rate:>7.1f} {unit}{share:>5.0f}%" + (f" ({IN_CACHE})" if above else ""), above
 
 
 if __name__ == "__main__":

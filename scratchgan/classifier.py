@@ -33,8 +33,9 @@ def build_classifier(seed=None, image_shape=(28, 28, 1), classes: int = 10) -> S
                       input_shape=image_shape, name="classifier", seed=seed)
 
 
-def features_and_probabilities(model: Sequential, images, batch: int = 1000):
-    """(features (N, 64) float64, class probabilities (N, 10)) of images in [0, 1]."""
+def features_and_probabilities(model: Sequential, images, batch: int = 1000, tick=None):
+    """(features (N, 64) float64, class probabilities (N, 10)) of images in [0, 1];
+    ``tick(k)`` is told of every k images done."""
     feats, probs = [], []
     for i in range(0, len(images), batch):
         x = to_device(images[i:i + batch], dtype=np.float32)  # the GPU on the cupy backend
@@ -43,6 +44,8 @@ def features_and_probabilities(model: Sequential, images, batch: int = 1000):
             if k + 1 == FEATURE_LAYERS:
                 feats.append(to_host(x).astype(np.float64))
         probs.append(softmax(to_host(x).astype(np.float64)))
+        if tick:
+            tick(len(probs[-1]))
     return np.concatenate(feats), np.concatenate(probs)
 
 

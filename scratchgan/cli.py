@@ -42,6 +42,13 @@ def _seed(value):
     return n
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, with an argument error as one line and a hint, not the whole usage."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {one_line(message, 2000)} (see: {self.prog} --help)\n")
+
+
 def build_parser():
     # Global options are accepted before or after the command: `scratchgan --backend numba train`
     # and `scratchgan train --backend numba` alike. SUPPRESS keeps a subcommand that was not given
@@ -52,7 +59,7 @@ def build_parser():
     common.add_argument("--memory-budget", default=argparse.SUPPRESS, metavar="SIZE",
                         help="the most memory a size from input may ask for, e.g. 4G (default: 80%% of RAM; "
                              "also SCRATCHGAN_MEMORY_BUDGET)")
-    parser = argparse.ArgumentParser(prog="scratchgan", parents=[common],
+    parser = _Parser(prog="scratchgan", parents=[common],
                                      description="GANs from scratch: train, sample, evaluate, check gradients.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -475,6 +482,9 @@ def cmd_sample(args):
         z = interpolate(sample_latent(rng, rows + 1, recipe), args.interpolate, spherical=recipe.latent == "normal")
         columns = args.interpolate
         what = f"one walk through {rows + 1} latent points, {rows} rows of {args.interpolate} steps"
+        if rows * args.interpolate != args.n:
+            print(f"note: a walk fills whole rows of --interpolate {args.interpolate} steps: {rows * args.interpolate} "
+                  f"images, not --n {args.n} (give a multiple of {args.interpolate})", file=sys.stderr)
     elif args.nice:
         z, scores = nicest(G, D, recipe, sample_latent(rng, 20 * args.n, recipe), args.n)
         what = f"the {args.n} of {20 * args.n} samples D rates most real (D's 'real' score {scores.min():.3f}-{scores.max():.3f})"
@@ -524,7 +534,7 @@ def cmd_evaluate(args):
     note = applicability(trained_on, classes, args.data)
     classifier, facts = load_classifier(args.classifier)
     real = load_dataset(args.data, (28, 28, 1)).images
-    s = evaluate_generator(G, recipe, classifier, real, n=args.n, seed=args.seed)
+    s = evaluate_generator(G, recipe, classifier, real, n=args.n, seed=args.seed, progress=None)  # a bar on a terminal
     s.update(model=recipe.model, iteration=int(arrays["iteration"]), data=args.data, classifier=facts,
              trained_on=trained_on, applies=note is None, note=note)
     if args.json:

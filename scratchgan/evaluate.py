@@ -20,12 +20,13 @@ Three numbers from a classifier of scratchgan's own layers (:mod:`scratchgan.cla
 from __future__ import annotations
 
 import numpy as np
+from tqdm import tqdm
 
+from .batches import sample_latent
 from .classifier import features_and_probabilities
 from .datasets.catalog import parse_spec
 from .errors import UsageError
 from .images import to_unit_range
-from .batches import sample_latent
 
 
 def psd_sqrt(matrix):
@@ -51,12 +52,12 @@ def coverage(probabilities, classes: int = 10):
     return shares, max(0.0, entropy / np.log(classes))  # one class: -0.0 would print as "-0.000"
 
 
-def score(classifier, generated, real_a, real_b) -> dict:
+def score(classifier, generated, real_a, real_b, tick=None) -> dict:
     """Scores of ``generated`` against ``real_a``, and of ``real_b`` against ``real_a`` (the floor).
-    Images (N, 28, 28, 1) in [0, 1]."""
-    gen_f, gen_p = features_and_probabilities(classifier, generated)
-    a_f, _ = features_and_probabilities(classifier, real_a)
-    b_f, b_p = features_and_probabilities(classifier, real_b)
+    Images (N, 28, 28, 1) in [0, 1]; ``tick(k)`` is told of every k images classified."""
+    gen_f, gen_p = features_and_probabilities(classifier, generated, tick=tick)
+    a_f, _ = features_and_probabilities(classifier, real_a, tick=tick)
+    b_f, b_p = features_and_probabilities(classifier, real_b, tick=tick)
     shares, evenness = coverage(gen_p)
     real_shares, real_evenness = coverage(b_p)
     return {
@@ -71,20 +72,26 @@ def score(classifier, generated, real_a, real_b) -> dict:
     }
 
 
-def generate(G, recipe, n: int, seed: int):
-    """n images from G in [0, 1], drawn in batches."""
-    rng = np.random.default_rng(seed)
-    return to_unit_range(G.predict(sample_latent(rng, n, recipe), batch_size=500), recipe.data_range)
+def generate(G, recipe, n: int, seed: int, tick=None, batch: int = 500):
+    """n images from G in [0, 1], drawn in batches; ``tick(k)`` is told of every k made."""
+    z = sample_latent(np.random.default_rng(seed), n, recipe)
+    parts = []
+    for i in range(0, n, batch):
+        parts.append(to_unit_range(G.predict(z[i:i + batch], batch_size=batch), recipe.data_range))
+        if tick:
+            tick(len(parts[-1]))
+    return np.concatenate(parts) if parts else np.empty((0, *recipe.image_shape), np.float32)
 
 
 #: fewest generated images a score is computed from (a covariance needs more samples than one)
 MIN_SAMPLES = 10
 
 
-def evaluate_generator(G, recipe, classifier, real_images, n: int = 5000, seed: int = 0) -> dict:
+def evaluate_generator(G, recipe, classifier, real_images, n: int = 5000, seed: int = 0, progress=False) -> dict:
     """Score G on n samples against the first half of ``real_images`` (uint8 or [0, 1] floats),
     with the second half as the real-versus-real floor; n is capped at half the real images
-    so both distances use samples of the same size."""
+    so both distances use samples of the same size. ``progress``: a bar on stderr (images
+    made, then classified); None shows it only on a terminal."""
     if tuple(recipe.image_shape) != (28, 28, 1):
         shape = "x".join(map(str, recipe.image_shape))
         raise UsageError(f"evaluate scores 28x28x1 (MNIST-like) generators; model {recipe.model!r} makes {shape} images")
@@ -102,12 +109,14 @@ def evaluate_generator(G, recipe, classifier, real_images, n: int = 5000, seed: 
     rng = np.random.default_rng([seed, 1])
     order = rng.permutation(len(real))
     real_a, real_b = real[order[:n]], real[order[half:half + n]]
-    generated = generate(G, recipe, n, seed)
-    bad = int(np.count_nonzero(~np.isfinite(generated).all(axis=(1, 2, 3))))
-    if bad:
-        raise UsageError(f"the generator's output is not finite (NaN or infinite) for {bad} of {n} samples: "
-                         f"its weights have diverged, so there is nothing to score")
-    return score(classifier, generated, real_a, real_b)
+    with tqdm(total=4 * n, unit="img", desc="scoring", disable=None if progress is None else not progress,
+              leave=True) as bar:  # n made, then 3 n classified
+        generated = generate(G, recipe, n, seed, tick=bar.update)
+        bad = int(np.count_nonzero(~np.isfinite(generated).all(axis=(1, 2, 3))))
+        if bad:
+            raise UsageError(f"the generator's output is not finite (NaN or infinite) for {bad} of {n} samples: "
+                             f"its weights have diverged, so there is nothing to score")
+        return score(classifier, generated, real_a, real_b, tick=bar.update)
 
 
 #: --data names that denote one set of images: MNIST's test set (embedded) and its training set

@@ -155,3 +155,23 @@ def test_bench_waits_the_settle_time_given_before_each_worker_turn(monkeypatch):
     assert bench.SETTLE_SECONDS == 0.5
     with pytest.raises(SystemExit):
         build_parser().parse_args(["bench", "--settle", "-1"])
+
+
+def test_a_rate_above_the_copy_bandwidth_is_labelled_in_cache():
+    from scratchgan.bench import _print_model, rate_cell
+
+    cell, above = rate_cell(38.6, 10.0, "GB/s")
+    assert "386%" in cell and "(in cache)" in cell and above
+    cell, above = rate_cell(5.0, 10.0, "GB/s")
+    assert "50%" in cell and "in cache" not in cell and not above
+    timing = {"ms_per_iter": 1.0, "images_per_s": 4000, "gflops": 10.0, "first_step_s": 1.0, "peak_rss_mb": 100}
+    op = {"op": "tanh_forward", "shapes": "(4, 4)", "calls": 1, "flops": 0, "backends": {"numba": 1e-6}}
+    result = {"model": "mlp", "batch": 4, "gflop_per_iter": 0.01, "backends": {"numba": timing},
+              "ops": [{**op, "bytes": 38.6e3}]}
+    lines = []
+    _print_model(result, {"numba": (100.0, 10.0)}, ["numba"], 10, True, lines.append)
+    assert any("386% (in cache)" in line for line in lines)
+    assert any(line.strip().startswith("in cache: above 100% of the copy bandwidth") for line in lines)
+    lines.clear()
+    _print_model({**result, "ops": [{**op, "bytes": 5e3}]}, {"numba": (100.0, 10.0)}, ["numba"], 10, True, lines.append)
+    assert not any("in cache" in line for line in lines)

@@ -88,12 +88,13 @@ def test_real_digits_score_near_the_floor_and_noise_far_from_it(rng):
     classifier, _ = load_classifier()
     images, _ = load_mnist()
 
-    class Copier:  # a "generator" that returns real digits, and one that returns noise
+    class Copier:  # a "generator" that returns real digits, and one that returns noise, in order
         def __init__(self, source):
-            self.source = source
+            self.source, self.made = source, 0
 
         def predict(self, z, batch_size=None):
-            return self.source[: len(z)]
+            self.made += len(z)
+            return self.source[self.made - len(z): self.made]
 
     _, _, recipe = zoo.mlp()
     real01 = images.astype(np.float32)[..., None] / 255
@@ -179,3 +180,16 @@ def test_applicability():
     assert "not on fashion-mnist" in applicability("mnist", None, "fashion-mnist")
     assert applicability("embedded", None, "mnist") is None
     assert "classes frog of cifar10 only" in applicability("cifar10:frog", None, "cifar10")
+
+
+def test_a_long_evaluation_shows_its_progress(capsys):
+    """The bar counts images made, then classified (n each for the samples and the two real
+    halves): 4 n in all, on stderr, so --json stays clean."""
+    classifier, _ = load_classifier()
+    images, _ = load_mnist()
+    g, _, recipe = zoo.mlp(seed=0)
+    evaluate_generator(g, recipe, classifier, images, n=600, progress=True)
+    out, err = capsys.readouterr()
+    assert out == "" and "scoring" in err and "2400/2400" in err
+    evaluate_generator(g, recipe, classifier, images, n=600, progress=False)
+    assert capsys.readouterr().err == ""

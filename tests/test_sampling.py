@@ -57,8 +57,12 @@ def test_cli_sample_nice_and_interpolate(tmp_path, capsys):
     assert "the 6 of 120 samples D rates most real" in capsys.readouterr().out
     assert np.load(tmp_path / "nice.npy").shape == (6, 28, 28, 1)
     assert main(["sample", str(run), "--interpolate", "7", "--n", "21", "--out", str(tmp_path / "walk.png")]) == 0
-    assert "one walk through 4 latent points, 3 rows of 7 steps" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "one walk through 4 latent points, 3 rows of 7 steps" in out and err == ""
     with Image.open(tmp_path / "walk.png") as grid:
         assert grid.size[0] > grid.size[1] * 2  # 7 columns, 3 rows
+    assert main(["sample", str(run), "--interpolate", "10", "--n", "64", "--out", str(tmp_path / "walk.npy")]) == 0
+    assert "60 images, not --n 64 (give a multiple of 10)" in capsys.readouterr().err  # said, not quiet
+    assert np.load(tmp_path / "walk.npy").shape == (60, 28, 28, 1)
     assert main(["sample", str(run), "--nice", "--interpolate", "3", "--out", str(tmp_path / "x.png")]) == 2
     assert "do not combine" in capsys.readouterr().err

@@ -290,3 +290,28 @@ def test_a_class_filter_that_leaves_no_image_is_refused_before_writing(tmp_path,
     assert main(["train", "--data", str(data), "--class", "7", "--out", str(run)]) == 2
     assert "--class 7:" in (err := capsys.readouterr().err) and "holds no image of that class" in err
     assert not run.exists()
+
+
+@pytest.mark.parametrize("argv, option", [(["train", "--iterations", "0"], "--iterations"),
+                                          (["sample", "run", "--n", "0", "--out", "x.png"], "--n"),
+                                          (["gradcheck", "--input-shape", "0"], "--input-shape")])
+def test_an_argument_error_is_one_line_and_a_hint_not_the_whole_usage(capsys, argv, option):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "usage:" not in err
+    assert f"argument {option}" in err and f"(see: scratchgan {argv[0]} --help)" in err
+
+
+def test_a_resume_reports_what_it_ran_and_refuses_a_target_already_reached(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--iterations", "3", "--batch-size", "4", "--no-progress", "--out", str(run)]) == 0
+    assert "done: 3 iterations, 0 to 3 (" in capsys.readouterr().out
+    for target in ("3", "2"):
+        assert main(["train", "--resume", str(run), "--iterations", target, "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is at iteration 3 already; give --iterations above it" in err
+    assert main(["train", "--resume", str(run), "--iterations", "5", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "from iteration 3 to 5" in out and "done: 2 iterations, 3 to 5 (" in out
