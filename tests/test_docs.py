@@ -7,6 +7,7 @@ form `path/to/file.py::name` must name a function or class defined in that file.
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,3 +85,52 @@ def test_every_relative_link_resolves(page):
     broken = [target for target in LINK.findall(page.read_text())
               if not target.startswith(("http://", "https://", "mailto:")) and not (page.parent / target).exists()]
     assert broken == []
+
+
+def _figures():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("draw_figures", ROOT / "examples" / "draw_figures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_pictures_show_what_the_ops_compute():
+    figures = _figures()
+    interior = {k: sorted(set(figures.overlap_counts(k)[2:-2, 2:-2].ravel().tolist())) for k in (3, 4, 5)}
+    assert interior == {3: [1, 2, 4], 4: [4], 5: [4, 6, 9]}  # the captions' claims
+    cols, _ = figures.im2col_sources()
+    assert cols.tolist() == [[0, 1, 3, 4], [1, 2, 4, 5], [3, 4, 6, 7], [4, 5, 7, 8]]  # e (4) in all four rows
+    x, y, dy, dx = figures.maxpool_example()
+    assert dx.sum() == pytest.approx(dy.sum()) and np.count_nonzero(dx) == 4
+    assert all(x[dx == g][0] == m for g, m in zip(dy.ravel(), y.ravel()))  # each dy sits on its window's max
+    v = figures.circuit_example()
+
+    def loss(inputs):  # the circuit by hand: BCE from logits against 1 of LeakyReLU(x W + b)
+        z = inputs @ v["W"] + v["b"]
+        a = z if z > 0 else 0.2 * z
+        return np.log1p(np.exp(-a))
+
+    h = 1e-6
+    numeric = [(loss(v["x"] + h * e) - loss(v["x"] - h * e)) / (2 * h) for e in np.eye(2)]
+    assert np.allclose(v["dx"], numeric) and v["loss"] == pytest.approx(loss(v["x"]))
+    pattern = figures.untrained_generator_pattern(samples=32)
+    rows = pattern[4:24].mean(axis=1)
+    assert rows[::4].mean() > rows[1::4].mean()  # the period-4 grid the page shows
+
+
+def test_every_picture_is_drawn_by_the_script_referenced_and_up_to_date(tmp_path):
+    from PIL import Image
+
+    figures = _figures()
+    assert figures.main(["--out", str(tmp_path)]) == 0
+    text = "\n".join(p.read_text() for p in [*PAGES, ROOT / "README.md"])
+    for name in figures.FIGURES:
+        committed = ROOT / "docs" / "images" / name
+        assert committed.is_file() and f"images/{name}" in text, name
+        with Image.open(committed) as old, Image.open(tmp_path / name) as new:
+            a, b = np.asarray(old.convert("RGB"), np.int16), np.asarray(new.convert("RGB"), np.int16)
+        assert a.shape == b.shape and np.abs(a - b).max() <= 2, f"{name}: run examples/draw_figures.py again"
+    for picture in (ROOT / "docs" / "images").glob("*.png"):
+        assert f"images/{picture.name}" in text, f"docs/images/{picture.name} is referenced nowhere"
