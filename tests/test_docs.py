@@ -20,12 +20,31 @@ def test_the_docs_exist():
     assert {p.name for p in PAGES} >= {"derivations.md", "tutorials.md"}
 
 
+#: a ```python block and, when the page shows what it prints, the ```output block after it
+BLOCK_AND_OUTPUT = re.compile(r"^```python\n(.*?)^```\n(?:\n```output\n(.*?)^```\n)?", re.S | re.M)
+
+
 @pytest.mark.parametrize("page", [p for p in PAGES if BLOCK.search(p.read_text())], ids=lambda p: p.name)
 def test_code_blocks_run(page):
+    """Every block runs; a block followed by an ```output block prints exactly that."""
+    import contextlib
+    import io
+
     namespace = {"__name__": f"docs_{page.stem}"}
-    for number, block in enumerate(BLOCK.findall(page.read_text()), 1):
+    for number, (block, shown) in enumerate(BLOCK_AND_OUTPUT.findall(page.read_text()), 1):
         code = compile(block, f"{page.name}, code block {number}", "exec")
-        exec(code, namespace)  # noqa: S102 - the repository's own documentation
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(code, namespace)  # noqa: S102 - the repository's own documentation
+        if shown:
+            assert printed.getvalue() == shown, f"{page.name}, code block {number} prints:\n{printed.getvalue()}"
+
+
+def test_the_traced_page_shows_what_its_code_prints():
+    text = (ROOT / "docs" / "traced.md").read_text()
+    shown = [out for _, out in BLOCK_AND_OUTPUT.findall(text) if out]
+    assert len(shown) >= 6 and "1111." in text  # the printouts are there, and checked above
+    assert 'set_backend("numpy")' in text.split("```output")[0]
 
 
 @pytest.mark.parametrize("page", [*PAGES, ROOT / "README.md"], ids=lambda p: p.name)
@@ -134,3 +153,25 @@ def test_every_picture_is_drawn_by_the_script_referenced_and_up_to_date(tmp_path
         assert a.shape == b.shape and np.abs(a - b).max() <= 2, f"{name}: run examples/draw_figures.py again"
     for picture in (ROOT / "docs" / "images").glob("*.png"):
         assert f"images/{picture.name}" in text, f"docs/images/{picture.name} is referenced nowhere"
+
+
+def test_the_notebook_runs_cell_by_cell_and_its_pictures_exist():
+    """docs/backprop.ipynb, executed as a kernel would: every code cell in order, in one
+    namespace; any error fails. Its exercise prints a failing check, then fixes it."""
+    import contextlib
+    import io
+    import json
+
+    notebook = json.loads((ROOT / "docs" / "backprop.ipynb").read_text())
+    assert notebook["nbformat"] == 4
+    namespace, printed = {"__name__": "docs_backprop"}, io.StringIO()
+    code_cells = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    assert len(code_cells) >= 8 and all(c["outputs"] == [] for c in code_cells)  # stored clean
+    for number, cell in enumerate(code_cells, 1):
+        with contextlib.redirect_stdout(printed):
+            exec(compile("".join(cell["source"]), f"backprop.ipynb, code cell {number}", "exec"), namespace)
+    assert "its 5 worst comparisons" in printed.getvalue()  # the exercise's broken backward is explained
+    assert namespace["report"].max_error < 1e-7  # and the fixed one passes
+    markdown = "".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "markdown")
+    pictures = re.findall(r"\]\((images/[\w.]+)\)", markdown)
+    assert len(pictures) >= 5 and all((ROOT / "docs" / p).is_file() for p in pictures)
