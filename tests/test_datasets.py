@@ -265,6 +265,22 @@ def test_image_folder_errors(tmp_path):
         load_dataset(str(tmp_path), (28, 28, 1), ["3"])
 
 
+def test_a_png_with_a_broken_chunk_is_skipped_not_a_crash(tmp_path):
+    """Found by the long fuzz profile: one flipped byte in a PNG's chunk header makes Pillow
+    raise SyntaxError ("broken PNG file") while loading, which no other check catches."""
+    import io
+
+    out = io.BytesIO()
+    Image.fromarray(np.random.default_rng(6030).integers(0, 255, (7, 7, 3), dtype=np.uint8)).save(out, format="PNG")
+    raw = bytearray(out.getvalue())
+    raw[36] ^= 0xFF  # inside the first chunk after IHDR
+    (tmp_path / "broken.png").write_bytes(bytes(raw))
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "good.png")
+    images, skipped = load_image_folder(tmp_path, (28, 28, 1))
+    assert images.shape == (1, 28, 28, 1)
+    assert [p.name for p, _ in skipped] == ["broken.png"] and "broken PNG file" in skipped[0][1]
+
+
 # --- the catalog ---------------------------------------------------------------------------
 def test_catalog_checks_the_model_size_and_names_the_sources():
     with pytest.raises(DataError, match="holds 28x28x1 images but the model expects 32x32x3"):

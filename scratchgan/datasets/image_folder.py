@@ -18,6 +18,7 @@ The folder's pictures must fit the memory budget once decoded. 16-bit greys are 
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from pathlib import Path
 
@@ -102,7 +103,8 @@ def decode_images(paths, height: int, width: int, channels: int):
         try:
             with open_bounded(path, height, width) as image:
                 images.append(fit_image(image, height, width, channels))
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, EOFError) as err:
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, EOFError,
+                SyntaxError, struct.error) as err:  # Pillow's ways of saying "a broken file" (a bad PNG chunk: SyntaxError)
             skipped.append((path, one_line(err, 200)))
     return images, skipped
 
