@@ -171,7 +171,8 @@ def mutate_arrays(arrays: dict, key, how, number, value) -> None:
         try:
             doc = json.loads(str(a))
         except json.JSONDecodeError:  # text that is not JSON (the format's name): replaced whole
-            doc = value
+            arrays[key] = np.array(json.dumps(value, default=str))
+            return
         if isinstance(doc, dict) and doc:
             field = sorted(doc)[number % len(doc)]
             doc[field] = value
