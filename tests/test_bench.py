@@ -1,5 +1,6 @@
 """scratchgan bench: FLOP counting, the PyTorch translation, and a --quick smoke run."""
 import json
+import re
 
 import numpy as np
 
@@ -175,3 +176,47 @@ def test_a_rate_above_the_copy_bandwidth_is_labelled_in_cache():
     lines.clear()
     _print_model({**result, "ops": [{**op, "bytes": 5e3}]}, {"numba": (100.0, 10.0)}, ["numba"], 10, True, lines.append)
     assert not any("in cache" in line for line in lines)
+
+
+def test_the_serial_threshold_is_read_from_the_environment_and_checked():
+    from scratchgan.kernels.numba import threads
+
+    assert threads.parallel_min_work(None) == threads.parallel_min_work("") == threads.DEFAULT_PARALLEL_MIN_WORK
+    assert threads.parallel_min_work("65536") == 65536 and threads.parallel_min_work(" Never ") == threads.NEVER
+    for bad in ("-1", "1e6", "lots", str(2**63)):
+        with pytest.raises(ValueError, match="SCRATCHGAN_PARALLEL_MIN_WORK"):
+            threads.parallel_min_work(bad)
+
+
+def test_a_kernel_runs_serially_below_the_threshold_and_on_every_thread_above(monkeypatch):
+    import numba
+
+    from scratchgan.kernels.numba import threads
+
+    monkeypatch.setattr(threads, "PARALLEL_MIN_WORK", 1000)
+    threads.threads_for(999)
+    assert numba.get_num_threads() == 1
+    threads.threads_for(1000)
+    assert numba.get_num_threads() == threads._all
+    threads.threads_for(10)
+
+
+def test_the_threshold_script_measures_and_names_a_threshold(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    from scratchgan.kernels.numba import threads
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "thread_threshold.py"
+    spec = importlib.util.spec_from_file_location("thread_threshold", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    faster, slower = {"k": (10.0, 5.0)}, {"k": (10.0, 9.5)}  # parallel 2x faster; within the margin
+    assert script.threshold([(4096, slower), (16384, faster), (65536, faster)]) == 16384
+    assert script.threshold([(4096, faster), (16384, slower)]) is None
+    before = threads.PARALLEL_MIN_WORK
+    assert script.main(["--max-size", "8192", "--repeats", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "adam_update" in out and re.search(r"^\s+4096\s+\d", out, re.M)
+    assert re.search(r"^SCRATCHGAN_PARALLEL_MIN_WORK=(\d+|never)", out, re.M)
+    assert threads.PARALLEL_MIN_WORK == before  # the measurement leaves the threshold as it was

@@ -33,12 +33,21 @@ def _unavailable(name):
         scratchgan.set_backend("numpy")
 
 
-@pytest.fixture(params=["numba", pytest.param("cupy", marks=pytest.mark.gpu), "cupy-emulated"])
-def backend(request):
-    """The backend under test, by its registry name. "cupy-emulated" is the cupy backend with
-    CuPy faked on the CPU (tests/cuda_on_cpu/fake_cupy.py): launch.py and the CUDA kernels'
-    arithmetic, run wherever g++ is; "cupy" is the real thing on a GPU."""
+@pytest.fixture(params=["numba", "numba-parallel", pytest.param("cupy", marks=pytest.mark.gpu), "cupy-emulated"])
+def backend(request, monkeypatch):
+    """The backend under test, by its registry name. "numba-parallel" is the numba backend
+    with every kernel on all of Numba's threads (the default runs arrays below 2^22
+    elements serially, so the parallel loops need a run of their own). "cupy-emulated" is
+    the cupy backend with CuPy faked on the CPU (tests/cuda_on_cpu/fake_cupy.py): launch.py
+    and the CUDA kernels' arithmetic, run wherever g++ is; "cupy" is the real thing on a GPU."""
     name = request.param
+    if name == "numba-parallel":
+        if request.function.__name__.startswith("test_models_"):
+            pytest.skip("whole models run at the default threshold; the kernels are checked in parallel one by one")
+        from scratchgan.kernels.numba import threads
+
+        monkeypatch.setattr(threads, "PARALLEL_MIN_WORK", 0)
+        name = "numba"
     if name == "cupy-emulated":
         request.getfixturevalue("fake_cupy")
         name = "cupy"
