@@ -28,7 +28,7 @@ from scratchgan import ops
 from scratchgan.losses import BinaryCrossentropy
 from scratchgan.ops.conv import im2col
 from scratchgan.ops.geometry import transpose_window, window
-from scratchgan.plots import _font
+from scratchgan.plots import label_font
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "images"
 CELL = 34
@@ -102,7 +102,7 @@ def circuit_example():
 # --- drawing ------------------------------------------------------------------------------
 def _grid(draw, left, top, values, fills=None, cell=CELL, text=None, outline=INK):
     """A table of cells at (left, top); ``text(value)`` writes each, ``fills`` colours them."""
-    font = _font()
+    font = label_font()
     rows, cols = np.shape(values)[:2]
     for r in range(rows):
         for c in range(cols):
@@ -131,7 +131,7 @@ def draw_im2col(path):
     cols, win = im2col_sources()
     names = "abcdefghi"
     image, draw = _canvas(520, 230)
-    font = _font()
+    font = label_font()
     draw.text((20, 12), "x (3x3, one channel)", fill=INK, font=font)
     x_index = np.arange(9).reshape(3, 3)
     _grid(draw, 20, 40, x_index, [[PALETTE[v] for v in row] for row in x_index], text=lambda v: names[v])
@@ -147,7 +147,7 @@ def draw_im2col(path):
 
 def draw_overlap_counts(path):
     image, draw = _canvas(3 * 210 + 20, 260)
-    font = _font()
+    font = label_font()
     for k, left in zip((3, 4, 5), (20, 230, 440)):
         counts = overlap_counts(k)
         shades = [[tuple(int(255 - 22 * v) for _ in range(3)) for v in row] for row in counts]
@@ -160,7 +160,7 @@ def draw_overlap_counts(path):
 
 def draw_batchnorm_graph(path):
     image, draw = _canvas(760, 340)
-    font = _font()
+    font = label_font()
     nodes = {"x": (80, 170), "mean": (250, 70), "x - mean": (250, 170), "var": (420, 70), "s": (572, 70),
              "xhat": (572, 170), "y": (710, 170)}
     for name, (cx, cy) in nodes.items():
@@ -199,7 +199,7 @@ def draw_checkerboard(path):
     big = Image.fromarray(scaled).resize((28 * 8, 28 * 8), Image.NEAREST).convert("RGB")
     image, draw = _canvas(28 * 8 + 300, 28 * 8 + 40)
     image.paste(big, (10, 30))
-    font = _font()
+    font = label_font()
     draw.text((10, 8), "mean |G(z)| of an untrained dcgan_bn G, 128 samples", fill=INK, font=font)
     lines = ["bright rows and columns repeat every 4 pixels:",
              "the two 5x5 stride-2 transposed convolutions",
@@ -216,7 +216,7 @@ def draw_checkerboard(path):
 def draw_maxpool_routing(path):
     x, y, dy, dx = maxpool_example()
     image, draw = _canvas(620, 230)
-    font = _font()
+    font = label_font()
     winners = dx != 0
     block = [[PALETTE[(r // 2) * 2 + c // 2] for c in range(4)] for r in range(4)]
     draw.text((20, 12), "x: 2x2 windows, winners boxed", fill=INK, font=font)
@@ -237,7 +237,7 @@ def draw_maxpool_routing(path):
 def draw_circuit(path):
     v = circuit_example()
     image, draw = _canvas(820, 250)
-    font = _font()
+    font = label_font()
     boxes = {"x W + b": (230, 110), "LeakyReLU(0.2)": (460, 110), "BCE(a, 1), logits": (690, 110)}
     for name, (cx, cy) in boxes.items():
         draw.rounded_rectangle((cx - 70, cy - 22, cx + 70, cy + 22), radius=8, outline=INK, width=2, fill=(245, 245, 245))

@@ -11,14 +11,11 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import backend, budget, zoo
-from .errors import ConfigError, RunDirError, ScratchganError, UsageError, one_line
+from .checkpoint import LARGEST
+from .errors import ScratchganError, UsageError, one_line
 from .rundir import Run
 from .script import USER_ERRORS, describe
 from .zoo import DATA_ORDERS, D_MODES, FIXED_FIELDS, OPTIMIZERS
-
-
-#: the largest count or seed a checkpoint stores (as a signed 64-bit integer)
-LARGEST = 2**63 - 1
 
 
 def _positive(value):
@@ -296,13 +293,12 @@ def _resume_plan(args, world) -> _Plan:
 
 def _new_plan(args, world) -> _Plan:
     """A new run: the recipe with its overrides, a seed (drawn by rank 0 unless given), a path."""
-    from .rundir import new_run_path
+    from .rundir import new_run_path, refuse_existing_run
 
     seed = args.seed if args.seed is not None else world.broadcast(int(np.random.SeedSequence().entropy % 2**31))
     recipe = _override(zoo.default_recipe(args.model), args, resumed=False)
     path = Path(world.broadcast(str(Path(args.out) if args.out else new_run_path(model=recipe.model))))
-    if os.path.lexists(path / "checkpoint.npz"):
-        raise RunDirError(f"{one_line(path)} already holds a run; use --resume {one_line(path)} or another --out")
+    refuse_existing_run(path)  # before anything is built or written
     G, D, _ = zoo.build(recipe.model, seed=seed, z_dim=recipe.z_dim, world=world)
     config = {"model": recipe.model, "seed": seed}
     return _Plan(recipe=recipe, seed=seed, G=G, D=D, config=config, path=path, run=None, arrays=None)
@@ -515,22 +511,15 @@ def cmd_evaluate(args):
     from .classifier import load_classifier
     from .datasets import load_dataset
     from .evaluate import applicability, evaluate_generator
-    from .safe_io import read_json
+    from .rundir import read_config_file
 
     path, in_run = _checkpoint_of(args.checkpoint)
     budget.require(args.n * 28 * 28 * 4 * 4, f"scoring {args.n:,} samples", "--n")
     recipe, arrays = checkpoint.read(path, in_run=in_run, typed=not in_run)
     G, _ = checkpoint.build_models(recipe, arrays, str(path))
     config_path = path.parent / "config.json"  # what the run trained on, written by train
-    config = read_json(config_path, "config", in_run=True) if os.path.lexists(config_path) else {}
-    if not isinstance(config, dict):
-        raise ConfigError(f"{one_line(config_path)}: expected a JSON object, got {type(config).__name__}")
-    trained_on = config.get("data", recipe.data)
-    if not isinstance(trained_on, str):
-        raise ConfigError(f"{one_line(config_path)}: 'data' should be text, got {one_line(trained_on, 60)}")
-    classes = config.get("classes")
-    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
-        raise ConfigError(f"{one_line(config_path)}: 'classes' should be a list of class names")
+    config = read_config_file(config_path) if os.path.lexists(config_path) else {}
+    trained_on, classes = config.get("data", recipe.data), config.get("classes")
     note = applicability(trained_on, classes, args.data)
     classifier, facts = load_classifier(args.classifier)
     real = load_dataset(args.data, (28, 28, 1)).images

@@ -36,6 +36,7 @@ import time
 import numpy as np
 
 from .errors import ScratchganError
+from .xp import array_module, is_device_array, like, to_host
 
 #: what MPI launchers set to the number of ranks (MPICH/Hydra and Intel MPI, Open MPI, MVAPICH)
 SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
@@ -91,8 +92,6 @@ class World:
         Allreduce of one flat buffer of the gradients' own dtype (float32 models send 4
         bytes per parameter). GPU gradients are summed on the GPUs when ``device_sum`` is
         set (NCCL), else through the host. One process: nothing to do."""
-        from .xp import array_module, is_device_array, like, to_host
-
         if self.comm is None:
             return
         grads = [g for g in grads.values() if g is not None]
@@ -279,8 +278,6 @@ class Share:
         """This rank's rows of ``array`` (which holds all ``total`` rows)."""
         if self.rows is None:
             return array
-        from .xp import like
-
         return array[self.rows if isinstance(self.rows, slice) else like(self.rows, array)]
 
     def scale(self, value):

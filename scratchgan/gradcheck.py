@@ -79,7 +79,7 @@ class TensorCheck:
     checks: int
     max_error: float  # judged: rel_error after subtracting the resolution of central differences
     raw_error: float = 0.0  # plain rel_error, as measured
-    worst: list = field(default_factory=list)  # the worst ElementChecks, worst first (at most WORST_KEPT)
+    worst_entries: list = field(default_factory=list)  # the worst ElementChecks, worst first (at most WORST_KEPT)
 
     @property
     def below_resolution(self) -> bool:
@@ -117,7 +117,7 @@ class GradcheckReport:
                  f"  {'tensor':<28}{'shape':<20}{'checked':>16}  {'raw error':>9}  {'judged':>9}  worst at"]
         for r in self.rows:
             lines.append(f"  {r.name:<28}{str(r.shape):<20}{f'{r.checks} {r.mode}':>16}  "
-                         f"{r.raw_error:>9.1e}  {format_judged(r.max_error):>9}  {r.worst[0].place if r.worst else '-'}")
+                         f"{r.raw_error:>9.1e}  {format_judged(r.max_error):>9}  {r.worst_entries[0].place if r.worst_entries else '-'}")
         lines.append(f"  raw: |a - n| / max(|a| + |n|, 1e-8); judged: the same after subtracting what central "
                      f"differences resolve ({BELOW_RESOLUTION}: nothing left)")
         return "\n".join(lines)
@@ -130,10 +130,10 @@ class GradcheckReport:
         for r in self.rows:
             if threshold is not None and r.max_error <= threshold:
                 continue
-            lines.append(f"{r.name} {r.shape}: its {min(top, len(r.worst))} worst comparisons "
+            lines.append(f"{r.name} {r.shape}: its {min(top, len(r.worst_entries))} worst comparisons "
                          f"(judged error {format_judged(r.max_error)})")
             lines.append(f"  {'where':<22}{'analytic':>14}{'numeric':>14}{'abs error':>11}{'rel error':>11}")
-            for e in r.worst[:top]:
+            for e in r.worst_entries[:top]:
                 lines.append(f"  {e.place:<22}{e.analytic:>14.6g}{e.numeric:>14.6g}{e.abs_error:>11.2e}"
                              f"{e.rel_error:>11.2e}")
         return "\n".join(lines) if lines else "every tensor is within the threshold"

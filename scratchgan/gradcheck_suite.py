@@ -238,7 +238,8 @@ def load_layer_class(spec: str):
             module = importlib.util.module_from_spec(found)
             found.loader.exec_module(module)
         else:
-            sys.path.insert(0, str(Path.cwd()))
+            if str(Path.cwd()) not in sys.path:  # `python3 -m scratchgan` does not put it there
+                sys.path.insert(0, str(Path.cwd()))
             module = importlib.import_module(where)
     except ImportError as err:
         raise UsageError(f"--layer {spec!r}: cannot import {where} ({err})") from None

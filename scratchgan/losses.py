@@ -54,11 +54,13 @@ class BinaryCrossentropy:
             return xp.asarray(loss, dtype=xp.float64)
         loss, pc = ops.bce_forward(p, t)
         self._cache = ("probabilities", p, pc, t)
-        outside = ((p < 0) | (p > 1)).any()
-        if xp is np and outside:
+        loss, outside = xp.asarray(loss, dtype=xp.float64), ((p < 0) | (p > 1)).any()
+        if xp is not np:  # no read on the GPU: an outside prediction makes the loss NaN
+            return xp.where(outside, xp.nan, loss)
+        if outside:
             raise LossError("predictions must be probabilities in [0, 1]; for raw scores use "
                             "BinaryCrossentropy(from_logits=True)")
-        return xp.where(outside, xp.nan, xp.asarray(loss, dtype=xp.float64))
+        return loss
 
     def backward(self):
         """dL/dprediction for the last forward (same shape as the prediction)."""

@@ -49,8 +49,7 @@ class Metrics:
         """Read every kept iteration into the history (steps 1-4 above); return the last row."""
         if self._pending:
             values = [v for _, scores, _ in self._pending for v in scores]
-            xp = array_module(*values)
-            flat = np.array(to_host(xp.stack([xp.asarray(v, dtype=xp.float64) for v in values])), np.float64)
+            flat = to_host(array_module(*values).stack(values)).astype(np.float64)  # a fresh, writable copy
             flat = self.world.allreduce_sum(flat).tolist()
             rows = [(it, *flat[3 * i:3 * i + 3], seconds) for i, (it, _, seconds) in enumerate(self._pending)]
             self._pending.clear()

@@ -16,7 +16,7 @@ from .images import make_grid
 from .safe_io import atomic_write
 
 
-def _font():
+def label_font():
     """Pillow's built-in font at 13 px. At its bitmap default size a space is about one pixel
     wide ("D accuracy" read as "Daccuracy"); Pillow before 10.1 has only that size."""
     try:
@@ -56,7 +56,7 @@ class Panel:
         self.draw, self.box = draw, box
         self.x0, self.x1 = x_range
         self.y0, self.y1 = y_range
-        font = _font()
+        font = label_font()
         left, top, right, bottom = box
         draw.rectangle(box, outline=(0, 0, 0))
         draw.text((left, top - 17), title, fill=(0, 0, 0), font=font)
@@ -88,7 +88,7 @@ class Panel:
         for k, (label, colour) in enumerate(entries):
             y = top + 14 * k
             self.draw.line([(left, y + 5), (left + 18, y + 5)], fill=colour, width=3)
-            self.draw.text((left + 24, y), label, fill=(0, 0, 0), font=_font())
+            self.draw.text((left + 24, y), label, fill=(0, 0, 0), font=label_font())
 
 
 def _thin(xs, *columns, limit=2000):
@@ -120,7 +120,7 @@ def plot_curves(history, path, size=(900, 600)) -> None:
         loss_panel.line(*_thin(it, moving_average(values, window)), colour, width=2)
     acc_panel.line(*_thin(it, moving_average(acc, window)), ACC_COLOUR, width=2)
     loss_panel.legend([("D loss", D_COLOUR), ("G loss", G_COLOUR)])
-    draw.text((width // 2, height - 14), "iteration", fill=(0, 0, 0), font=_font(), anchor="mt")
+    draw.text((width // 2, height - 14), "iteration", fill=(0, 0, 0), font=label_font(), anchor="mt")
     with atomic_write(path) as f:
         image.save(f, format="PNG")
 
@@ -151,7 +151,7 @@ def grids_to_gif(frames, path, frame_ms: int = 250, hold_last_ms: int = 2000, ma
         grid = Image.fromarray(make_grid(np.asarray(images, dtype=np.float32) / 255, columns=4, scale=3)).convert("RGB")
         canvas = Image.new("RGB", (grid.width, grid.height + 16), (255, 255, 255))
         canvas.paste(grid, (0, 16))
-        ImageDraw.Draw(canvas).text((4, 2), caption, fill=(0, 0, 0), font=_font())
+        ImageDraw.Draw(canvas).text((4, 2), caption, fill=(0, 0, 0), font=label_font())
         pictures.append(canvas.convert("P", palette=Image.Palette.ADAPTIVE))
     durations = [frame_ms] * (len(pictures) - 1) + [hold_last_ms]
     with atomic_write(path) as f:

@@ -18,7 +18,7 @@ import math
 
 from PIL import Image, ImageDraw
 
-from .plots import _font
+from .plots import label_font
 from .safe_io import atomic_write
 
 #: one colour per model, in the order the bench runs them
@@ -38,7 +38,7 @@ def plot_roofline(points, peak_gflops, bandwidth_gbs, path, title="", size=(1000
     y_hi = 10 ** math.ceil(math.log10(peak_gflops * 1.5))
     image = Image.new("RGB", size, (255, 255, 255))
     draw = ImageDraw.Draw(image)
-    font = _font()
+    font = label_font()
     width, height = size
     left, top, right, bottom = 80, 40, width - 230, height - 60
 

@@ -64,6 +64,32 @@ def new_run_path(base="runs", model="mlp") -> Path:
     return path
 
 
+def refuse_existing_run(path) -> None:
+    """RunDirError if ``path`` already holds a run (a new run never overwrites one)."""
+    if os.path.lexists(Path(path) / "checkpoint.npz"):
+        raise RunDirError(f"{one_line(path)} already holds a run; use --resume {one_line(path)} or another --out")
+
+
+def check_data_fields(config: dict, where: str) -> None:
+    """ConfigError unless config.json's 'data' (if any) is a data source's text and its
+    'classes' (if any) a list of class names."""
+    data, classes = config.get("data"), config.get("classes")
+    if data is not None and (not isinstance(data, str) or not 0 < len(data) <= 4096):
+        raise ConfigError(f"{where}: 'data' should be a data source like \"mnist\" or a path, "
+                          f"got {one_line(repr(data), 60)}")
+    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        raise ConfigError(f"{where}: 'classes' should be a list of class names, got {one_line(repr(classes), 60)}")
+
+
+def read_config_file(path) -> dict:
+    """A run's config.json: a JSON object whose data source fields are well formed."""
+    config = read_json(path, "config", in_run=True)
+    if not isinstance(config, dict):
+        raise ConfigError(f"{one_line(path)}: expected a JSON object, got {type(config).__name__}")
+    check_data_fields(config, one_line(path))
+    return config
+
+
 class Run:
     """A run directory and the lock that makes it this process's (``writer=False``: read only,
     no lock, as the other ranks of a data-parallel run use it)."""
@@ -83,9 +109,11 @@ class Run:
         except OSError as err:
             raise RunDirError(f"{one_line(path)}: cannot create the run directory ({err.strerror})") from None
         run._claim()
-        if os.path.lexists(run.path / "checkpoint.npz"):
+        try:
+            refuse_existing_run(run.path)
+        except RunDirError:
             run.close()
-            raise RunDirError(f"{one_line(path)} already holds a run; use --resume {one_line(path)} or another --out")
+            raise
         return run
 
     @classmethod
@@ -161,22 +189,14 @@ class Run:
         and seed, with a data source the command line accepts and, where the checkpoint
         records one (``data_source``), the same data and classes."""
         path = self.path / "config.json"
-        config = read_json(path, "config", in_run=True)
+        config = read_config_file(path)
         where = one_line(path)
-        if not isinstance(config, dict):
-            raise ConfigError(f"{where}: expected a JSON object, got {type(config).__name__}")
         if config.get("model") != recipe.model:
             raise ConfigError(f"{where} names model {one_line(repr(config.get('model')), 60)} but checkpoint.npz beside it "
                               f"holds a {recipe.model!r} run: the two disagree, so this run directory cannot be resumed")
         if config.get("seed", seed) != seed:
             raise ConfigError(f"{where} names seed {one_line(repr(config.get('seed')), 40)} but checkpoint.npz holds seed "
                               f"{seed}: the two disagree, so this run directory cannot be resumed")
-        data, classes = config.get("data"), config.get("classes")
-        if data is not None and (not isinstance(data, str) or not 0 < len(data) <= 4096):
-            raise ConfigError(f"{where}: 'data' should be a data source like \"mnist\" or a path, "
-                              f"got {one_line(repr(data), 60)}")
-        if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
-            raise ConfigError(f"{where}: 'classes' should be a list of class names, got {one_line(repr(classes), 60)}")
         if data_source is not None:
             for key in ("data", "classes"):
                 if config.get(key) != data_source.get(key):

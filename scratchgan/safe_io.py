@@ -107,17 +107,22 @@ def resolve_typed(path) -> str:
     return os.path.realpath(os.fspath(path))
 
 
+def _checked_fd(path: str, flags: int, what: str, limit: int | None, in_run: bool) -> int:
+    """A descriptor opened by _open_fd and checked by check_descriptor (closed if refused)."""
+    fd = _open_fd(path, flags, what)
+    try:
+        check_descriptor(fd, path, what, limit, in_run)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 @contextlib.contextmanager
 def open_checked(path, kind: str, *, in_run: bool = False, typed: bool = False, what: str | None = None):
     """A binary file object of a checked regular file of ``kind`` (a key of LIMITS)."""
     path = resolve_typed(path) if typed else os.fspath(path)
-    what = what or f"{kind} file"
-    fd = _open_fd(path, os.O_RDONLY, what)
-    try:
-        check_descriptor(fd, path, what, LIMITS[kind], in_run)
-    except BaseException:
-        os.close(fd)
-        raise
+    fd = _checked_fd(path, os.O_RDONLY, what or f"{kind} file", LIMITS[kind], in_run)
     with os.fdopen(fd, "rb") as f:
         yield f
 
@@ -271,13 +276,7 @@ def open_in_place(path, *, create: bool = True, append: bool = False) -> int:
     """A descriptor for a run's file that is written in place (the log, the lock): never a
     link, a regular file of one link. The caller closes it."""
     flags = os.O_RDWR | (os.O_CREAT if create else 0) | (os.O_APPEND if append else 0)
-    fd = _open_fd(os.fspath(path), flags, "a regular file of the run")
-    try:
-        check_descriptor(fd, os.fspath(path), "a regular file of the run", None, in_run=True)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    return _checked_fd(os.fspath(path), flags, "a regular file of the run", None, in_run=True)
 
 
 def append_line(path, line: str) -> int:

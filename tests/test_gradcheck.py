@@ -173,7 +173,7 @@ def test_the_report_points_at_the_border_entry_a_broken_backward_gets_wrong(blur
     x = np.random.default_rng(0).standard_normal((3, 6))
     good, bad = scratchgan.gradcheck(blur(), x), scratchgan.gradcheck(blur(broken=True), x)
     assert good.max_error < 1e-7 and bad.max_error > 0.1
-    worst = bad.rows[0].worst
+    worst = bad.rows[0].worst_entries
     assert {e.where[1] for e in worst[:3]} == {5}  # the three rows' last column, and nothing else, is off
     assert worst[3].rel_error < 1e-8
     first = worst[0]

@@ -97,7 +97,8 @@ def fit_image(image: Image.Image, height: int, width: int, channels: int) -> np.
 
 
 def decode_images(paths, height: int, width: int, channels: int):
-    """(list of uint8 (height, width, channels) pictures, list of (path, reason) skipped)."""
+    """(uint8 (n, height, width, channels) of the pictures that could be read, list of
+    (path, reason) of those skipped)."""
     images, skipped = [], []
     for path in paths:
         try:
@@ -106,12 +107,6 @@ def decode_images(paths, height: int, width: int, channels: int):
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, EOFError,
                 SyntaxError, struct.error) as err:  # Pillow's ways of saying "a broken file" (a bad PNG chunk: SyntaxError)
             skipped.append((path, one_line(err, 200)))
-    return images, skipped
-
-
-def decode_block(paths, height: int, width: int, channels: int):
-    """(uint8 (n, height, width, channels) of the pictures that could be read, skipped)."""
-    images, skipped = decode_images(paths, height, width, channels)
     block = np.stack(images) if images else np.empty((0, height, width, channels), np.uint8)
     return block, skipped
 
@@ -138,7 +133,7 @@ def load_image_folder(folder, image_shape, spread=None):
                                f"{', '.join(SUFFIXES)})")
     budget.require(5 * len(paths) * height * width * channels,
                    f"the {len(paths):,} pictures of {one_line(folder)} at {height}x{width}x{channels}")
-    images, skipped = (spread or _in_this_process)(lambda share: decode_block(share, height, width, channels), paths)
+    images, skipped = (spread or _in_this_process)(lambda share: decode_images(share, height, width, channels), paths)
     if len(images) == 0:
         what = "its one image file could not" if len(paths) == 1 else f"none of the {counted(len(paths), 'image file')} could"
         raise ImageFolderError(f"{one_line(folder)}: {what} be read "
