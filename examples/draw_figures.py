@@ -257,6 +257,25 @@ def draw_circuit(path):
     image.save(path)
 
 
+def sample_strip(run_dir, iterations, path, gap=10):
+    """The run's fixed-z grids at ``iterations`` side by side, ``gap`` white pixels apart
+    (the README's early samples). Each PNG is read through the validated reader."""
+    import io
+
+    from scratchgan.safe_io import read_bytes
+
+    grids = []
+    for it in iterations:
+        raw = read_bytes(Path(run_dir) / "samples" / f"iter_{it:06d}.png", "picture", in_run=True)
+        with Image.open(io.BytesIO(raw)) as grid:
+            grids.append(grid.convert("RGB"))
+    width, height = grids[0].size
+    strip = Image.new("RGB", (len(grids) * (width + gap) - gap, height), "white")
+    for k, grid in enumerate(grids):
+        strip.paste(grid, (k * (width + gap), 0))
+    strip.save(path)
+
+
 FIGURES = {"im2col.png": draw_im2col, "overlap_counts.png": draw_overlap_counts,
            "batchnorm_graph.png": draw_batchnorm_graph, "maxpool_routing.png": draw_maxpool_routing,
            "circuit.png": draw_circuit, "checkerboard.png": draw_checkerboard}
@@ -265,7 +284,14 @@ FIGURES = {"im2col.png": draw_im2col, "overlap_counts.png": draw_overlap_counts,
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=str(OUT), help="folder for the PNGs (default: docs/images)")
+    parser.add_argument("--strip", nargs="+", metavar=("RUN_DIR", "ITERATION"),
+                        help="instead: a run's sample grids at these iterations side by side, into --strip-out")
+    parser.add_argument("--strip-out", default="strip.png", help="the strip's PNG (default strip.png)")
     args = parser.parse_args(argv)
+    if args.strip:
+        sample_strip(args.strip[0], [int(i) for i in args.strip[1:]], args.strip_out)
+        print(f"wrote {args.strip_out}")
+        return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     scratchgan.set_backend("numpy")  # the reference ops: every machine draws the same numbers

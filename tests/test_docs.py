@@ -175,3 +175,18 @@ def test_the_notebook_runs_cell_by_cell_and_its_pictures_exist():
     markdown = "".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "markdown")
     pictures = re.findall(r"\]\((images/[\w.]+)\)", markdown)
     assert len(pictures) >= 5 and all((ROOT / "docs" / p).is_file() for p in pictures)
+
+
+def test_the_readmes_early_samples_strip_is_drawn_by_the_script(tmp_path):
+    from PIL import Image
+
+    figures = _figures()
+    (tmp_path / "samples").mkdir()
+    for it, shade in ((250, 40), (3000, 200)):
+        Image.fromarray(np.full((20, 30, 3), shade, np.uint8)).save(tmp_path / "samples" / f"iter_{it:06d}.png")
+    assert figures.main(["--strip", str(tmp_path), "250", "3000", "--strip-out", str(tmp_path / "strip.png")]) == 0
+    with Image.open(tmp_path / "strip.png") as strip:
+        pixels = np.asarray(strip.convert("RGB"))
+    assert pixels.shape == (20, 2 * 30 + 10, 3)
+    assert (pixels[:, :30] == 40).all() and (pixels[:, 30:40] == 255).all() and (pixels[:, 40:] == 200).all()
+    assert "draw_figures.py --strip" in (ROOT / "README.md").read_text()
