@@ -28,6 +28,11 @@ from .dropout import dropout_backward, dropout_forward
 from .linear import dense_backward_data, dense_backward_weights, dense_forward
 from .losses import bce_backward, bce_forward, bce_logits_backward, bce_logits_forward
 from .optim import adam_update, rmsprop_update, sgd_update
+from .winograd import (
+    winograd_conv2d_backward_data,
+    winograd_conv2d_backward_weights,
+    winograd_conv2d_forward,
+)
 from .pooling import (
     maxpool_backward,
     maxpool_forward,
