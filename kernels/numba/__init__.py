@@ -1,6 +1,8 @@
 """The Numba CPU backend: ``KERNELS`` maps op names (those of scratchgan/ops) to functions
 with the NumPy reference's signature; ``scratchgan.set_backend("numba")`` registers them.
-One module per op family, each with its own KERNELS; nothing here imports scratchgan.
+One module per op family, each with its own KERNELS; nothing here imports scratchgan's op
+registry (the Winograd kernels take their transform matrices from scratchgan/ops/winograd.py,
+the one place they are derived).
 
 Dense layers and the GEMMs inside convolutions stay with NumPy's BLAS: no hand-written
 loop beats it. The kernels do what BLAS cannot: layout transforms (im2col/col2im without
@@ -17,9 +19,9 @@ import os
 # it). Passive waiting (threads sleep at once) removes that; set before OpenMP starts.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import activations, batchnorm, conv, dropout, losses, optim, pooling  # noqa: E402
+from . import activations, batchnorm, conv, dropout, losses, optim, pooling, winograd  # noqa: E402
 
-MODULES = (activations, batchnorm, conv, dropout, losses, optim, pooling)
+MODULES = (activations, batchnorm, conv, dropout, losses, optim, pooling, winograd)
 
 #: ops left to NumPy on purpose, because NumPy is as fast or faster (measured): BLAS GEMMs,
 #: SIMD tanh/exp, and the bias gradient's column sum (memory-bound, vectorised already)

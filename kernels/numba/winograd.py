@@ -1,0 +1,217 @@
+"""Winograd convolution kernels: fused tile transforms around one batched BLAS GEMM.
+
+The math and the NumPy reference: scratchgan/ops/winograd.py. Here the work is split so
+that only the GEMMs see the channels' full width and nothing else is ever materialised:
+
+* ``transform_tiles`` reads each tile of the input straight from x (zeros outside it, so
+  no padded copy), applies ``L d L^T`` (BT for the input, G for dy's tiles in the
+  backward-weights pass) and writes the alpha^2 results of each channel where the GEMM
+  wants them, ``out[xi*alpha + nu, tile, channel]``: one pass, one write per value.
+* NumPy's BLAS multiplies the alpha^2 (tiles x C) @ (C x F) matrices (np.matmul).
+* ``untransform_tiles`` applies ``AT M AT^T`` per tile, adds the bias and writes the
+  m x m outputs into y, cropping the last row and column of tiles.
+
+Images are processed in chunks whose transformed tiles take about CHUNK_BYTES, so the
+GEMM's operands stay cache-sized and memory stays bounded. Each loop iteration is one
+row of tiles of one image: no two iterations write one value.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from scratchgan.ops.winograd import flipped, serves, tile_counts, winograd_matrices
+
+from . import pool
+from .checks import KernelArgumentError
+from .threads import threads_for
+
+CHUNK_BYTES = 16 << 20
+
+
+@njit(parallel=True, cache=True)
+def transform_tiles(src, n0, n1, tiles_h, tiles_w, step, origin_h, origin_w, L, out):
+    """out[xi*alpha + nu, t, c] = sum_{a,b} L[xi, a] src[n, h0 + a, w0 + b, c] L[nu, b]
+
+    for tile t = ((n - n0)*tiles_h + ty)*tiles_w + tx of images n0..n1, whose s x s patch
+    (s = L's columns) starts at h0 = origin_h + ty*step, w0 = origin_w + tx*step; src reads
+    as zero outside its bounds. L is (alpha, s); out is (alpha*alpha, tiles, C)."""
+    _, h, w, c = src.shape
+    alpha, s = L.shape
+    for row in prange((n1 - n0) * tiles_h):
+        n = n0 + row // tiles_h
+        ty = row % tiles_h
+        rows = np.empty((alpha, s, c), dtype=out.dtype)  # L @ patch, per column b of the patch
+        for tx in range(tiles_w):
+            t = row * tiles_w + tx
+            h0 = origin_h + ty * step
+            w0 = origin_w + tx * step
+            rows[:] = 0
+            for a in range(s):
+                hh = h0 + a
+                if hh < 0 or hh >= h:
+                    continue
+                for b in range(s):
+                    ww = w0 + b
+                    if ww < 0 or ww >= w:
+                        continue
+                    pixel = src[n, hh, ww]
+                    for xi in range(alpha):
+                        coef = L[xi, a]
+                        if coef != 0:
+                            acc = rows[xi, b]
+                            for ch in range(c):
+                                acc[ch] += coef * pixel[ch]
+            for xi in range(alpha):
+                for nu in range(alpha):
+                    dst = out[xi * alpha + nu, t]
+                    dst[:] = 0
+                    for b in range(s):
+                        coef = L[nu, b]
+                        if coef != 0:
+                            acc = rows[xi, b]
+                            for ch in range(c):
+                                dst[ch] += coef * acc[ch]
+
+
+@njit(parallel=True, cache=True)
+def untransform_tiles(mt, n0, n1, tiles_h, tiles_w, L, bias, y):
+    """y[n, ty*m + u, tx*m + v, f] = bias[f] + sum_{xi,nu} L[u, xi] mt[xi*alpha + nu, t, f] L[v, nu]
+
+    for every tile t of images n0..n1 (numbered as in transform_tiles) and u, v < m inside
+    y; L is AT (m, alpha); ``bias`` is (F,) or empty for none."""
+    _, ho, wo, f = y.shape
+    m, alpha = L.shape
+    for row in prange((n1 - n0) * tiles_h):
+        n = n0 + row // tiles_h
+        ty = row % tiles_h
+        part = np.empty((m, alpha, f), dtype=y.dtype)  # L @ M, per column nu
+        for tx in range(tiles_w):
+            t = row * tiles_w + tx
+            part[:] = 0
+            for xi in range(alpha):
+                for nu in range(alpha):
+                    src = mt[xi * alpha + nu, t]
+                    for u in range(m):
+                        coef = L[u, xi]
+                        if coef != 0:
+                            acc = part[u, nu]
+                            for o in range(f):
+                                acc[o] += coef * src[o]
+            for u in range(min(m, ho - ty * m)):
+                for v in range(min(m, wo - tx * m)):
+                    dst = y[n, ty * m + u, tx * m + v]
+                    if bias.shape[0] == f:
+                        dst[:] = bias
+                    else:
+                        dst[:] = 0
+                    for nu in range(alpha):
+                        coef = L[v, nu]
+                        if coef != 0:
+                            acc = part[u, nu]
+                            for o in range(f):
+                                dst[o] += coef * acc[o]
+
+
+def _check(name, g, m, src, kernel_like, dims):
+    """The launcher's guard: Numba's loops index without bounds checks, so every shape they
+    rely on is checked here (a KernelArgumentError names what disagrees)."""
+    why = serves(g)
+    if why is not None:
+        raise KernelArgumentError(f"{name}: {why}")
+    if m not in (2, 4):
+        raise KernelArgumentError(f"{name}: output tile m={m!r}, expected 2 or 4")
+    if not isinstance(src, np.ndarray) or src.ndim != 4 or src.dtype.kind != "f":
+        raise KernelArgumentError(f"{name}: expected a 4-D float array, got {getattr(src, 'dtype', type(src))} "
+                                  f"{getattr(src, 'shape', '')}")
+    if kernel_like.dtype != src.dtype:
+        raise KernelArgumentError(f"{name}: dtypes differ ({src.dtype} and {kernel_like.dtype})")
+    if tuple(src.shape[1:3]) != dims:
+        raise KernelArgumentError(f"{name}: input is {src.shape[1]}x{src.shape[2]}, the layer's window "
+                                  f"expects {dims[0]}x{dims[1]}")
+
+
+def sandwich(L, a):
+    """L a L^T over a's first two axes: (p, q) and (q, q, ...) -> (p, p, ...), as two GEMMs."""
+    q = a.shape[0]
+    rows = (L @ a.reshape(q, -1)).reshape(L.shape[0], q, -1)  # [xi, b, ...] = sum_a L[xi, a] a[a, b, ...]
+    return (L @ rows).reshape(L.shape[0], L.shape[0], *a.shape[2:])  # [xi, nu, ...] = sum_b L[nu, b] rows[xi, b]
+
+
+def _chunk(n, per_image_bytes):
+    return max(1, min(n, CHUNK_BYTES // max(per_image_bytes, 1)))
+
+
+def _correlate(x, kernel, top, left, out_h, out_w, m, bias):
+    """y = correlate(x, kernel) (+ bias), as scratchgan.ops.winograd.correlate, fused."""
+    n, _, _, c = x.shape
+    r, _, kc, f = kernel.shape
+    if kc != c or (bias is not None and bias.shape != (f,)):
+        raise KernelArgumentError(f"winograd: kernel {kernel.shape} and bias {getattr(bias, 'shape', None)} "
+                                  f"do not fit an input of {c} channels")
+    at, g, bt = (a.astype(x.dtype) for a in winograd_matrices(m, r))
+    alpha = m + r - 1
+    th, tw = tile_counts(out_h, out_w, m)
+    u = sandwich(g, np.ascontiguousarray(kernel, dtype=x.dtype)).reshape(alpha * alpha, c, f)
+    x = np.ascontiguousarray(x)
+    bias = np.zeros(0, x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
+    y = pool.empty((n, out_h, out_w, f), x.dtype)
+    per_image = alpha * alpha * th * tw * (c + f) * x.itemsize
+    chunk = _chunk(n, per_image)
+    v = pool.empty((alpha * alpha, chunk * th * tw, c), x.dtype)
+    mt = pool.empty((alpha * alpha, chunk * th * tw, f), x.dtype)
+    threads_for(n * th * tw * alpha * alpha * c)  # the whole call's work: parallel pays at once
+    for n0 in range(0, n, chunk):
+        n1 = min(n, n0 + chunk)
+        tiles = (n1 - n0) * th * tw
+        vs, ms = v[:, :tiles], mt[:, :tiles]
+        transform_tiles(x, n0, n1, th, tw, m, -top, -left, bt, vs)
+        np.matmul(vs, u, out=ms)
+        untransform_tiles(ms, n0, n1, th, tw, at, bias, y)
+    return y
+
+
+def winograd_conv2d_forward(x, kernel, bias, g, m):
+    _check("winograd_conv2d_forward", g, m, x, kernel, (g.h, g.w))
+    return _correlate(x, kernel, g.top, g.left, g.ho, g.wo, m, bias)
+
+
+def winograd_conv2d_backward_data(dy, kernel, g, m):
+    _check("winograd_conv2d_backward_data", g, m, dy, kernel, (g.ho, g.wo))
+    return _correlate(dy, flipped(kernel), g.kh - 1 - g.top, g.kw - 1 - g.left, g.h, g.w, m, None)
+
+
+def winograd_conv2d_backward_weights(dy, x, g, m):
+    _check("winograd_conv2d_backward_weights", g, m, x, dy, (g.h, g.w))
+    if dy.ndim != 4 or dy.shape[:3] != (x.shape[0], g.ho, g.wo):
+        raise KernelArgumentError(f"winograd_conv2d_backward_weights: dy is {dy.shape}, expected "
+                                  f"({x.shape[0]}, {g.ho}, {g.wo}, F)")
+    r = g.kh
+    n, c, f = x.shape[0], x.shape[3], dy.shape[3]
+    at, gw, bt = (a.astype(x.dtype) for a in winograd_matrices(r, m))  # F(r x r, m x m)
+    alpha = m + r - 1
+    th, tw = tile_counts(g.ho, g.wo, m)
+    x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
+    per_image = alpha * alpha * th * tw * (c + f) * x.itemsize
+    chunk = _chunk(n, per_image)
+    v = pool.empty((alpha * alpha, chunk * th * tw, c), x.dtype)
+    wt = pool.empty((alpha * alpha, chunk * th * tw, f), x.dtype)
+    mw = np.zeros((alpha * alpha, c, f), x.dtype)
+    part = np.empty_like(mw)
+    threads_for(n * th * tw * alpha * alpha * c)
+    for n0 in range(0, n, chunk):
+        n1 = min(n, n0 + chunk)
+        tiles = (n1 - n0) * th * tw
+        vs, ws = v[:, :tiles], wt[:, :tiles]
+        transform_tiles(x, n0, n1, th, tw, m, -g.top, -g.left, bt, vs)
+        transform_tiles(dy, n0, n1, th, tw, m, 0, 0, gw, ws)
+        np.matmul(vs.transpose(0, 2, 1), ws, out=part)
+        mw += part
+    return np.ascontiguousarray(sandwich(at, mw.reshape(alpha, alpha, c, f)))
+
+
+KERNELS = {
+    "winograd_conv2d_forward": winograd_conv2d_forward,
+    "winograd_conv2d_backward_data": winograd_conv2d_backward_data,
+    "winograd_conv2d_backward_weights": winograd_conv2d_backward_weights,
+}
