@@ -5,6 +5,7 @@ The top-level ``kernels/`` folder of the source tree is installed as ``scratchga
 """
 from . import layers, losses, ops, optimizers
 from .backend import BackendError, get_backend, set_backend
+from .conv_algo import get_conv_algo, set_conv_algo
 from .gradcheck import gradcheck
 from .models import Sequential
 
@@ -14,10 +15,12 @@ __all__ = [
     "BackendError",
     "Sequential",
     "get_backend",
+    "get_conv_algo",
     "gradcheck",
     "layers",
     "losses",
     "ops",
     "optimizers",
     "set_backend",
+    "set_conv_algo",
 ]

@@ -51,6 +51,7 @@ LIMITS = {
     "cifar-archive": 1 * GiB,  # a CIFAR-10 .tar.gz (163 MB)
     "cifar-batch": 40 * MiB,   # one CIFAR-10 batch file: 10,000 images, 30.7 MB
     "picture": 64 * MiB,     # one PNG or JPEG of a picture folder
+    "conv-algorithms": 4 * MiB,  # the measured convolution-algorithm choices (a few kB per model)
 }
 
 #: the most members an .npz may hold (a checkpoint of the largest model: about 150)

@@ -18,12 +18,14 @@ adjoint of the Conv2D that maps (Ho, Wo, F) to (H, W, C_in) with the same kernel
 Ho = H * sh ("same") or H * sh + max(kh - sh, 0) ("valid"), as Keras computes it.
 
 Each layer computes its :class:`~scratchgan.ops.geometry.Window` (sizes, strides,
-paddings) once, when it is built, and hands it to every op call. The ops:
-scratchgan/ops/conv.py. Derivations: docs/derivations.md, "Conv2D" and "Conv2DTranspose".
+paddings) once, when it is built, and hands it to every op call. Each of its three passes
+runs im2col + GEMM (scratchgan/ops/conv.py) or, for stride-1 3x3 and 5x5 kernels, Winograd
+(scratchgan/ops/winograd.py), as ``scratchgan.set_conv_algo`` decides (scratchgan/conv_algo.py).
+Derivations: docs/derivations.md, "Conv2D", "Conv2DTranspose" and "Winograd convolution".
 """
 from __future__ import annotations
 
-from .. import ops
+from ..conv_algo import ConvAlgorithms
 from ..ops.geometry import check_padding, pair, transpose_window, window
 from .base import LayerError
 from .linear import LinearLayer
@@ -41,6 +43,7 @@ class _Conv(LinearLayer):
         self.strides = pair(strides, "strides")
         self.padding = check_padding(padding)
         self.window = None  # the Window of inputs of the built size, set by _build
+        self.algorithms = None  # which algorithm each pass runs (ConvAlgorithms), set by _build
 
     def _window(self, input_shape):
         """The Window of inputs of ``input_shape`` (a ValueError if they are too small)."""
@@ -48,6 +51,7 @@ class _Conv(LinearLayer):
 
     def _build(self, input_shape):
         self.window = self._window(input_shape)
+        self.algorithms = ConvAlgorithms(f"{self.name} ({self.window})")
         super()._build(input_shape)
 
     def get_config(self):
@@ -74,13 +78,13 @@ class Conv2D(_Conv):
         return (input_shape[0], self.window.ho, self.window.wo, self.filters)
 
     def _linear_forward(self, x):
-        return ops.conv2d_forward(x, self.params["kernel"], self.params.get("bias"), self.window)
+        return self.algorithms.run("forward", self.window, x, self.params["kernel"], self.params.get("bias"))
 
     def _linear_backward_weights(self, dz, x):
-        return ops.conv2d_backward_weights(dz, x, self.window)
+        return self.algorithms.run("backward_weights", self.window, dz, x)
 
     def _linear_backward_data(self, dz):
-        return ops.conv2d_backward_data(dz, self.params["kernel"], self.window)
+        return self.algorithms.run("backward_data", self.window, dz, self.params["kernel"])
 
 
 class Conv2DTranspose(_Conv):
@@ -102,13 +106,13 @@ class Conv2DTranspose(_Conv):
     # (self.window is A's): y = A^T x is A's backward-data pass, so our backward-data pass
     # is A's forward, and our kernel gradient is A's with the roles of x and dy swapped.
     def _linear_forward(self, x):
-        y = ops.conv2d_backward_data(x, self.params["kernel"], self.window)
+        y = self.algorithms.run("backward_data", self.window, x, self.params["kernel"])
         if self.use_bias:
             y += self.params["bias"]
         return y
 
     def _linear_backward_weights(self, dz, x):
-        return ops.conv2d_backward_weights(x, dz, self.window)
+        return self.algorithms.run("backward_weights", self.window, x, dz)
 
     def _linear_backward_data(self, dz):
-        return ops.conv2d_forward(dz, self.params["kernel"], None, self.window)
+        return self.algorithms.run("forward", self.window, dz, self.params["kernel"], None)

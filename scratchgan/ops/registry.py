@@ -61,6 +61,11 @@ def on_first_use(choose) -> None:
     _choose_default = choose
 
 
+def active() -> str:
+    """The backend the dispatchers call now (choosing the default one if none was chosen yet)."""
+    return _active or _choose_default()
+
+
 def op(reference):
     """Register ``reference`` as the NumPy implementation of op ``reference.__name__``."""
     name = reference.__name__
@@ -71,7 +76,7 @@ def op(reference):
 
     @functools.wraps(reference)
     def dispatch(*args, **kwargs):
-        impl = impls.get(_active or _choose_default(), reference)
+        impl = impls.get(active(), reference)
         if _observer is None:
             return impl(*args, **kwargs)
         synchronize()  # on a GPU, time the op's kernels, not only their launch

@@ -1,0 +1,263 @@
+"""Which algorithm runs each pass of each convolution: im2col + GEMM, or Winograd.
+
+One switch, like the backend's::
+
+    scratchgan.set_conv_algo("auto")      # measure, keep the fastest (the default)
+    scratchgan.set_conv_algo("im2col")    # im2col + one GEMM everywhere (bit-for-bit as before)
+    scratchgan.set_conv_algo("winograd")  # F(4x4, r x r) wherever it serves, im2col elsewhere
+
+also ``SCRATCHGAN_CONV_ALGO`` (read at the first convolution) and ``--conv-algo`` on the
+command line. Winograd (scratchgan/ops/winograd.py) serves stride-1 3x3 and 5x5 kernels
+on the numba and numpy backends; any other layer runs im2col, and ``winograd`` says so
+once per layer on stderr. The three passes of a layer (forward, backward-data,
+backward-weights) are chosen separately: each is its own convolution.
+
+``auto``, as cuDNN's benchmark mode: the first time a pass runs with a new input shape, each
+algorithm that applies (im2col, whose Numba kernel takes its few-filter path by itself,
+F(2x2, r x r) and F(4x4, r x r)) runs once to warm up and once timed, and the fastest is
+kept for that shape. On the numpy backend (the reference) ``auto`` is im2col: nothing is
+timed. Choices are cached in ``conv-algorithms.json`` in scratchgan's cache folder
+($SCRATCHGAN_CACHE, else ~/.cache/scratchgan), keyed by pass, shapes, dtype, backend, CPU
+model, thread count and library versions, so a later run on the same machine skips the
+timing. The file is read through the validated reader; a corrupt or foreign one is
+ignored with a warning (and rewritten), never trusted. Winograd and im2col agree to
+float32 rounding, not bit for bit: ``im2col`` is the choice for runs that must repeat
+bit for bit on another machine.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+from . import ops
+from .errors import FileRefused, UsageError, one_line
+from .ops import registry, winograd
+
+MODES = ("auto", "im2col", "winograd")
+#: the environment variable read at the first convolution when set_conv_algo was not called
+VARIABLE = "SCRATCHGAN_CONV_ALGO"
+#: the file of measured choices in the cache folder
+CACHE_FILE = "conv-algorithms.json"
+CACHE_FORMAT = "scratchgan conv algorithms"
+CACHE_VERSION = 1
+#: the Winograd tile that ``winograd`` runs: the larger, with the fewest multiplications
+FORCED_TILE = 4
+
+#: pass -> (im2col op, Winograd op); each Winograd op takes the im2col op's arguments and the tile
+PASSES = {
+    "forward": (ops.conv2d_forward, ops.winograd_conv2d_forward),
+    "backward_data": (ops.conv2d_backward_data, ops.winograd_conv2d_backward_data),
+    "backward_weights": (ops.conv2d_backward_weights, ops.winograd_conv2d_backward_weights),
+}
+#: backends with Winograd kernels (numpy runs the reference)
+WINOGRAD_BACKENDS = ("numba", "numpy")
+
+_mode: list = [None]  # None until set_conv_algo or the first convolution reads VARIABLE
+
+
+def set_conv_algo(mode: str) -> None:
+    """Choose how convolutions run: "auto", "im2col" or "winograd" (see the module's doc)."""
+    if mode not in MODES:
+        raise UsageError(f"conv algorithm {mode!r}: expected one of {', '.join(MODES)}")
+    _mode[0] = mode
+
+
+def get_conv_algo() -> str:
+    """The mode in force (``SCRATCHGAN_CONV_ALGO`` or "auto" when none was set)."""
+    if _mode[0] is None:
+        value = os.environ.get(VARIABLE, "").strip() or "auto"
+        if value not in MODES:
+            raise UsageError(f"{VARIABLE}={value!r}: expected one of {', '.join(MODES)}")
+        _mode[0] = value
+    return _mode[0]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One algorithm: ``tile`` None is im2col + GEMM, 2 or 4 is Winograd F(tile x tile, r x r)."""
+
+    tile: int | None = None
+
+    def label(self, r: int) -> str:
+        return "im2col" if self.tile is None else f"winograd F({self.tile}x{self.tile},{r}x{r})"
+
+    def run(self, pass_name, args, g):
+        im2col_op, winograd_op = PASSES[pass_name]
+        if self.tile is None:
+            return im2col_op(*args, g)
+        return winograd_op(*args, g, self.tile)
+
+
+IM2COL = Choice()
+
+
+class ConvAlgorithms:
+    """The algorithm each pass of one convolution layer runs, chosen on the first call per
+    input shape and kept (see the module's doc). ``describe`` names the layer in notes."""
+
+    def __init__(self, describe):
+        self.describe = describe
+        self.chosen: dict[tuple, Choice] = {}  # (pass, shapes, dtype, backend, mode) -> Choice
+        self.noted = False
+
+    def run(self, pass_name: str, g, *args):
+        """Run pass ``pass_name`` (a key of PASSES) on ``args`` (the im2col op's, without ``g``)."""
+        mode, backend = get_conv_algo(), registry.active()
+        shapes = tuple(tuple(a.shape) for a in args if hasattr(a, "shape"))
+        key = (pass_name, shapes, str(args[0].dtype), backend, mode)
+        choice = self.chosen.get(key)
+        if choice is not None:
+            return choice.run(pass_name, args, g)
+        why = winograd.serves(g)
+        if why is None and backend not in WINOGRAD_BACKENDS:
+            why = f"the {backend} backend has no Winograd kernels"
+        if mode == "im2col" or why is not None or (mode == "auto" and backend == "numpy"):
+            if mode == "winograd" and why is not None and not self.noted:
+                print(f"scratchgan: {self.describe()}: {why}; it runs im2col", file=sys.stderr, flush=True)
+                self.noted = True
+            choice, out = IM2COL, None
+        elif mode == "winograd":
+            choice, out = Choice(FORCED_TILE), None
+        else:
+            choice, out = _measured(pass_name, g, args, backend)
+        self.chosen[key] = choice
+        return out if out is not None else choice.run(pass_name, args, g)
+
+
+# --- auto: measure once per shape and machine, remember in the cache file -------------------
+
+def _machine_key(backend: str) -> str:
+    import numpy as np
+
+    from . import __version__
+    from .machine import cpu_model
+
+    parts = [f"cpu={cpu_model()}", f"scratchgan={__version__}", f"numpy={np.__version__}", f"backend={backend}"]
+    if backend == "numba":
+        import numba
+
+        parts += [f"numba={numba.__version__}", f"threads={numba.config.NUMBA_NUM_THREADS}"]
+    return " ".join(parts)
+
+
+def cache_key(pass_name, g, args, backend) -> str:
+    """The cache's key of one measurement: everything its timing depends on."""
+    shapes = ";".join("x".join(map(str, a.shape)) for a in args if hasattr(a, "shape"))
+    return f"{pass_name} {shapes} {g} {args[0].dtype} | {_machine_key(backend)}"
+
+
+def _measured(pass_name, g, args, backend):
+    """(the fastest Choice, its output) for this call: from the cache, or timed now."""
+    key = cache_key(pass_name, g, args, backend)
+    cached = ChoiceCache.default().get(key)
+    if cached is not None:
+        return cached, None
+    observer = registry._observer
+    registry.set_observer(None)  # the bench times the training step, not these trials
+    try:
+        timings, best, best_out = {}, None, None
+        for choice in (IM2COL, *(Choice(m) for m in winograd.TILES)):
+            choice.run(pass_name, args, g)  # warm-up: compilation, first-touch memory
+            start = time.perf_counter()
+            out = choice.run(pass_name, args, g)
+            timings[choice.tile] = time.perf_counter() - start
+            if best is None or timings[choice.tile] < timings[best.tile]:
+                best, best_out = choice, out
+            del out
+    finally:
+        registry.set_observer(observer)
+    ChoiceCache.default().put(key, best, timings)
+    return best, best_out
+
+
+class ChoiceCache:
+    """The measured choices on disk: {key: {"tile": None | 2 | 4, "ms": {...}}}."""
+
+    _default = None
+
+    def __init__(self, path):
+        self.path = path
+        self.entries = self._load()
+
+    @classmethod
+    def default(cls):
+        from .datasets.download import cache_dir
+
+        path = cache_dir() / CACHE_FILE
+        if cls._default is None or cls._default.path != path:
+            cls._default = cls(path)
+        return cls._default
+
+    def _load(self) -> dict:
+        from .safe_io import read_json
+
+        if not os.path.lexists(self.path):
+            return {}
+        try:
+            return _checked_entries(read_json(self.path, "conv-algorithms"))
+        except (FileRefused, ValueError) as err:
+            print(f"scratchgan: ignoring the conv-algorithm cache {one_line(self.path)}: {one_line(err, 300)} "
+                  f"(it will be rewritten)", file=sys.stderr, flush=True)
+            return {}
+
+    def get(self, key: str):
+        entry = self.entries.get(key)
+        return None if entry is None else Choice(entry["tile"])
+
+    def put(self, key: str, choice: Choice, timings: dict) -> None:
+        import json
+
+        from .safe_io import atomic_write_text
+
+        ms = {("im2col" if tile is None else f"winograd{tile}"): round(1000 * t, 3) for tile, t in timings.items()}
+        self.entries[key] = {"tile": choice.tile, "ms": ms}
+        document = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "choices": self.entries}
+        try:
+            atomic_write_text(self.path, json.dumps(document, indent=1, sort_keys=True))
+        except (OSError, FileRefused) as err:  # a read-only cache folder costs a re-measurement, nothing else
+            print(f"scratchgan: cannot write the conv-algorithm cache {one_line(self.path)}: {one_line(err, 200)}",
+                  file=sys.stderr, flush=True)
+
+
+#: the most entries the cache file may hold (a model has a few dozen)
+MAX_ENTRIES = 10_000
+
+
+def _checked_entries(document) -> dict:
+    """The cache file's entries, each checked; ValueError naming the first thing wrong."""
+    if not isinstance(document, dict) or document.get("format") != CACHE_FORMAT:
+        raise ValueError(f"not a {CACHE_FORMAT!r} file")
+    if document.get("version") != CACHE_VERSION:
+        raise ValueError(f"version {one_line(document.get('version'), 40)}, expected {CACHE_VERSION}")
+    choices = document.get("choices")
+    if not isinstance(choices, dict) or len(choices) > MAX_ENTRIES:
+        raise ValueError(f"'choices' must be an object of at most {MAX_ENTRIES} entries")
+    for key, entry in choices.items():
+        if len(key) > 1000 or not isinstance(entry, dict):
+            raise ValueError(f"entry {one_line(key, 80)}: malformed")
+        tile = entry.get("tile")
+        if tile is not None and (type(tile) is not int or tile not in winograd.TILES):
+            raise ValueError(f"entry {one_line(key, 80)}: tile {one_line(tile, 20)}, expected null or one of {winograd.TILES}")
+        ms = entry.get("ms", {})
+        if not isinstance(ms, dict) or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in ms.values()):
+            raise ValueError(f"entry {one_line(key, 80)}: 'ms' must map names to finite numbers")
+    return dict(choices)
+
+
+def label(name: str, args, backend: str) -> str | None:
+    """The algorithm a conv op call ran, for the bench's table: None for other ops."""
+    if name.startswith("winograd_conv2d_"):
+        r, m = args[-2].kh, args[-1]
+        return Choice(m).label(r)
+    if name in ("conv2d_forward", "conv2d_backward_data", "conv2d_backward_weights"):
+        filters = args[0].shape[3] if name == "conv2d_backward_weights" else args[1].shape[3]
+        if backend == "numba":
+            from .kernels.numba.conv import FEW_FILTERS
+
+            if filters <= FEW_FILTERS:
+                return "few-filter GEMM"
+        return "im2col"
+    return None
