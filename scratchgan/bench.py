@@ -62,7 +62,11 @@ SETTLE_SECONDS = 0.5
 
 # --- FLOPs of the GEMM-like ops ----------------------------------------------------------
 def op_flops(name, args) -> int:
-    """Multiply-add FLOPs (2 per MAC) of one call of op ``name`` with ``args``; 0 for others."""
+    """Multiply-add FLOPs (2 per MAC) of one call of op ``name`` with ``args``; 0 for others.
+    A Winograd convolution counts the direct convolution's FLOPs (it does fewer): its rate
+    is an *effective* rate, and may pass the SGEMM roof."""
+    if name.startswith("winograd_"):
+        name, args = name[len("winograd_"):], args[:-1]  # the same pass without the tile argument
     if name in ("dense_forward", "dense_backward_data", "dense_backward_weights"):
         a, b = args[0], args[1]
         if name == "dense_forward":  # x (N, in), kernel (in, out)
@@ -204,11 +208,14 @@ def _synchronize(trainer) -> None:
 def _profile_step(trainer):
     from .ops import registry
 
+    from .conv_algo import label
+
     calls = []
+    backend_name = registry.active()
     def observe(name, args, out, dt):
         flops = op_flops(name, args)
         calls.append((name, _signature(args), dt, flops, op_bytes(name, args, out),
-                      flops or element_ops(name, args)))
+                      flops or element_ops(name, args), label(name, args, backend_name)))
 
     registry.set_observer(observe)
     try:
@@ -300,10 +307,14 @@ def _op_table(ops_by_backend):
     """[{op, shapes, flops, calls, backends: {name: median seconds per call}}], slowest first."""
     rows = {}
     for backend_name, calls in ops_by_backend.items():
-        for name, sig, dt, flops, nbytes, ops in calls:
-            row = rows.setdefault((name, sig), {"op": name, "shapes": sig, "flops": flops, "bytes": nbytes,
-                                                "roofline_ops": ops, "times": {}})
+        for name, sig, dt, flops, nbytes, ops, algo in calls:
+            # a pass is one row whichever algorithm each backend ran; "algo" says what each ran
+            row = rows.setdefault((name.replace("winograd_", ""), sig),
+                                  {"op": name.replace("winograd_", ""), "shapes": sig, "flops": flops, "bytes": nbytes,
+                                   "roofline_ops": ops, "times": {}, "algo": {}})
             row["times"].setdefault(backend_name, []).append(dt)
+            if algo:
+                row["algo"][backend_name] = algo
     table = []
     for row in rows.values():
         times = row.pop("times")
@@ -412,8 +423,9 @@ def draw_roofline(report, path) -> None:
         for row in result["ops"]:
             t = row["backends"].get(backend_name)
             if t and row["bytes"] and row["roofline_ops"]:
+                effective = row.get("algo", {}).get(backend_name, "").startswith("winograd")
                 points.append((f"{result['model']} (batch {result['batch']})", row["op"],
-                               row["roofline_ops"] / row["bytes"], row["roofline_ops"] / t / 1e9))
+                               row["roofline_ops"] / row["bytes"], row["roofline_ops"] / t / 1e9, effective))
     where = report["cpu"] if not on_gpu else "GPU"
     plot_roofline(points, peak, bandwidth, path,
                   title=f"scratchgan bench, {backend_name} backend, {where}: every op of one training iteration")
@@ -438,33 +450,46 @@ def _print_model(result, roofs, backends, top, have_torch, out):
     peak, bandwidth = roofs[ours[-1]]
     out(f"  slowest ops (median ms per call; on {ours[-1]}: GFLOP/s and % of the SGEMM peak for GEMM-bound ops, "
         f"GB/s and % of the copy bandwidth for the others):")
-    out(f"  {'op':<26}{'shapes':<44}{'calls':>5}" + "".join(f"{b:>9}" for b in ours) + f"{'rate':>13}{'%roof':>6}")
-    over = False
+    out(f"  {'op':<26}{'algorithm (' + ours[-1] + ')':<22}{'shapes':<44}{'calls':>5}" + "".join(f"{b:>9}" for b in ours)
+        + f"{'rate':>14}{'%roof':>6}")
+    over, effective = False, False
     for row in result["ops"][:top]:
         t = row["backends"].get(ours[-1])
         cells = "".join(f"{1000 * row['backends'][b]:>9.2f}" if b in row["backends"] else f"{'-':>9}" for b in ours)
+        algo = row.get("algo", {}).get(ours[-1], "")
         rate_s = ""
         if t and (row["flops"] or row["bytes"]):
+            unit = ("eGF/s" if algo.startswith("winograd") else "GF/s") if row["flops"] else "GB/s"
             rate_s, above = rate_cell(row["flops"] / t / 1e9 if row["flops"] else row["bytes"] / t / 1e9,
-                                      peak if row["flops"] else bandwidth, "GF/s" if row["flops"] else "GB/s")
+                                      peak if row["flops"] else bandwidth, unit)
             over |= above
-        out(f"  {row['op']:<26}{row['shapes'][:43]:<44}{row['calls']:>5}{cells}{rate_s}")
+            effective |= unit == "eGF/s"
+        out(f"  {row['op']:<26}{algo:<22}{row['shapes'][:43]:<44}{row['calls']:>5}{cells}{rate_s}")
     if over:
         out(f"  {IN_CACHE}: above 100% of the copy bandwidth, the op's arrays fit in the CPU's caches, which are "
             f"faster than the main-memory bandwidth the roof is measured on")
+    if effective:
+        out(f"  eGF/s: effective rate, the direct convolution's FLOPs over the time; Winograd does fewer "
+            f"multiplications, so it can pass 100% of the SGEMM peak ({EFFECTIVE}).")
 
 
 #: the mark of a rate above its roof
 IN_CACHE = "in cache"
 
 
+#: the mark of an effective rate above the SGEMM peak
+EFFECTIVE = "fewer multiplications"
+
+
 def rate_cell(rate: float, roof: float, unit: str):
     """(the rate and its % of the roof as a table cell, whether it is above the roof). A
     memory-bound op above 100% is marked: its arrays sat in cache, so main memory's
-    bandwidth is not its limit."""
+    bandwidth is not its limit. An effective rate (eGF/s) above 100% is marked too: the
+    algorithm does fewer multiplications than the FLOPs it is credited with."""
     share = 100 * rate / roof
     above = unit == "GB/s" and share > 100
-    return f"{rate:>7.1f} {unit}{share:>5.0f}%" + (f" ({IN_CACHE})" if above else ""), above
+    mark = f" ({IN_CACHE})" if above else (f" ({EFFECTIVE})" if unit == "eGF/s" and share > 100 else "")
+    return f"{rate:>7.1f} {unit:<5}{share:>5.0f}%" + mark, above
 
 
 if __name__ == "__main__":

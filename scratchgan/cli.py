@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from . import backend, budget, zoo
+from . import backend, budget, conv_algo, zoo
 from .checkpoint import LARGEST
 from .errors import ScratchganError, UsageError, one_line
 from .rundir import Run
@@ -53,6 +53,9 @@ def build_parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--backend", default=argparse.SUPPRESS,
                         help="numba (default), numpy (the readable reference) or cupy; also SCRATCHGAN_BACKEND")
+    common.add_argument("--conv-algo", default=argparse.SUPPRESS, choices=conv_algo.MODES,
+                        help="how convolutions run: auto (default: measure im2col and Winograd per layer, keep "
+                             "the fastest), im2col, or winograd (stride-1 3x3 and 5x5 layers); also SCRATCHGAN_CONV_ALGO")
     common.add_argument("--memory-budget", default=argparse.SUPPRESS, metavar="SIZE",
                         help="the most memory a size from input may ask for, e.g. 4G (default: 80%% of RAM; "
                              "also SCRATCHGAN_MEMORY_BUDGET)")
@@ -199,6 +202,9 @@ def main(argv=None):
     try:
         if getattr(args, "memory_budget", None):
             budget.set_memory_budget(args.memory_budget)
+        if getattr(args, "conv_algo", None):
+            conv_algo.set_conv_algo(args.conv_algo)
+            os.environ[conv_algo.VARIABLE] = args.conv_algo  # for child processes: bench workers, MPI ranks
         if getattr(args, "backend", None):
             backend.set_backend(args.backend)
         else:

@@ -11,6 +11,10 @@ below the roof is the speed it leaves on the table. GEMM-bound ops (dense and
 convolution) count their multiply-adds; memory-bound ops count a nominal few
 operations per element (see ``bench.ELEMENT_OPS``), which puts them far left, under
 the bandwidth roof, where only their bytes matter.
+
+A Winograd convolution is drawn as a square, at its *effective* rate: the direct
+convolution's FLOPs over its time. It does fewer multiplications than it is credited
+with, so it can sit above the GEMM roof; the legend says so.
 """
 from __future__ import annotations
 
@@ -26,8 +30,10 @@ COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 
 
 
 def plot_roofline(points, peak_gflops, bandwidth_gbs, path, title="", size=(1000, 700)) -> None:
-    """points: [(model, op name, intensity in op/byte, achieved GFLOP/s)]; the roofs: peak
-    (GFLOP/s) and bandwidth (GB/s). Writes a PNG to ``path`` (atomically)."""
+    """points: [(model, op name, intensity in op/byte, achieved GFLOP/s[, effective])]; the
+    roofs: peak (GFLOP/s) and bandwidth (GB/s). ``effective`` (default False) marks an
+    effective rate (a Winograd convolution), drawn as a square. Writes a PNG to ``path``
+    (atomically)."""
     points = [p for p in points if p[2] > 0 and p[3] > 0]
     if not points:
         raise ValueError("no op with a positive intensity and rate to draw")
@@ -35,7 +41,7 @@ def plot_roofline(points, peak_gflops, bandwidth_gbs, path, title="", size=(1000
     x_lo = 10 ** math.floor(math.log10(min(min(p[2] for p in points), ridge) / 2))
     x_hi = 10 ** math.ceil(math.log10(max(max(p[2] for p in points), ridge) * 2))
     y_lo = 10 ** math.floor(math.log10(min(p[3] for p in points) / 2))
-    y_hi = 10 ** math.ceil(math.log10(peak_gflops * 1.5))
+    y_hi = 10 ** math.ceil(math.log10(max(peak_gflops, max(p[3] for p in points)) * 1.5))
     image = Image.new("RGB", size, (255, 255, 255))
     draw = ImageDraw.Draw(image)
     font = label_font()
@@ -65,11 +71,12 @@ def plot_roofline(points, peak_gflops, bandwidth_gbs, path, title="", size=(1000
 
     models = list(dict.fromkeys(p[0] for p in points))
     for model, colour in zip(models, COLOURS * (1 + len(models) // len(COLOURS))):
-        for _, _, intensity, rate in (p for p in points if p[0] == model):
-            x, y = px(intensity), py(rate)
-            draw.ellipse((x - 4, y - 4, x + 4, y + 4), outline=colour, width=2)
+        for point in (p for p in points if p[0] == model):
+            x, y = px(point[2]), py(point[3])
+            shape = draw.rectangle if len(point) > 4 and point[4] else draw.ellipse
+            shape((x - 4, y - 4, x + 4, y + 4), outline=colour, width=2)
     _draw_roofs(draw, px, py, (x_lo, ridge, x_hi), peak_gflops, bandwidth_gbs, font)
-    _draw_legend(draw, models, right, top, font)
+    _draw_legend(draw, models, right, top, font, any(len(p) > 4 and p[4] for p in points))
     with atomic_write(path) as f:
         image.save(f, format="PNG")
 
@@ -89,12 +96,15 @@ def _draw_roofs(draw, px, py, xs, peak_gflops, bandwidth_gbs, font) -> None:
     draw.text(label_at, label, fill=roof, font=font, anchor="lt")
 
 
-def _draw_legend(draw, models, right, top, font) -> None:
-    """One coloured dot per model, and what a dot means, right of the plot."""
+def _draw_legend(draw, models, right, top, font, effective=False) -> None:
+    """One coloured dot per model, and what a dot (and a square) means, right of the plot."""
     for k, (model, colour) in enumerate(zip(models, COLOURS * (1 + len(models) // len(COLOURS)))):
         y = top + 8 + 18 * k
         draw.ellipse((right + 16, y, right + 26, y + 10), outline=colour, width=2)
         draw.text((right + 34, y - 1), model, fill=(0, 0, 0), font=font)
     note = ["dots: one op (name and shapes) of", "one training iteration; distance", "below the roof = speed left"]
+    if effective:
+        note += ["", "squares: Winograd convolutions,", "at the direct convolution's FLOPs", "over their time (effective):",
+                 "fewer multiplications, so they", "can pass the GEMM peak"]
     for k, line in enumerate(note):
         draw.text((right + 16, top + 30 + 18 * len(models) + 16 * k), line, fill=(90, 90, 90), font=font)
