@@ -17,7 +17,7 @@ algorithm that applies (im2col, whose Numba kernel takes its few-filter path by 
 F(2x2, r x r) and F(4x4, r x r)) runs once to warm up and once timed, and the fastest is
 kept for that shape. On the numpy backend (the reference) ``auto`` is im2col: nothing is
 timed. Choices are cached in ``conv-algorithms.json`` in scratchgan's cache folder
-($SCRATCHGAN_CACHE, else ~/.cache/scratchgan), keyed by pass, shapes, dtype, backend, CPU
+($SCRATCHGAN_CACHE, else ~/.cache/scratchgan; or the file $SCRATCHGAN_CONV_CACHE), keyed by pass, shapes, dtype, backend, CPU
 model, thread count and library versions, so a later run on the same machine skips the
 timing. The file is read through the validated reader; a corrupt or foreign one is
 ignored with a warning (and rewritten), never trusted. Winograd and im2col agree to
@@ -26,6 +26,7 @@ bit for bit on another machine.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -41,6 +42,8 @@ MODES = ("auto", "im2col", "winograd")
 VARIABLE = "SCRATCHGAN_CONV_ALGO"
 #: the file of measured choices in the cache folder
 CACHE_FILE = "conv-algorithms.json"
+#: the environment variable that names another cache file
+CACHE_VARIABLE = "SCRATCHGAN_CONV_CACHE"
 CACHE_FORMAT = "scratchgan conv algorithms"
 CACHE_VERSION = 1
 #: the Winograd tile that ``winograd`` runs: the larger, with the fewest multiplications
@@ -81,14 +84,12 @@ class Choice:
 
     tile: int | None = None
 
-    def label(self, r: int) -> str:
-        return "im2col" if self.tile is None else f"winograd F({self.tile}x{self.tile},{r}x{r})"
-
     def run(self, pass_name, args, g):
+        """Run pass ``pass_name`` on ``args`` (the im2col op's, without ``g``) with this algorithm."""
         im2col_op, winograd_op = PASSES[pass_name]
         if self.tile is None:
             return im2col_op(*args, g)
-        return winograd_op(*args, g, self.tile)
+        return winograd_op(*args, g, winograd.tile(self.tile, g.kh))
 
 
 IM2COL = Choice()
@@ -96,81 +97,96 @@ IM2COL = Choice()
 
 class ConvAlgorithms:
     """The algorithm each pass of one convolution layer runs, chosen on the first call per
-    input shape and kept (see the module's doc). ``describe`` names the layer in notes."""
+    input shape and kept (see the module's doc). ``name`` names the layer in notes."""
 
-    def __init__(self, describe):
-        self.describe = describe
+    def __init__(self, name: str):
+        self.name = name
         self.chosen: dict[tuple, Choice] = {}  # (pass, shapes, dtype, backend, mode) -> Choice
         self.noted = False
 
-    def run(self, pass_name: str, g, *args):
-        """Run pass ``pass_name`` (a key of PASSES) on ``args`` (the im2col op's, without ``g``)."""
+    def tile(self, pass_name: str, g, *arrays):
+        """The Winograd Tile that runs pass ``pass_name`` (a key of PASSES) on ``arrays`` (the
+        im2col op's array arguments, in its order), or None for im2col."""
         mode, backend = get_conv_algo(), registry.active()
-        shapes = tuple(tuple(a.shape) for a in args if hasattr(a, "shape"))
-        key = (pass_name, shapes, str(args[0].dtype), backend, mode)
+        key = (pass_name, tuple(a.shape for a in arrays), arrays[0].dtype, backend, mode)
         choice = self.chosen.get(key)
-        if choice is not None:
-            return choice.run(pass_name, args, g)
+        if choice is None:
+            choice = self.chosen[key] = self._choose(pass_name, g, arrays, mode, backend)
+        return None if choice.tile is None else winograd.tile(choice.tile, g.kh)
+
+    def _choose(self, pass_name, g, arrays, mode, backend) -> Choice:
         why = winograd.serves(g)
         if why is None and backend not in WINOGRAD_BACKENDS:
             why = f"the {backend} backend has no Winograd kernels"
-        if mode == "im2col" or why is not None or (mode == "auto" and backend == "numpy"):
-            if mode == "winograd" and why is not None and not self.noted:
-                print(f"scratchgan: {self.describe()}: {why}; it runs im2col", file=sys.stderr, flush=True)
+        if mode == "winograd" and why is not None:
+            if not self.noted:
+                print(f"scratchgan: {self.name}: {why}; it runs im2col", file=sys.stderr, flush=True)
                 self.noted = True
-            choice, out = IM2COL, None
-        elif mode == "winograd":
-            choice, out = Choice(FORCED_TILE), None
-        else:
-            choice, out = _measured(pass_name, g, args, backend)
-        self.chosen[key] = choice
-        return out if out is not None else choice.run(pass_name, args, g)
+            return IM2COL
+        if mode == "im2col" or why is not None or (mode == "auto" and backend == "numpy"):
+            return IM2COL
+        if mode == "winograd":
+            return Choice(FORCED_TILE)
+        return _measured(pass_name, g, arrays, backend)
 
 
 # --- auto: measure once per shape and machine, remember in the cache file -------------------
 
+@functools.lru_cache(maxsize=None)
 def _machine_key(backend: str) -> str:
+    """CPU model, library versions (and a checksum of the conv kernels' sources, which change
+    between releases during development), backend and threads."""
+    import importlib.metadata
+    import zlib
+
     import numpy as np
 
-    from . import __version__
     from .machine import cpu_model
 
-    parts = [f"cpu={cpu_model()}", f"scratchgan={__version__}", f"numpy={np.__version__}", f"backend={backend}"]
+    try:
+        version = importlib.metadata.version("scratchgan")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    parts = [f"cpu={cpu_model()}", f"scratchgan={version}", f"numpy={np.__version__}", f"backend={backend}"]
     if backend == "numba":
         import numba
 
-        parts += [f"numba={numba.__version__}", f"threads={numba.config.NUMBA_NUM_THREADS}"]
+        from .kernels.numba import conv, winograd as kernels
+
+        sources = b"".join(open(m.__file__, "rb").read() for m in (conv, kernels))
+        parts += [f"numba={numba.__version__}", f"threads={numba.config.NUMBA_NUM_THREADS}",
+                  f"kernels={zlib.crc32(sources):08x}"]
     return " ".join(parts)
 
 
-def cache_key(pass_name, g, args, backend) -> str:
+def cache_key(pass_name, g, arrays, backend) -> str:
     """The cache's key of one measurement: everything its timing depends on."""
-    shapes = ";".join("x".join(map(str, a.shape)) for a in args if hasattr(a, "shape"))
-    return f"{pass_name} {shapes} {g} {args[0].dtype} | {_machine_key(backend)}"
+    shapes = ";".join("x".join(map(str, a.shape)) for a in arrays)
+    return f"{pass_name} {shapes} {g} {arrays[0].dtype} | {_machine_key(backend)}"
 
 
-def _measured(pass_name, g, args, backend):
-    """(the fastest Choice, its output) for this call: from the cache, or timed now."""
-    key = cache_key(pass_name, g, args, backend)
+def _measured(pass_name, g, arrays, backend) -> Choice:
+    """The fastest Choice for this pass on these arrays: from the cache, or timed now (each
+    candidate once to warm up, once timed)."""
+    key = cache_key(pass_name, g, arrays, backend)
     cached = ChoiceCache.default().get(key)
     if cached is not None:
-        return cached, None
+        return cached
+    args = (*arrays, None) if pass_name == "forward" else arrays  # the forward's bias: none
     observer = registry._observer
     registry.set_observer(None)  # the bench times the training step, not these trials
     try:
-        timings, best, best_out = {}, None, None
+        timings = {}
         for choice in (IM2COL, *(Choice(m) for m in winograd.TILES)):
             choice.run(pass_name, args, g)  # warm-up: compilation, first-touch memory
             start = time.perf_counter()
-            out = choice.run(pass_name, args, g)
+            choice.run(pass_name, args, g)
             timings[choice.tile] = time.perf_counter() - start
-            if best is None or timings[choice.tile] < timings[best.tile]:
-                best, best_out = choice, out
-            del out
     finally:
         registry.set_observer(observer)
+    best = Choice(min(timings, key=timings.get))
     ChoiceCache.default().put(key, best, timings)
-    return best, best_out
+    return best
 
 
 class ChoiceCache:
@@ -184,9 +200,10 @@ class ChoiceCache:
 
     @classmethod
     def default(cls):
+        """The cache at $SCRATCHGAN_CONV_CACHE (a file), else CACHE_FILE in scratchgan's cache folder."""
         from .datasets.download import cache_dir
 
-        path = cache_dir() / CACHE_FILE
+        path = os.environ.get(CACHE_VARIABLE) or cache_dir() / CACHE_FILE
         if cls._default is None or cls._default.path != path:
             cls._default = cls(path)
         return cls._default
@@ -236,8 +253,8 @@ def _checked_entries(document) -> dict:
     if not isinstance(choices, dict) or len(choices) > MAX_ENTRIES:
         raise ValueError(f"'choices' must be an object of at most {MAX_ENTRIES} entries")
     for key, entry in choices.items():
-        if len(key) > 1000 or not isinstance(entry, dict):
-            raise ValueError(f"entry {one_line(key, 80)}: malformed")
+        if len(key) > 1000 or not isinstance(entry, dict) or "tile" not in entry:
+            raise ValueError(f"entry {one_line(key, 80)}: expected an object with a 'tile'")
         tile = entry.get("tile")
         if tile is not None and (type(tile) is not int or tile not in winograd.TILES):
             raise ValueError(f"entry {one_line(key, 80)}: tile {one_line(tile, 20)}, expected null or one of {winograd.TILES}")
@@ -250,8 +267,7 @@ def _checked_entries(document) -> dict:
 def label(name: str, args, backend: str) -> str | None:
     """The algorithm a conv op call ran, for the bench's table: None for other ops."""
     if name.startswith("winograd_conv2d_"):
-        r, m = args[-2].kh, args[-1]
-        return Choice(m).label(r)
+        return f"winograd {args[-1]}"
     if name in ("conv2d_forward", "conv2d_backward_data", "conv2d_backward_weights"):
         filters = args[0].shape[3] if name == "conv2d_backward_weights" else args[1].shape[3]
         if backend == "numba":

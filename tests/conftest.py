@@ -18,10 +18,20 @@ os.environ.setdefault("SCRATCHGAN_CACHE", os.path.join(os.path.dirname(__file__)
 
 @pytest.fixture(autouse=True)
 def numpy_backend():
-    """Every test starts on the reference backend."""
+    """Every test starts on the reference backend, with convolutions chosen as by default."""
     scratchgan.set_backend("numpy")
+    scratchgan.set_conv_algo("auto")
     yield
     scratchgan.set_backend("numpy")
+    scratchgan.set_conv_algo("auto")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def conv_algorithm_cache(tmp_path_factory):
+    """Measured convolution choices go to a file of this test session, not the user's cache."""
+    path = tmp_path_factory.mktemp("conv-cache") / "conv-algorithms.json"
+    os.environ["SCRATCHGAN_CONV_CACHE"] = str(path)
+    yield path
 
 
 @pytest.fixture

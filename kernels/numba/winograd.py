@@ -1,6 +1,9 @@
 """Winograd convolution kernels: fused tile transforms around one batched BLAS GEMM.
 
-The math and the NumPy reference: scratchgan/ops/winograd.py. Here the work is split so
+The math and the NumPy reference: scratchgan/ops/winograd.py, which also derives the
+transform matrices and hands them to every call in a Tile record (``tile.m``, ``tile.r``,
+``tile.at``, ``tile.g``, ``tile.bt``, ``tile.at_w``, ``tile.g_w``), as the layer's Window
+carries its geometry. Here the work is split so
 that only the GEMMs see the channels' full width and nothing else is ever materialised:
 
 * ``transform_tiles`` reads each tile of the input straight from x (zeros outside it, so
@@ -19,8 +22,6 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
-
-from scratchgan.ops.winograd import flipped, serves, tile_counts, winograd_matrices
 
 from . import pool
 from .checks import KernelArgumentError
@@ -113,14 +114,18 @@ def untransform_tiles(mt, n0, n1, tiles_h, tiles_w, L, bias, y):
                                 dst[o] += coef * acc[o]
 
 
-def _check(name, g, m, src, kernel_like, dims):
+def _check(name, g, tile, src, kernel_like, dims):
     """The launcher's guard: Numba's loops index without bounds checks, so every shape they
     rely on is checked here (a KernelArgumentError names what disagrees)."""
-    why = serves(g)
-    if why is not None:
-        raise KernelArgumentError(f"{name}: {why}")
-    if m not in (2, 4):
-        raise KernelArgumentError(f"{name}: output tile m={m!r}, expected 2 or 4")
+    if (g.sh, g.sw) != (1, 1) or g.kh != g.kw or g.kh != getattr(tile, "r", None):
+        raise KernelArgumentError(f"{name}: Winograd serves stride 1 and a square kernel of the tile's "
+                                  f"size; got {g} and {tile}")
+    alpha = tile.m + tile.r - 1
+    shapes = {"at": (tile.m, alpha), "g": (alpha, tile.r), "bt": (alpha, alpha), "at_w": (tile.r, alpha),
+              "g_w": (alpha, tile.m)}
+    for field, shape in shapes.items():
+        if getattr(tile, field).shape != shape:
+            raise KernelArgumentError(f"{name}: tile.{field} is {getattr(tile, field).shape}, expected {shape}")
     if not isinstance(src, np.ndarray) or src.ndim != 4 or src.dtype.kind != "f":
         raise KernelArgumentError(f"{name}: expected a 4-D float array, got {getattr(src, 'dtype', type(src))} "
                                   f"{getattr(src, 'shape', '')}")
@@ -129,6 +134,11 @@ def _check(name, g, m, src, kernel_like, dims):
     if tuple(src.shape[1:3]) != dims:
         raise KernelArgumentError(f"{name}: input is {src.shape[1]}x{src.shape[2]}, the layer's window "
                                   f"expects {dims[0]}x{dims[1]}")
+
+
+def tile_counts(out_h, out_w, m):
+    """How many m x m tiles cover an out_h x out_w output."""
+    return -(-out_h // m), -(-out_w // m)
 
 
 def sandwich(L, a):
@@ -142,15 +152,15 @@ def _chunk(n, per_image_bytes):
     return max(1, min(n, CHUNK_BYTES // max(per_image_bytes, 1)))
 
 
-def _correlate(x, kernel, top, left, out_h, out_w, m, bias):
+def _correlate(x, kernel, top, left, out_h, out_w, tile, bias):
     """y = correlate(x, kernel) (+ bias), as scratchgan.ops.winograd.correlate, fused."""
     n, _, _, c = x.shape
-    r, _, kc, f = kernel.shape
-    if kc != c or (bias is not None and bias.shape != (f,)):
+    r, kw, kc, f = kernel.shape
+    if (r, kw, kc) != (tile.r, tile.r, c) or (bias is not None and bias.shape != (f,)):
         raise KernelArgumentError(f"winograd: kernel {kernel.shape} and bias {getattr(bias, 'shape', None)} "
-                                  f"do not fit an input of {c} channels")
-    at, g, bt = (a.astype(x.dtype) for a in winograd_matrices(m, r))
-    alpha = m + r - 1
+                                  f"do not fit an input of {c} channels and {tile}")
+    at, g, bt = (a.astype(x.dtype) for a in (tile.at, tile.g, tile.bt))
+    m, alpha = tile.m, tile.alpha
     th, tw = tile_counts(out_h, out_w, m)
     u = sandwich(g, np.ascontiguousarray(kernel, dtype=x.dtype)).reshape(alpha * alpha, c, f)
     x = np.ascontiguousarray(x)
@@ -171,25 +181,26 @@ def _correlate(x, kernel, top, left, out_h, out_w, m, bias):
     return y
 
 
-def winograd_conv2d_forward(x, kernel, bias, g, m):
-    _check("winograd_conv2d_forward", g, m, x, kernel, (g.h, g.w))
-    return _correlate(x, kernel, g.top, g.left, g.ho, g.wo, m, bias)
+def winograd_conv2d_forward(x, kernel, bias, g, tile):
+    _check("winograd_conv2d_forward", g, tile, x, kernel, (g.h, g.w))
+    return _correlate(x, kernel, g.top, g.left, g.ho, g.wo, tile, bias)
 
 
-def winograd_conv2d_backward_data(dy, kernel, g, m):
-    _check("winograd_conv2d_backward_data", g, m, dy, kernel, (g.ho, g.wo))
-    return _correlate(dy, flipped(kernel), g.kh - 1 - g.top, g.kw - 1 - g.left, g.h, g.w, m, None)
+def winograd_conv2d_backward_data(dy, kernel, g, tile):
+    """dx: the correlation of dy with the kernel flipped in space, its channel axes swapped."""
+    _check("winograd_conv2d_backward_data", g, tile, dy, kernel, (g.ho, g.wo))
+    flipped = kernel[::-1, ::-1].transpose(0, 1, 3, 2)
+    return _correlate(dy, flipped, g.kh - 1 - g.top, g.kw - 1 - g.left, g.h, g.w, tile, None)
 
 
-def winograd_conv2d_backward_weights(dy, x, g, m):
-    _check("winograd_conv2d_backward_weights", g, m, x, dy, (g.h, g.w))
+def winograd_conv2d_backward_weights(dy, x, g, tile):
+    _check("winograd_conv2d_backward_weights", g, tile, x, dy, (g.h, g.w))
     if dy.ndim != 4 or dy.shape[:3] != (x.shape[0], g.ho, g.wo):
         raise KernelArgumentError(f"winograd_conv2d_backward_weights: dy is {dy.shape}, expected "
                                   f"({x.shape[0]}, {g.ho}, {g.wo}, F)")
-    r = g.kh
     n, c, f = x.shape[0], x.shape[3], dy.shape[3]
-    at, gw, bt = (a.astype(x.dtype) for a in winograd_matrices(r, m))  # F(r x r, m x m)
-    alpha = m + r - 1
+    at, gw, bt = (a.astype(x.dtype) for a in (tile.at_w, tile.g_w, tile.bt))  # F(r x r, m x m)
+    m, alpha = tile.m, tile.alpha
     th, tw = tile_counts(g.ho, g.wo, m)
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
     per_image = alpha * alpha * th * tw * (c + f) * x.itemsize

@@ -25,6 +25,7 @@ Derivations: docs/derivations.md, "Conv2D", "Conv2DTranspose" and "Winograd conv
 """
 from __future__ import annotations
 
+from .. import ops
 from ..conv_algo import ConvAlgorithms
 from ..ops.geometry import check_padding, pair, transpose_window, window
 from .base import LayerError
@@ -77,14 +78,22 @@ class Conv2D(_Conv):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.window.ho, self.window.wo, self.filters)
 
+    # Each pass asks self.algorithms which algorithm runs it (a Winograd Tile, or None: im2col).
     def _linear_forward(self, x):
-        return self.algorithms.run("forward", self.window, x, self.params["kernel"], self.params.get("bias"))
+        k, b, g = self.params["kernel"], self.params.get("bias"), self.window
+        tile = self.algorithms.tile("forward", g, x, k)
+        return ops.winograd_conv2d_forward(x, k, b, g, tile) if tile else ops.conv2d_forward(x, k, b, g)
 
     def _linear_backward_weights(self, dz, x):
-        return self.algorithms.run("backward_weights", self.window, dz, x)
+        tile = self.algorithms.tile("backward_weights", self.window, dz, x)
+        if tile:
+            return ops.winograd_conv2d_backward_weights(dz, x, self.window, tile)
+        return ops.conv2d_backward_weights(dz, x, self.window)
 
     def _linear_backward_data(self, dz):
-        return self.algorithms.run("backward_data", self.window, dz, self.params["kernel"])
+        k, g = self.params["kernel"], self.window
+        tile = self.algorithms.tile("backward_data", g, dz, k)
+        return ops.winograd_conv2d_backward_data(dz, k, g, tile) if tile else ops.conv2d_backward_data(dz, k, g)
 
 
 class Conv2DTranspose(_Conv):
@@ -106,13 +115,20 @@ class Conv2DTranspose(_Conv):
     # (self.window is A's): y = A^T x is A's backward-data pass, so our backward-data pass
     # is A's forward, and our kernel gradient is A's with the roles of x and dy swapped.
     def _linear_forward(self, x):
-        y = self.algorithms.run("backward_data", self.window, x, self.params["kernel"])
+        k, g = self.params["kernel"], self.window
+        tile = self.algorithms.tile("backward_data", g, x, k)
+        y = ops.winograd_conv2d_backward_data(x, k, g, tile) if tile else ops.conv2d_backward_data(x, k, g)
         if self.use_bias:
             y += self.params["bias"]
         return y
 
     def _linear_backward_weights(self, dz, x):
-        return self.algorithms.run("backward_weights", self.window, x, dz)
+        tile = self.algorithms.tile("backward_weights", self.window, x, dz)
+        if tile:
+            return ops.winograd_conv2d_backward_weights(x, dz, self.window, tile)
+        return ops.conv2d_backward_weights(x, dz, self.window)
 
     def _linear_backward_data(self, dz):
-        return self.algorithms.run("forward", self.window, dz, self.params["kernel"], None)
+        k, g = self.params["kernel"], self.window
+        tile = self.algorithms.tile("forward", g, dz, k)
+        return ops.winograd_conv2d_forward(dz, k, None, g, tile) if tile else ops.conv2d_forward(dz, k, None, g)

@@ -32,12 +32,15 @@ im2col does 25 per output: 6.25x fewer. The three passes of a stride-1 layer:
 
 Shapes as in conv.py: x (N, H, W, C), kernel (kh, kw, C, F), y (N, Ho, Wo, F); ``g`` the
 layer's Window, which must have strides 1 and a square 3x3 or 5x5 kernel (:func:`serves`).
-``m`` is the output tile (2 or 4). These are the NumPy references; the Numba backend
-fuses the transforms (kernels/numba/winograd.py).
+``tile`` is a :class:`Tile` (:func:`tile`): the output tile m (2 or 4) and the matrices of
+F(m x m, r x r) and F(r x r, m x m), computed once and handed to every call as the Window
+is. These are the NumPy references; the Numba backend fuses the transforms
+(kernels/numba/winograd.py).
 """
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -123,6 +126,39 @@ def winograd_matrices(m: int, r: int, dtype=np.float64):
     return tuple(out)
 
 
+@dataclass(frozen=True, eq=False)
+class Tile:
+    """F(m x m, r x r): ``at`` (m, alpha), ``g`` (alpha, r), ``bt`` (alpha, alpha), and for the
+    backward-weights pass F(r x r, m x m)'s ``at_w`` (r, alpha) and ``g_w`` (alpha, m) (its BT
+    is ``bt``: both come from the same points). Float64, read-only."""
+
+    m: int
+    r: int
+    at: np.ndarray
+    g: np.ndarray
+    bt: np.ndarray
+    at_w: np.ndarray
+    g_w: np.ndarray
+
+    @property
+    def alpha(self) -> int:
+        return self.m + self.r - 1
+
+    def __str__(self):
+        return f"F({self.m}x{self.m},{self.r}x{self.r})"
+
+
+@functools.lru_cache(maxsize=None)
+def tile(m: int, r: int) -> Tile:
+    """The Tile of F(m x m, r x r); UsageError for a tile or kernel size not offered."""
+    if m not in TILES or r not in KERNEL_SIZES:
+        raise UsageError(f"Winograd F({m}x{m},{r}x{r}): expected m in {TILES} and r in {KERNEL_SIZES}")
+    at, g, bt = winograd_matrices(m, r)
+    at_w, g_w, bt_w = winograd_matrices(r, m)
+    assert np.array_equal(bt, bt_w), "F(m, r) and F(r, m) share their input transform"
+    return Tile(m, r, at, g, bt, at_w, g_w)
+
+
 def tile_counts(out_h: int, out_w: int, m: int) -> tuple[int, int]:
     """How many m x m output tiles cover an out_h x out_w output."""
     return -(-out_h // m), -(-out_w // m)
@@ -153,13 +189,13 @@ def _untile(tiles, out_h, out_w):
     return tiles.transpose(0, 1, 3, 2, 4, 5).reshape(n, th * m, tw * m, f)[:, :out_h, :out_w]
 
 
-def correlate(x, kernel, top, left, out_h, out_w, m):
+def correlate(x, kernel, top, left, out_h, out_w, t):
     """y[n,p,q,f] = sum_{i,j,c} x[n, p-top+i, q-left+j, c] kernel[i,j,c,f] (zeros outside x),
-    for p < out_h, q < out_w, by F(m x m, r x r) with r = kernel's size."""
+    for p < out_h, q < out_w, by the Tile ``t``'s F(m x m, r x r)."""
     xp = array_module(x)
-    r, _, c, f = kernel.shape
-    at, g, bt = (xp.asarray(a, dtype=x.dtype) for a in winograd_matrices(m, r))
-    alpha = m + r - 1
+    c, f = kernel.shape[2:]
+    m, alpha = t.m, t.alpha
+    at, g, bt = (xp.asarray(a, dtype=x.dtype) for a in (t.at, t.g, t.bt))
     d = _tiles(x, top, left, out_h, out_w, m, alpha)
     v = xp.einsum("ia,ntsabc,jb->ijntsc", bt, d, bt, optimize=True)  # input transform
     u = xp.einsum("ia,abcf,jb->ijcf", g, kernel, g, optimize=True)  # filter transform
@@ -174,41 +210,41 @@ def flipped(kernel):
     return kernel[::-1, ::-1].transpose(0, 1, 3, 2)
 
 
-def _check(g, m):
+def _check(g, t):
     why = serves(g)
     if why is not None:
         raise UsageError(f"the Winograd convolution cannot run this layer: {why}")
-    if m not in TILES:
-        raise UsageError(f"Winograd output tile m={m!r}: expected one of {TILES}")
+    if not isinstance(t, Tile) or t.r != g.kh:
+        raise UsageError(f"Winograd: expected the Tile of a {g.kh}x{g.kw} kernel, got {t}")
 
 
 @op
-def winograd_conv2d_forward(x, kernel, bias, g, m):
+def winograd_conv2d_forward(x, kernel, bias, g, tile):
     """y = conv(x, kernel) + bias by F(m x m, r x r).  x (N,H,W,C), kernel (r,r,C,F), bias (F,) or None -> (N,Ho,Wo,F)."""
-    _check(g, m)
-    y = correlate(x, kernel, g.top, g.left, g.ho, g.wo, m)
+    _check(g, tile)
+    y = correlate(x, kernel, g.top, g.left, g.ho, g.wo, tile)
     if bias is not None:
         y = y + bias
     return array_module(x).ascontiguousarray(y)
 
 
 @op
-def winograd_conv2d_backward_data(dy, kernel, g, m):
+def winograd_conv2d_backward_data(dy, kernel, g, tile):
     """dx = correlate(dy, flipped kernel) padded by r-1-top, r-1-left.  dy (N,Ho,Wo,F) -> (N,H,W,C)."""
-    _check(g, m)
-    dx = correlate(dy, flipped(kernel), g.kh - 1 - g.top, g.kw - 1 - g.left, g.h, g.w, m)
+    _check(g, tile)
+    dx = correlate(dy, flipped(kernel), g.kh - 1 - g.top, g.kw - 1 - g.left, g.h, g.w, tile)
     return array_module(dy).ascontiguousarray(dx)
 
 
 @op
-def winograd_conv2d_backward_weights(dy, x, g, m):
+def winograd_conv2d_backward_weights(dy, x, g, tile):
     """dkernel[i,j,c,f] = sum_{n,p,q} x[n,p-top+i,q-left+j,c] dy[n,p,q,f] by F(r x r, m x m), summed
     over dy's m x m tiles.  dy (N,Ho,Wo,F), x (N,H,W,C) -> (r,r,C,F)."""
-    _check(g, m)
+    _check(g, tile)
     xp = array_module(x)
-    r, c, f = g.kh, x.shape[-1], dy.shape[-1]
-    at, gw, bt = (xp.asarray(a, dtype=x.dtype) for a in winograd_matrices(r, m))  # F(r, m)
-    alpha = m + r - 1
+    c, f = x.shape[-1], dy.shape[-1]
+    m, alpha = tile.m, tile.alpha
+    at, gw, bt = (xp.asarray(a, dtype=x.dtype) for a in (tile.at_w, tile.g_w, tile.bt))  # F(r, m)
     d = _tiles(x, g.top, g.left, g.ho, g.wo, m, alpha).reshape(-1, alpha, alpha, c)
     dyt = _tiles(dy, 0, 0, g.ho, g.wo, m, m).reshape(-1, m, m, f)  # dy's m x m tiles, zero past the edge
     v = xp.einsum("ia,tabc,jb->ijtc", bt, d, bt, optimize=True).reshape(alpha * alpha, -1, c)

@@ -1,0 +1,325 @@
+"""Winograd convolutions: exact matrices, the NumPy reference against direct convolution, the
+Numba kernels against the reference on odd sizes, float32 error on the zoo's real layers,
+gradient checks through the Winograd path, and the algorithm choice (modes, fallback notes,
+the measured-choice cache and its reader)."""
+import json
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import scratchgan
+from scratchgan import conv_algo, layers as L, ops, zoo
+from scratchgan.ops.geometry import window
+from scratchgan.ops.winograd import TILES, tile, winograd_fractions
+
+numba_winograd = pytest.importorskip("scratchgan.kernels.numba.winograd")
+
+PASSES = ("forward", "backward_data", "backward_weights")
+
+
+def _direct(pass_name, x, k, dy, g):
+    if pass_name == "forward":
+        return ops.conv2d_forward.reference(x, k, None, g)
+    if pass_name == "backward_data":
+        return ops.conv2d_backward_data.reference(dy, k, g)
+    return ops.conv2d_backward_weights.reference(dy, x, g)
+
+
+def _winograd(impl, pass_name, x, k, dy, g, t):
+    fn = getattr(numba_winograd, f"winograd_conv2d_{pass_name}") if impl == "numba" else \
+        getattr(ops, f"winograd_conv2d_{pass_name}").reference
+    if pass_name == "forward":
+        return fn(x, k, None, g, t)
+    if pass_name == "backward_data":
+        return fn(dy, k, g, t)
+    return fn(dy, x, g, t)
+
+
+@pytest.mark.parametrize("m", TILES)
+@pytest.mark.parametrize("r", [3, 5])
+def test_the_matrices_compute_the_correlation_exactly(m, r, rng):
+    """In rational arithmetic, y = AT ((G g) * (BT d)) is the correlation, for random integers."""
+    at, g, bt = winograd_fractions(m, r)
+    alpha = m + r - 1
+    for _ in range(5):
+        d = [Fraction(int(v)) for v in rng.integers(-9, 10, alpha)]
+        w = [Fraction(int(v)) for v in rng.integers(-9, 10, r)]
+        u = [sum(g[i][k] * w[k] for k in range(r)) for i in range(alpha)]
+        v = [sum(bt[i][k] * d[k] for k in range(alpha)) for i in range(alpha)]
+        y = [sum(at[o][i] * u[i] * v[i] for i in range(alpha)) for o in range(m)]
+        assert y == [sum(d[o + k] * w[k] for k in range(r)) for o in range(m)]
+
+
+#: odd shapes: (N, H, W, r, padding, C, F), including images smaller than a tile
+SHAPES = [(2, 7, 9, 3, "same", 3, 5), (3, 8, 6, 5, "same", 4, 2), (1, 11, 10, 5, "valid", 3, 3),
+          (2, 5, 5, 3, "valid", 2, 7), (2, 3, 4, 5, "same", 2, 3), (1, 1, 1, 3, "same", 1, 1)]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("m", TILES)
+@pytest.mark.parametrize("pass_name", PASSES)
+def test_the_reference_and_the_numba_kernels_equal_direct_convolution(shape, m, pass_name, rng, monkeypatch):
+    n, h, w, r, padding, c, f = shape
+    monkeypatch.setattr(numba_winograd, "CHUNK_BYTES", 1)  # one image per chunk: the chunk loop runs
+    g = window((h, w), r, 1, padding)
+    x, k = rng.standard_normal((n, h, w, c)), rng.standard_normal((r, r, c, f))
+    dy = rng.standard_normal((n, g.ho, g.wo, f))
+    want = _direct(pass_name, x, k, dy, g)
+    for impl in ("numpy", "numba"):
+        got = _winograd(impl, pass_name, x, k, dy, g, tile(m, r))
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * max(1.0, np.abs(want).max()), err_msg=impl)
+
+
+def test_the_numba_forward_adds_the_bias_in_float32(rng):
+    g = window((6, 5), 3, 1, "same")
+    x = rng.standard_normal((2, 6, 5, 4)).astype(np.float32)
+    k, b = rng.standard_normal((3, 3, 4, 6)).astype(np.float32), rng.standard_normal(6).astype(np.float32)
+    got = numba_winograd.winograd_conv2d_forward(x, k, b, g, tile(2, 3))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, ops.conv2d_forward.reference(x, k, b, g), atol=2e-5)
+
+
+def test_the_launchers_refuse_arguments_that_do_not_fit(rng):
+    from scratchgan.kernels.numba.checks import KernelArgumentError
+
+    g = window((6, 6), 3, 1, "same")
+    x, k = rng.standard_normal((1, 6, 6, 2)), rng.standard_normal((3, 3, 2, 4))
+    with pytest.raises(KernelArgumentError, match="tile"):
+        numba_winograd.winograd_conv2d_forward(x, k, None, g, tile(2, 5))  # a 5x5 tile for a 3x3 kernel
+    with pytest.raises(KernelArgumentError, match="expects 6x6"):
+        numba_winograd.winograd_conv2d_forward(x[:, :5], k, None, g, tile(2, 3))
+    with pytest.raises(KernelArgumentError, match="channels"):
+        numba_winograd.winograd_conv2d_forward(x, k[:, :, :1], None, g, tile(2, 3))
+    with pytest.raises(KernelArgumentError, match="stride"):
+        numba_winograd.winograd_conv2d_forward(x, k, None, window((6, 6), 3, 2, "same"), tile(2, 3))
+    with pytest.raises(KernelArgumentError, match="dtypes"):
+        numba_winograd.winograd_conv2d_forward(x.astype(np.float32), k, None, g, tile(2, 3))
+
+
+@pytest.mark.parametrize("impl", ["numpy", "numba"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_input_gives_non_finite_outputs_where_the_reference_does(impl, bad, rng):
+    """Never a finite value where direct convolution has none; where both are finite, they agree.
+    (A tile spreads a bad input over its whole tile, so Winograd may have more non-finite outputs.)"""
+    g = window((9, 9), 5, 1, "same")
+    k = rng.standard_normal((5, 5, 3, 4))
+    for pass_name in PASSES:
+        x, dy = rng.standard_normal((2, 9, 9, 3)), rng.standard_normal((2, 9, 9, 4))
+        (dy if pass_name == "backward_data" else x)[1, 4, 6, 2] = bad
+        want = _direct(pass_name, x, k, dy, g)
+        got = _winograd(impl, pass_name, x, k, dy, g, tile(4, 5))
+        bad_out = ~np.isfinite(want)
+        assert bad_out.any(), pass_name
+        assert not np.isfinite(got[bad_out]).any(), pass_name
+        if pass_name != "backward_weights":  # image 0 holds no bad value: untouched
+            assert np.isfinite(got[0]).all()
+        both = np.isfinite(got) & np.isfinite(want)
+        np.testing.assert_allclose(got[both], want[both], atol=1e-9)
+
+
+def _zoo_layers():
+    """(model, layer, input shape with the recipe's batch) of every zoo conv layer Winograd serves."""
+    found = []
+    for model in ("dcgan_bn", "dcgan_upsample", "dcgan", "cifar_frog"):
+        g, d, recipe = zoo.build(model, seed=0)
+        for net in (g, d):
+            for layer in net.layers:
+                if isinstance(layer, L.Conv2D | L.Conv2DTranspose) and ops.winograd.serves(layer.window) is None:
+                    found.append((model, layer, (recipe.batch_size, *layer.input_shape[1:])))
+    return found
+
+
+ZOO_LAYERS = _zoo_layers()
+
+
+def test_the_zoo_has_winograd_layers():
+    assert {model for model, _, _ in ZOO_LAYERS} == {"dcgan_bn", "dcgan_upsample", "cifar_frog"}
+    assert len(ZOO_LAYERS) == 9
+
+
+#: the float32 bound: max |winograd32 - direct64| over max |direct64|, per pass and layer
+FLOAT32_BOUND = 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("m", TILES)
+@pytest.mark.parametrize("case", ZOO_LAYERS, ids=lambda c: f"{c[0]}-{c[1].name}-{c[1].window}")
+def test_float32_error_on_every_zoo_layer_is_within_the_bound(case, m, rng):
+    """Each pass of each zoo layer Winograd serves, on its real shape (the recipe's batch), in
+    float32 through the Numba kernels, against float64 direct convolution."""
+    _, layer, shape = case
+    gw, transposed = layer.window, isinstance(layer, L.Conv2DTranspose)
+    k = layer.params["kernel"].astype(np.float64)
+    # the Window's input side is the layer's output for a transposed convolution
+    x_shape = (shape[0], gw.h, gw.w, k.shape[2])
+    x = rng.standard_normal(x_shape)
+    dy = rng.standard_normal((shape[0], gw.ho, gw.wo, k.shape[3]))
+    for pass_name in PASSES:
+        want = _direct(pass_name, x, k, dy, gw)
+        got = _winograd("numba", pass_name, x.astype(np.float32), k.astype(np.float32), dy.astype(np.float32), gw,
+                        tile(m, gw.kh))
+        error = np.abs(got - want).max() / np.abs(want).max()
+        print(f"{case[0]} {layer.name} {gw} transposed={transposed} F({m}) {pass_name}: {error:.2e}")
+        assert error < FLOAT32_BOUND, (pass_name, error)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("layer", [
+    lambda: L.Conv2D(3, 3, padding="same"), lambda: L.Conv2D(2, 5, padding="valid"),
+    lambda: L.Conv2DTranspose(2, 5, strides=1, padding="same"), lambda: L.Conv2DTranspose(3, 3, padding="valid"),
+], ids=["conv3-same", "conv5-valid", "transpose5-same", "transpose3-valid"])
+def test_gradients_check_through_the_winograd_path(backend, layer, rng):
+    scratchgan.set_backend(backend)
+    scratchgan.set_conv_algo("winograd")
+    ran = set()
+    ops.registry.set_observer(lambda name, args, out, seconds: ran.add(name))
+    try:
+        report = scratchgan.gradcheck(layer(), rng.standard_normal((2, 7, 6, 3)))
+    finally:
+        ops.registry.set_observer(None)
+    assert report.max_error < 1e-7, report.explain(1e-7)
+    assert {f"winograd_conv2d_{p}" for p in PASSES} <= ran  # all three passes ran Winograd...
+    assert not {"conv2d_forward", "conv2d_backward_data", "conv2d_backward_weights"} & ran  # ...and only it
+
+
+def test_forced_winograd_runs_im2col_where_it_cannot_and_says_so_once_per_layer(rng, capsys):
+    scratchgan.set_conv_algo("winograd")
+    strided, seven = L.Conv2D(4, 3, strides=2, padding="same"), L.Conv2D(4, 7, padding="same")
+    x = rng.standard_normal((2, 8, 8, 3))
+    for model in (strided, seven):
+        for _ in range(2):
+            y = model.forward(x, training=True)
+            model.backward(np.ones_like(y))
+        want = ops.conv2d_forward.reference(x, model.params["kernel"], model.params["bias"], model.window)
+        np.testing.assert_array_equal(y, want)
+    notes = capsys.readouterr().err.strip().splitlines()
+    assert len(notes) == 2, notes
+    assert "stride 2x2" in notes[0] and "it runs im2col" in notes[0] and "8x8->4x4" in notes[0]
+    assert "kernel 7x7" in notes[1]
+
+
+def test_the_mode_is_checked_and_read_from_the_environment(monkeypatch):
+    with pytest.raises(scratchgan.errors.UsageError, match="auto, im2col, winograd"):
+        scratchgan.set_conv_algo("fastest")
+    monkeypatch.setattr(conv_algo, "_mode", [None])
+    monkeypatch.setenv("SCRATCHGAN_CONV_ALGO", "winograd")
+    assert scratchgan.get_conv_algo() == "winograd"
+    monkeypatch.setattr(conv_algo, "_mode", [None])
+    monkeypatch.setenv("SCRATCHGAN_CONV_ALGO", "fast")
+    with pytest.raises(scratchgan.errors.UsageError, match="SCRATCHGAN_CONV_ALGO='fast'"):
+        scratchgan.get_conv_algo()
+
+
+def test_auto_on_the_reference_backend_is_im2col_and_bit_for_bit(rng):
+    model = L.Conv2D(4, 3, padding="same")
+    x = rng.standard_normal((2, 6, 6, 3))
+    y = model.forward(x)
+    assert y.tobytes() == ops.conv2d_forward.reference(x, model.params["kernel"], model.params["bias"],
+                                                         model.window).tobytes()
+    assert {c.tile for c in model.algorithms.chosen.values()} == {None}
+
+
+def _timed_trials(monkeypatch):
+    calls = []
+    original = conv_algo.Choice.run
+
+    def counting(self, *args):
+        calls.append(self.tile)
+        return original(self, *args)
+
+    monkeypatch.setattr(conv_algo.Choice, "run", counting)
+    return calls
+
+
+def test_auto_times_each_algorithm_once_per_shape_and_remembers_on_disk(tmp_path, monkeypatch, rng):
+    cache = tmp_path / "choices.json"
+    monkeypatch.setenv("SCRATCHGAN_CONV_CACHE", str(cache))
+    scratchgan.set_backend("numba")
+    calls = _timed_trials(monkeypatch)
+    x = rng.standard_normal((2, 9, 9, 8)).astype(np.float32)
+    model = L.Conv2D(8, 3, padding="same")
+    y = model.forward(x, training=True)
+    model.backward(np.ones_like(y))
+    assert sorted(calls, key=str) == sorted([None, None, 2, 2, 4, 4] * 3, key=str)  # warm-up + timed, 3 passes
+    document = json.loads(cache.read_text())
+    assert len(document["choices"]) == 3 and all(set(e["ms"]) == {"im2col", "winograd2", "winograd4"}
+                                                  for e in document["choices"].values())
+    model.forward(x)  # the same shape again: nothing timed
+    calls.clear()
+    again = L.Conv2D(8, 3, padding="same")  # a new layer, a fresh process would do the same: read from disk
+    again.forward(x, training=True)
+    assert calls == []
+    stored = next(e["tile"] for key, e in document["choices"].items() if key.startswith("forward "))
+    assert [c.tile for c in again.algorithms.chosen.values()] == [stored]
+
+
+@pytest.mark.parametrize("content", [
+    b"\x00\xffnot json", b"[]", json.dumps({"format": "something else"}).encode(),
+    json.dumps({"format": conv_algo.CACHE_FORMAT, "version": 99, "choices": {}}).encode(),
+    json.dumps({"format": conv_algo.CACHE_FORMAT, "version": 1, "choices": {"k": {"tile": 3}}}).encode(),
+    json.dumps({"format": conv_algo.CACHE_FORMAT, "version": 1, "choices": {"k": {"tile": True}}}).encode(),
+    json.dumps({"format": conv_algo.CACHE_FORMAT, "version": 1, "choices": {"k": {"tile": 2, "ms": {"a": "x"}}}}).encode(),
+], ids=["bytes", "list", "foreign", "version", "tile-3", "tile-bool", "ms-text"])
+def test_a_corrupt_or_foreign_cache_is_ignored_with_a_warning_and_rewritten(content, tmp_path, monkeypatch, rng, capsys):
+    cache = tmp_path / "choices.json"
+    cache.write_bytes(content)
+    monkeypatch.setenv("SCRATCHGAN_CONV_CACHE", str(cache))
+    scratchgan.set_backend("numba")
+    model = L.Conv2D(4, 3, padding="same")
+    model.forward(rng.standard_normal((1, 5, 5, 2)).astype(np.float32))
+    assert "ignoring the conv-algorithm cache" in capsys.readouterr().err
+    assert len(json.loads(cache.read_text())["choices"]) == 1  # measured afresh and written whole
+
+
+def test_a_cache_that_is_not_a_regular_file_is_refused(tmp_path, monkeypatch, capsys):
+    (tmp_path / "dir.json").mkdir()
+    monkeypatch.setenv("SCRATCHGAN_CONV_CACHE", str(tmp_path / "dir.json"))
+    assert conv_algo.ChoiceCache.default().entries == {}
+    assert "ignoring the conv-algorithm cache" in capsys.readouterr().err
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers(-5, 5) | st.floats() | st.text(max_size=5),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                    max_leaves=12)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(choices=st.dictionaries(st.text(max_size=8), JSON, max_size=4), raw=st.binary(max_size=64),
+       as_bytes=st.booleans())
+def test_fuzz_the_cache_reader_never_trusts_a_bad_entry(choices, raw, as_bytes, tmp_path_factory):
+    """Whatever the file holds, the reader returns only entries whose tile is None, 2 or 4, or nothing."""
+    path = tmp_path_factory.mktemp("fuzz") / "c.json"
+    document = {"format": conv_algo.CACHE_FORMAT, "version": 1, "choices": choices}
+    path.write_bytes(raw if as_bytes else json.dumps(document).encode())
+    entries = conv_algo.ChoiceCache(path).entries
+    for key, entry in entries.items():
+        assert conv_algo.ChoiceCache(path).get(key).tile in (None, *TILES)
+        assert isinstance(entry, dict)
+
+
+def test_the_bench_labels_each_conv_algorithm():
+    g = window((8, 8), 5, 1, "same")
+    x, k = np.zeros((1, 8, 8, 3), np.float32), np.zeros((5, 5, 3, 8), np.float32)
+    assert conv_algo.label("winograd_conv2d_forward", (x, k, None, g, tile(4, 5)), "numba") == "winograd F(4x4,5x5)"
+    assert conv_algo.label("conv2d_forward", (x, k, None, g), "numba") == "im2col"
+    assert conv_algo.label("conv2d_forward", (x, k[..., :1], None, g), "numba") == "few-filter GEMM"
+    assert conv_algo.label("conv2d_forward", (x, k[..., :1], None, g), "numpy") == "im2col"
+    assert conv_algo.label("leaky_relu_forward", (x, 0.2), "numba") is None
+    from scratchgan.bench import op_flops, rate_cell
+
+    assert op_flops("winograd_conv2d_forward", (x, k, None, g, tile(4, 5))) == op_flops("conv2d_forward", (x, k, None, g))
+    cell, _ = rate_cell(300.0, 200.0, "eGF/s")
+    assert "150%" in cell and "fewer multiplications" in cell
+    assert "fewer" not in rate_cell(100.0, 200.0, "eGF/s")[0]
+
+
+def test_the_command_line_takes_conv_algo():
+    from scratchgan.cli import build_parser
+
+    assert build_parser().parse_args(["train", "--conv-algo", "winograd"]).conv_algo == "winograd"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--conv-algo", "fft"])
