@@ -140,8 +140,11 @@ def worker(model: str, backend_name: str, batch: int | None) -> None:
     from . import zoo
 
     if backend_name not in ("torch", "torch-cuda"):
-        from . import backend
+        from . import backend, conv_algo
 
+        backend_name, _, algo = backend_name.partition("/")  # "numba/im2col": numba, convolutions by im2col
+        if algo:
+            conv_algo.set_conv_algo(algo)
         backend.set_backend(backend_name)  # first: the weights are built where the backend keeps arrays
     g, d, recipe = zoo.build(model, seed=0)
     if batch:
@@ -329,6 +332,8 @@ def run(quick=False, models=None, backends=None, iterations=None, top=10, as_jso
         batch_sizes=None, plot=None, settle=SETTLE_SECONDS):
     from . import zoo
 
+    for name in backends or ():
+        _check_backend_name(name)
     backends = _with_torch(backends or _available_backends())
     plan = dict(QUICK_MODELS) if quick else {m: None for m in zoo.MODELS}
     if models:
@@ -337,7 +342,7 @@ def run(quick=False, models=None, backends=None, iterations=None, top=10, as_jso
             raise UsageError(f"unknown model {unknown[0]!r}: available models are {', '.join(zoo.MODELS)}")
         plan = {m: plan.get(m) for m in models}
     report = _machine_report(backends, quick)
-    roofs = {b: (report["gpu_sgemm_peak_gflops"], report["gpu_copy_bandwidth_gbs"]) if b in GPU_BACKENDS
+    roofs = {b: (report["gpu_sgemm_peak_gflops"], report["gpu_copy_bandwidth_gbs"]) if _on_gpu(b)
              else (report["sgemm_peak_gflops"], report["copy_bandwidth_gbs"]) for b in backends}
     if not as_json:
         _print_machine(report, out)
@@ -355,6 +360,22 @@ def run(quick=False, models=None, backends=None, iterations=None, top=10, as_jso
     if as_json:
         out(json.dumps(report, indent=1))
     return report
+
+
+def _check_backend_name(name: str) -> None:
+    """A bench backend: numpy, numba, cupy, torch or torch-cuda; ours may carry a conv
+    algorithm (``numba/im2col``), so that one run compares algorithms worker against worker."""
+    from .backend import BACKENDS
+    from .conv_algo import MODES
+
+    base, slash, algo = name.partition("/")
+    if base not in (*BACKENDS, "torch", "torch-cuda") or (slash and (base.startswith("torch") or algo not in MODES)):
+        raise UsageError(f"bench backend {name!r}: expected numpy, numba, cupy, torch or torch-cuda, the first three "
+                         f"optionally with a conv algorithm ({'/'.join(MODES)}), e.g. numba/im2col")
+
+
+def _on_gpu(name: str) -> bool:
+    return name.partition("/")[0] in GPU_BACKENDS
 
 
 def _available_backends() -> list:
@@ -384,7 +405,7 @@ def _with_torch(backends) -> list:
 def _machine_report(backends, quick: bool) -> dict:
     """The machine the figures come from: CPU, BLAS, the measured peak and bandwidth (and the GPU's)."""
     blas, cpu_bits = machine.blas_info(), machine.cpu_vector_bits()
-    on_gpu = any(b in GPU_BACKENDS for b in backends)
+    on_gpu = any(_on_gpu(b) for b in backends)
     return {"cpu": machine.cpu_model(), "cpu_vector_bits": cpu_bits, "cpu_count": os.cpu_count(), "blas": blas,
             "blas_warning": machine.blas_warning(blas, cpu_bits),
             "sgemm_peak_gflops": machine.sgemm_peak(1024 if quick else 2048),
@@ -415,7 +436,7 @@ def draw_roofline(report, path) -> None:
 
     ours = [b for b in report["backends"] if not b.startswith("torch")]
     backend_name = ours[-1]
-    on_gpu = backend_name in GPU_BACKENDS
+    on_gpu = _on_gpu(backend_name)
     peak = report["gpu_sgemm_peak_gflops"] if on_gpu else report["sgemm_peak_gflops"]
     bandwidth = report["gpu_copy_bandwidth_gbs"] if on_gpu else report["copy_bandwidth_gbs"]
     points = []
@@ -437,7 +458,7 @@ def _print_model(result, roofs, backends, top, have_torch, out):
         f"{'vs numpy':>9}{'vs torch':>9}")
     ref = result["backends"]["numpy"]["ms_per_iter"] if "numpy" in result["backends"] else None
     for name, r in result["backends"].items():
-        twin = "torch-cuda" if name in GPU_BACKENDS else "torch"  # like against like: GPU with GPU
+        twin = "torch-cuda" if _on_gpu(name) else "torch"  # like against like: GPU with GPU
         torch_ms = result["backends"].get(twin, {}).get("ms_per_iter")
         gf = r["gflops"] or 0
         vs_np = f"{ref / r['ms_per_iter']:.2f}x" if ref else "-"

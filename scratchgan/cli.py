@@ -183,7 +183,8 @@ def _add_bench(b) -> None:
     b.add_argument("--quick", action="store_true", help="mlp and a batch-32 dcgan only: under a minute")
     b.add_argument("--json", action="store_true", help="print the whole report as JSON")
     b.add_argument("--models", nargs="+", help="models to bench (default: all five)")
-    b.add_argument("--backends", nargs="+", help="backends (default: numpy, numba, and cupy where a GPU is; torch and torch-cuda are added when PyTorch is installed)")
+    b.add_argument("--backends", nargs="+", help="backends (default: numpy, numba, and cupy where a GPU is; torch and torch-cuda are added when PyTorch is installed); "
+                   "numba/im2col, numba/winograd or numba/auto also fixes the conv algorithm of that worker, to compare algorithms in one run")
     b.add_argument("--iterations", type=_positive, help="timed turns per backend (default 3; mlp: 10 turns of 20 iterations)")
     b.add_argument("--top", type=int, default=10, help="op rows per model (default 10)")
     b.add_argument("--batch-sizes", nargs="+", type=_positive,
