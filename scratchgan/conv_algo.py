@@ -14,8 +14,8 @@ backward-weights) are chosen separately: each is its own convolution.
 
 ``auto``, as cuDNN's benchmark mode: the first time a pass runs with a new input shape, each
 algorithm that applies (im2col, whose Numba kernel takes its few-filter path by itself,
-F(2x2, r x r) and F(4x4, r x r)) runs once to warm up and once timed, and the fastest is
-kept for that shape. On the numpy backend (the reference) ``auto`` is im2col: nothing is
+F(2x2, r x r) and F(4x4, r x r) where both channel counts reach MIN_CHANNELS) runs once to
+warm up and twice timed, and the fastest is kept for that shape. On the numpy backend (the reference) ``auto`` is im2col: nothing is
 timed. Choices are cached in ``conv-algorithms.json`` in scratchgan's cache folder
 ($SCRATCHGAN_CACHE, else ~/.cache/scratchgan; or the file $SCRATCHGAN_CONV_CACHE), keyed by pass, shapes, dtype, backend, CPU
 model, thread count and library versions, so a later run on the same machine skips the
@@ -165,9 +165,34 @@ def cache_key(pass_name, g, arrays, backend) -> str:
     return f"{pass_name} {shapes} {g} {arrays[0].dtype} | {_machine_key(backend)}"
 
 
+#: Winograd is not timed where the GEMMs are thinner than this (input or output channels):
+#: its transforms then cost more than the multiplications they save. On the zoo's layers
+#: with 1 or 3 channels on one side im2col won every pass by 8-20x; from 64 channels up
+#: the two are close, so they are timed.
+MIN_CHANNELS = 16
+#: timed rounds per algorithm, after one warm-up call each; the fastest round counts
+ROUNDS = 2
+
+
+def candidates(arrays, pass_name) -> tuple:
+    """The algorithms ``auto`` times for a pass on these arrays: im2col, and the Winograd
+    tiles where both channel counts reach MIN_CHANNELS."""
+    if pass_name == "backward_weights":
+        dy, x = arrays
+        channels = (x.shape[-1], dy.shape[-1])
+    else:
+        channels = arrays[1].shape[2:]  # the kernel's (C, F)
+    if min(channels) < MIN_CHANNELS:
+        return (IM2COL,)
+    return (IM2COL, *(Choice(m) for m in winograd.TILES))
+
+
 def _measured(pass_name, g, arrays, backend) -> Choice:
     """The fastest Choice for this pass on these arrays: from the cache, or timed now (each
-    candidate once to warm up, once timed)."""
+    candidate once to warm up, then ROUNDS rounds in turn; the fastest round counts)."""
+    options = candidates(arrays, pass_name)
+    if len(options) == 1:
+        return options[0]
     key = cache_key(pass_name, g, arrays, backend)
     cached = ChoiceCache.default().get(key)
     if cached is not None:
@@ -176,17 +201,30 @@ def _measured(pass_name, g, arrays, backend) -> Choice:
     observer = registry._observer
     registry.set_observer(None)  # the bench times the training step, not these trials
     try:
-        timings = {}
-        for choice in (IM2COL, *(Choice(m) for m in winograd.TILES)):
+        for choice in options:
             choice.run(pass_name, args, g)  # warm-up: compilation, first-touch memory
-            start = time.perf_counter()
-            choice.run(pass_name, args, g)
-            timings[choice.tile] = time.perf_counter() - start
+        timings = {}
+        for _ in range(ROUNDS):
+            for choice in options:
+                start = time.perf_counter()
+                choice.run(pass_name, args, g)
+                seconds = time.perf_counter() - start
+                timings[choice.tile] = min(seconds, timings.get(choice.tile, seconds))
     finally:
         registry.set_observer(observer)
+    _release_workspaces(backend)
     best = Choice(min(timings, key=timings.get))
     ChoiceCache.default().put(key, best, timings)
     return best
+
+
+def _release_workspaces(backend) -> None:
+    """Let the losing algorithms' recycled workspaces go (the Numba backend's array pool
+    would otherwise keep them, and peak memory with them)."""
+    if backend == "numba":
+        from .kernels.numba import pool
+
+        pool.clear()
 
 
 class ChoiceCache:

@@ -220,3 +220,38 @@ def test_the_threshold_script_measures_and_names_a_threshold(capsys):
     assert "adam_update" in out and re.search(r"^\s+4096\s+\d", out, re.M)
     assert re.search(r"^SCRATCHGAN_PARALLEL_MIN_WORK=(\d+|never)", out, re.M)
     assert threads.PARALLEL_MIN_WORK == before  # the measurement leaves the threshold as it was
+
+
+def _train_against_pytorch():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "train_against_pytorch.py"
+    spec = importlib.util.spec_from_file_location("train_against_pytorch", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def test_the_whole_process_comparison_refuses_run_lengths_that_cancel_nothing(capsys):
+    with pytest.raises(SystemExit):
+        _train_against_pytorch().main(["--short", "5", "--long", "5"])
+    assert "--long must be larger than --short" in capsys.readouterr().err
+
+
+def test_the_whole_process_comparison_reports_both_sides(capsys):
+    pytest.importorskip("torch")
+    _train_against_pytorch().main(["--short", "1", "--long", "3", "--rounds", "1", "--backend", "numpy"])
+    out = capsys.readouterr().out
+    assert re.search(r"ms per iteration: scratchgan numpy/auto -?\d+\.\d+, PyTorch -?\d+\.\d+", out), out
+
+
+def test_bench_backend_names_may_carry_a_conv_algorithm():
+    from scratchgan.bench import _check_backend_name
+    from scratchgan.errors import UsageError
+
+    for name in ("numpy", "numba", "numba/im2col", "numba/winograd", "cupy/auto", "torch", "torch-cuda"):
+        _check_backend_name(name)
+    for name in ("numba/fft", "torch/im2col", "tpu", "numba/"):
+        with pytest.raises(UsageError, match="bench backend"):
+            _check_backend_name(name)

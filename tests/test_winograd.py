@@ -240,17 +240,18 @@ def test_auto_times_each_algorithm_once_per_shape_and_remembers_on_disk(tmp_path
     monkeypatch.setenv("SCRATCHGAN_CONV_CACHE", str(cache))
     scratchgan.set_backend("numba")
     calls = _timed_trials(monkeypatch)
-    x = rng.standard_normal((2, 9, 9, 8)).astype(np.float32)
-    model = L.Conv2D(8, 3, padding="same")
+    x = rng.standard_normal((2, 9, 9, 16)).astype(np.float32)
+    model = L.Conv2D(16, 3, padding="same")
     y = model.forward(x, training=True)
     model.backward(np.ones_like(y))
-    assert sorted(calls, key=str) == sorted([None, None, 2, 2, 4, 4] * 3, key=str)  # warm-up + timed, 3 passes
+    rounds = 1 + conv_algo.ROUNDS  # a warm-up, then the timed rounds
+    assert sorted(calls, key=str) == sorted([None, 2, 4] * rounds * 3, key=str)  # 3 passes
     document = json.loads(cache.read_text())
     assert len(document["choices"]) == 3 and all(set(e["ms"]) == {"im2col", "winograd2", "winograd4"}
                                                   for e in document["choices"].values())
     model.forward(x)  # the same shape again: nothing timed
     calls.clear()
-    again = L.Conv2D(8, 3, padding="same")  # a new layer, a fresh process would do the same: read from disk
+    again = L.Conv2D(16, 3, padding="same")  # a new layer, a fresh process would do the same: read from disk
     again.forward(x, training=True)
     assert calls == []
     stored = next(e["tile"] for key, e in document["choices"].items() if key.startswith("forward "))
@@ -269,8 +270,8 @@ def test_a_corrupt_or_foreign_cache_is_ignored_with_a_warning_and_rewritten(cont
     cache.write_bytes(content)
     monkeypatch.setenv("SCRATCHGAN_CONV_CACHE", str(cache))
     scratchgan.set_backend("numba")
-    model = L.Conv2D(4, 3, padding="same")
-    model.forward(rng.standard_normal((1, 5, 5, 2)).astype(np.float32))
+    model = L.Conv2D(16, 3, padding="same")
+    model.forward(rng.standard_normal((1, 5, 5, 16)).astype(np.float32))
     assert "ignoring the conv-algorithm cache" in capsys.readouterr().err
     assert len(json.loads(cache.read_text())["choices"]) == 1  # measured afresh and written whole
 
@@ -299,6 +300,18 @@ def test_fuzz_the_cache_reader_never_trusts_a_bad_entry(choices, raw, as_bytes, 
     for key, entry in entries.items():
         assert conv_algo.ChoiceCache(path).get(key).tile in (None, *TILES)
         assert isinstance(entry, dict)
+
+
+def test_auto_times_winograd_only_where_both_channel_counts_reach_the_minimum(monkeypatch, rng):
+    scratchgan.set_backend("numba")
+    calls = _timed_trials(monkeypatch)
+    thin = conv_algo.MIN_CHANNELS - 1
+    for c, f in ((thin, 32), (32, thin)):
+        model = L.Conv2D(f, 3, padding="same")
+        y = model.forward(rng.standard_normal((2, 6, 6, c)).astype(np.float32), training=True)
+        model.backward(np.ones_like(y))
+        assert {choice.tile for choice in model.algorithms.chosen.values()} == {None}
+    assert calls == []  # nothing timed: im2col without a trial
 
 
 def test_the_bench_labels_each_conv_algorithm():

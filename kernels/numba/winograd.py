@@ -8,9 +8,13 @@ that only the GEMMs see the channels' full width and nothing else is ever materi
 
 * ``transform_tiles`` reads each tile of the input straight from x (zeros outside it, so
   no padded copy), applies ``L d L^T`` (BT for the input, G for dy's tiles in the
-  backward-weights pass) and writes the alpha^2 results of each channel where the GEMM
-  wants them, ``out[xi*alpha + nu, tile, channel]``: one pass, one write per value.
-* NumPy's BLAS multiplies the alpha^2 (tiles x C) @ (C x F) matrices (np.matmul).
+  backward-weights pass) and writes each tile's alpha^2 x C results as one contiguous
+  block, ``out[tile, xi*alpha + nu, channel]``: one pass, one sequential write per value.
+  (Point-major, ``out[xi*alpha + nu, tile, channel]``, wrote 64 streams whose strides
+  were multiples of 4 KiB: they fought over the same cache sets, 1.5-2x slower.)
+* NumPy's BLAS multiplies the alpha^2 (tiles x C) @ (C x F) matrices (np.matmul on the
+  transposed views: each matrix's rows are alpha^2*C apart, which BLAS takes as its
+  leading dimension, as fast as a contiguous one).
 * ``untransform_tiles`` applies ``AT M AT^T`` per tile, adds the bias and writes the
   m x m outputs into y, cropping the last row and column of tiles.
 
@@ -32,11 +36,11 @@ CHUNK_BYTES = 16 << 20
 
 @njit(parallel=True, cache=True)
 def transform_tiles(src, n0, n1, tiles_h, tiles_w, step, origin_h, origin_w, L, out):
-    """out[xi*alpha + nu, t, c] = sum_{a,b} L[xi, a] src[n, h0 + a, w0 + b, c] L[nu, b]
+    """out[t, xi*alpha + nu, c] = sum_{a,b} L[xi, a] src[n, h0 + a, w0 + b, c] L[nu, b]
 
     for tile t = ((n - n0)*tiles_h + ty)*tiles_w + tx of images n0..n1, whose s x s patch
     (s = L's columns) starts at h0 = origin_h + ty*step, w0 = origin_w + tx*step; src reads
-    as zero outside its bounds. L is (alpha, s); out is (alpha*alpha, tiles, C)."""
+    as zero outside its bounds. L is (alpha, s); out is (tiles, alpha*alpha, C)."""
     _, h, w, c = src.shape
     alpha, s = L.shape
     for row in prange((n1 - n0) * tiles_h):
@@ -65,7 +69,7 @@ def transform_tiles(src, n0, n1, tiles_h, tiles_w, step, origin_h, origin_w, L, 
                                 acc[ch] += coef * pixel[ch]
             for xi in range(alpha):
                 for nu in range(alpha):
-                    dst = out[xi * alpha + nu, t]
+                    dst = out[t, xi * alpha + nu]
                     dst[:] = 0
                     for b in range(s):
                         coef = L[nu, b]
@@ -77,7 +81,7 @@ def transform_tiles(src, n0, n1, tiles_h, tiles_w, step, origin_h, origin_w, L, 
 
 @njit(parallel=True, cache=True)
 def untransform_tiles(mt, n0, n1, tiles_h, tiles_w, L, bias, y):
-    """y[n, ty*m + u, tx*m + v, f] = bias[f] + sum_{xi,nu} L[u, xi] mt[xi*alpha + nu, t, f] L[v, nu]
+    """y[n, ty*m + u, tx*m + v, f] = bias[f] + sum_{xi,nu} L[u, xi] mt[t, xi*alpha + nu, f] L[v, nu]
 
     for every tile t of images n0..n1 (numbered as in transform_tiles) and u, v < m inside
     y; L is AT (m, alpha); ``bias`` is (F,) or empty for none."""
@@ -92,7 +96,7 @@ def untransform_tiles(mt, n0, n1, tiles_h, tiles_w, L, bias, y):
             part[:] = 0
             for xi in range(alpha):
                 for nu in range(alpha):
-                    src = mt[xi * alpha + nu, t]
+                    src = mt[t, xi * alpha + nu]
                     for u in range(m):
                         coef = L[u, xi]
                         if coef != 0:
@@ -168,15 +172,15 @@ def _correlate(x, kernel, top, left, out_h, out_w, tile, bias):
     y = pool.empty((n, out_h, out_w, f), x.dtype)
     per_image = alpha * alpha * th * tw * (c + f) * x.itemsize
     chunk = _chunk(n, per_image)
-    v = pool.empty((alpha * alpha, chunk * th * tw, c), x.dtype)
-    mt = pool.empty((alpha * alpha, chunk * th * tw, f), x.dtype)
+    v = pool.empty((chunk * th * tw, alpha * alpha, c), x.dtype)
+    mt = pool.empty((chunk * th * tw, alpha * alpha, f), x.dtype)
     threads_for(n * th * tw * alpha * alpha * c)  # the whole call's work: parallel pays at once
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
         tiles = (n1 - n0) * th * tw
-        vs, ms = v[:, :tiles], mt[:, :tiles]
+        vs, ms = v[:tiles], mt[:tiles]
         transform_tiles(x, n0, n1, th, tw, m, -top, -left, bt, vs)
-        np.matmul(vs, u, out=ms)
+        np.matmul(vs.transpose(1, 0, 2), u, out=ms.transpose(1, 0, 2))  # per point: (tiles, C) @ (C, F)
         untransform_tiles(ms, n0, n1, th, tw, at, bias, y)
     return y
 
@@ -205,18 +209,18 @@ def winograd_conv2d_backward_weights(dy, x, g, tile):
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
     per_image = alpha * alpha * th * tw * (c + f) * x.itemsize
     chunk = _chunk(n, per_image)
-    v = pool.empty((alpha * alpha, chunk * th * tw, c), x.dtype)
-    wt = pool.empty((alpha * alpha, chunk * th * tw, f), x.dtype)
+    v = pool.empty((chunk * th * tw, alpha * alpha, c), x.dtype)
+    wt = pool.empty((chunk * th * tw, alpha * alpha, f), x.dtype)
     mw = np.zeros((alpha * alpha, c, f), x.dtype)
     part = np.empty_like(mw)
     threads_for(n * th * tw * alpha * alpha * c)
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
         tiles = (n1 - n0) * th * tw
-        vs, ws = v[:, :tiles], wt[:, :tiles]
+        vs, ws = v[:tiles], wt[:tiles]
         transform_tiles(x, n0, n1, th, tw, m, -g.top, -g.left, bt, vs)
         transform_tiles(dy, n0, n1, th, tw, m, 0, 0, gw, ws)
-        np.matmul(vs.transpose(0, 2, 1), ws, out=part)
+        np.matmul(vs.transpose(1, 2, 0), ws.transpose(1, 0, 2), out=part)  # per point: (C, tiles) @ (tiles, F)
         mw += part
     return np.ascontiguousarray(sandwich(at, mw.reshape(alpha, alpha, c, f)))
 
