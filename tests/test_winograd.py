@@ -316,11 +316,12 @@ def test_auto_times_winograd_only_where_both_channel_counts_reach_the_minimum(mo
 
 def test_the_bench_labels_each_conv_algorithm():
     g = window((8, 8), 5, 1, "same")
-    x, k = np.zeros((1, 8, 8, 3), np.float32), np.zeros((5, 5, 3, 8), np.float32)
+    x, k = np.zeros((1, 8, 8, 8), np.float32), np.zeros((5, 5, 8, 8), np.float32)
     assert conv_algo.label("winograd_conv2d_forward", (x, k, None, g, tile(4, 5)), "numba") == "winograd F(4x4,5x5)"
     assert conv_algo.label("conv2d_forward", (x, k, None, g), "numba") == "im2col"
     assert conv_algo.label("conv2d_forward", (x, k[..., :1], None, g), "numba") == "few-filter GEMM"
     assert conv_algo.label("conv2d_forward", (x, k[..., :1], None, g), "numpy") == "im2col"
+    assert conv_algo.label("conv2d_backward_weights", (np.zeros((1, 8, 8, 1)), x, g), "numba") == "few-filter GEMM"
     assert conv_algo.label("leaky_relu_forward", (x, 0.2), "numba") is None
     from scratchgan.bench import op_flops, rate_cell
 
