@@ -14,6 +14,7 @@ import scratchgan
 from scratchgan import conv_algo, layers as L, ops, zoo
 from scratchgan.ops.geometry import window
 from scratchgan.ops.winograd import TILES, tile, winograd_fractions
+from scratchgan.xp import to_host
 
 numba_winograd = pytest.importorskip("scratchgan.kernels.numba.winograd")
 
@@ -337,3 +338,20 @@ def test_the_command_line_takes_conv_algo():
     assert build_parser().parse_args(["train", "--conv-algo", "winograd"]).conv_algo == "winograd"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--conv-algo", "fft"])
+
+
+def test_on_the_cupy_backend_layers_run_im2col_and_the_winograd_reference_stays_on_the_device(fake_cupy, rng,
+                                                                                                capsys):
+    """No Winograd kernels for CUDA: the layers run im2col (``winograd`` says so), and the
+    reference, called by hand, computes on the device's arrays."""
+    scratchgan.set_backend("cupy")
+    scratchgan.set_conv_algo("winograd")
+    model = L.Conv2D(4, 3, padding="same")
+    model.forward(fake_cupy.asarray(rng.standard_normal((1, 5, 5, 2)).astype(np.float32)))
+    assert {c.tile for c in model.algorithms.chosen.values()} == {None}
+    assert "the cupy backend has no Winograd kernels" in capsys.readouterr().err
+    g = window((6, 5), 3, 1, "same")
+    x, k = rng.standard_normal((2, 6, 5, 3)), rng.standard_normal((3, 3, 3, 4))
+    y = ops.winograd_conv2d_forward(fake_cupy.asarray(x), fake_cupy.asarray(k), None, g, tile(2, 3))
+    assert isinstance(y, fake_cupy.ndarray)  # the emulator's device array, not a host copy
+    np.testing.assert_allclose(to_host(y), ops.conv2d_forward.reference(x, k, None, g), atol=1e-12)

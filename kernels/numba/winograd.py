@@ -34,6 +34,13 @@ from .threads import threads_for
 CHUNK_BYTES = 16 << 20
 
 
+@njit(inline="always")
+def _axpy(dst, coef, src):
+    """dst += coef * src over the channels: the inner loop of every transform."""
+    for ch in range(dst.shape[0]):
+        dst[ch] += coef * src[ch]
+
+
 @njit(parallel=True, cache=True)
 def transform_tiles(src, n0, n1, tiles_h, tiles_w, step, origin_h, origin_w, L, out):
     """out[t, xi*alpha + nu, c] = sum_{a,b} L[xi, a] src[n, h0 + a, w0 + b, c] L[nu, b]
@@ -62,21 +69,15 @@ def transform_tiles(src, n0, n1, tiles_h, tiles_w, step, origin_h, origin_w, L, 
                         continue
                     pixel = src[n, hh, ww]
                     for xi in range(alpha):
-                        coef = L[xi, a]
-                        if coef != 0:
-                            acc = rows[xi, b]
-                            for ch in range(c):
-                                acc[ch] += coef * pixel[ch]
+                        if L[xi, a] != 0:
+                            _axpy(rows[xi, b], L[xi, a], pixel)
             for xi in range(alpha):
                 for nu in range(alpha):
                     dst = out[t, xi * alpha + nu]
                     dst[:] = 0
                     for b in range(s):
-                        coef = L[nu, b]
-                        if coef != 0:
-                            acc = rows[xi, b]
-                            for ch in range(c):
-                                dst[ch] += coef * acc[ch]
+                        if L[nu, b] != 0:
+                            _axpy(dst, L[nu, b], rows[xi, b])
 
 
 @njit(parallel=True, cache=True)
@@ -98,11 +99,8 @@ def untransform_tiles(mt, n0, n1, tiles_h, tiles_w, L, bias, y):
                 for nu in range(alpha):
                     src = mt[t, xi * alpha + nu]
                     for u in range(m):
-                        coef = L[u, xi]
-                        if coef != 0:
-                            acc = part[u, nu]
-                            for o in range(f):
-                                acc[o] += coef * src[o]
+                        if L[u, xi] != 0:
+                            _axpy(part[u, nu], L[u, xi], src)
             for u in range(min(m, ho - ty * m)):
                 for v in range(min(m, wo - tx * m)):
                     dst = y[n, ty * m + u, tx * m + v]
@@ -111,11 +109,8 @@ def untransform_tiles(mt, n0, n1, tiles_h, tiles_w, L, bias, y):
                     else:
                         dst[:] = 0
                     for nu in range(alpha):
-                        coef = L[v, nu]
-                        if coef != 0:
-                            acc = part[u, nu]
-                            for o in range(f):
-                                dst[o] += coef * acc[o]
+                        if L[v, nu] != 0:
+                            _axpy(dst, L[v, nu], part[u, nu])
 
 
 def _check(name, g, tile, src, kernel_like, dims):
