@@ -132,12 +132,27 @@ class ConvAlgorithms:
 
 # --- auto: measure once per shape and machine, remember in the cache file -------------------
 
+def _code_checksum(*modules) -> str:
+    """A checksum of the code (and constants) of every function the modules define, read from
+    the loaded functions, not from files: it changes when a kernel does."""
+    import zlib
+
+    crc = 0
+    for module in modules:
+        for name, value in sorted(vars(module).items()):
+            code = getattr(getattr(value, "py_func", value), "__code__", None)
+            if code is not None and getattr(value, "__module__", None) == module.__name__:
+                crc = zlib.crc32(code.co_code + repr(code.co_consts).encode(), crc)
+            elif name.isupper() and isinstance(value, int):  # sizes such as CHUNK_BYTES
+                crc = zlib.crc32(f"{name}={value}".encode(), crc)
+    return f"{crc:08x}"
+
+
 @functools.lru_cache(maxsize=None)
 def _machine_key(backend: str) -> str:
-    """CPU model, library versions (and a checksum of the conv kernels' sources, which change
+    """CPU model, library versions (and a checksum of the conv kernels' code, which changes
     between releases during development), backend and threads."""
     import importlib.metadata
-    import zlib
 
     import numpy as np
 
@@ -153,9 +168,8 @@ def _machine_key(backend: str) -> str:
 
         from .kernels.numba import conv, winograd as kernels
 
-        sources = b"".join(open(m.__file__, "rb").read() for m in (conv, kernels))
         parts += [f"numba={numba.__version__}", f"threads={numba.config.NUMBA_NUM_THREADS}",
-                  f"kernels={zlib.crc32(sources):08x}"]
+                  f"kernels={_code_checksum(conv, kernels)}"]
     return " ".join(parts)
 
 

@@ -355,3 +355,17 @@ def test_on_the_cupy_backend_layers_run_im2col_and_the_winograd_reference_stays_
     y = ops.winograd_conv2d_forward(fake_cupy.asarray(x), fake_cupy.asarray(k), None, g, tile(2, 3))
     assert isinstance(y, fake_cupy.ndarray)  # the emulator's device array, not a host copy
     np.testing.assert_allclose(to_host(y), ops.conv2d_forward.reference(x, k, None, g), atol=1e-12)
+
+
+def test_the_cache_key_names_the_machine_and_changes_with_the_kernels(monkeypatch):
+    from scratchgan.kernels.numba import conv as conv_kernels
+
+    g = window((8, 8), 5, 1, "same")
+    arrays = (np.zeros((2, 8, 8, 16), np.float32), np.zeros((5, 5, 16, 32), np.float32))
+    key = conv_algo.cache_key("forward", g, arrays, "numba")
+    assert key.startswith("forward 2x8x8x16;5x5x16x32 8x8->8x8 k5x5 s1x1 pad 2,2,2,2 float32 | cpu=")
+    assert all(f"{part}=" in key for part in ("scratchgan", "numpy", "numba", "threads", "kernels"))
+    before = conv_algo._code_checksum(conv_kernels, numba_winograd)
+    monkeypatch.setattr(numba_winograd, "CHUNK_BYTES", numba_winograd.CHUNK_BYTES * 2)
+    assert conv_algo._code_checksum(conv_kernels, numba_winograd) != before
+    assert conv_algo.cache_key("forward", g, arrays, "numpy") != key
