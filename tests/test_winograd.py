@@ -290,8 +290,9 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers(-5, 5) | st.floats()
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(choices=st.dictionaries(st.text(max_size=8), JSON, max_size=4), raw=st.binary(max_size=64),
-       as_bytes=st.booleans())
+@given(choices=st.dictionaries(st.text(max_size=8), JSON | st.fixed_dictionaries(
+           {"tile": st.sampled_from([None, 2, 4, 3, 0, True, "2", 2.0]), "ms": JSON}), max_size=4),
+       raw=st.binary(max_size=64), as_bytes=st.booleans())
 def test_fuzz_the_cache_reader_never_trusts_a_bad_entry(choices, raw, as_bytes, tmp_path_factory):
     """Whatever the file holds, the reader returns only entries whose tile is None, 2 or 4, or nothing."""
     path = tmp_path_factory.mktemp("fuzz") / "c.json"
