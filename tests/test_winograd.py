@@ -370,3 +370,12 @@ def test_the_cache_key_names_the_machine_and_changes_with_the_kernels(monkeypatc
     monkeypatch.setattr(numba_winograd, "CHUNK_BYTES", numba_winograd.CHUNK_BYTES * 2)
     assert conv_algo._code_checksum(conv_kernels, numba_winograd) != before
     assert conv_algo.cache_key("forward", g, arrays, "numpy") != key
+
+
+def test_the_fallback_note_names_a_transposed_layer_as_the_adjoint_it_runs(rng, capsys):
+    scratchgan.set_conv_algo("winograd")
+    model = L.Conv2DTranspose(3, 5, strides=2, padding="same", name="up")
+    model.forward(rng.standard_normal((1, 4, 4, 2)))
+    note = capsys.readouterr().err.strip()
+    assert note == ("scratchgan: up (the adjoint of the convolution 8x8->4x4 k5x5 s2x2 pad 1,2,1,2): "
+                    "stride 2x2 (Winograd serves stride 1 only); it runs im2col"), note

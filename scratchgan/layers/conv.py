@@ -50,9 +50,13 @@ class _Conv(LinearLayer):
         """The Window of inputs of ``input_shape`` (a ValueError if they are too small)."""
         raise NotImplementedError
 
+    def _describe(self) -> str:
+        """The layer's name and window, for notes: ``conv2d_1 (14x14->7x7 k5x5 s2x2 pad 1,2,1,2)``."""
+        return f"{self.name} ({self.window})"
+
     def _build(self, input_shape):
         self.window = self._window(input_shape)
-        self.algorithms = ConvAlgorithms(f"{self.name} ({self.window})")
+        self.algorithms = ConvAlgorithms(self._describe())
         super()._build(input_shape)
 
     def get_config(self):
@@ -110,6 +114,9 @@ class Conv2DTranspose(_Conv):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.window.h, self.window.w, self.filters)
+
+    def _describe(self) -> str:
+        return f"{self.name} (the adjoint of the convolution {self.window})"
 
     # The three passes are those of the Conv2D A that maps our output back to our input
     # (self.window is A's): y = A^T x is A's backward-data pass, so our backward-data pass
