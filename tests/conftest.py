@@ -13,7 +13,8 @@ import pytest
 
 import scratchgan
 
-os.environ.setdefault("SCRATCHGAN_CACHE", os.path.join(os.path.dirname(__file__), ".cache-never-used"))
+NEVER_USED = os.path.join(os.path.dirname(__file__), ".cache-never-used")
+os.environ.setdefault("SCRATCHGAN_CACHE", NEVER_USED)
 
 
 @pytest.fixture(autouse=True)
@@ -28,10 +29,13 @@ def numpy_backend():
 
 @pytest.fixture(autouse=True, scope="session")
 def conv_algorithm_cache(tmp_path_factory):
-    """Measured convolution choices go to a file of this test session, not the user's cache."""
+    """Measured convolution choices go to a file of this test session, not the user's cache,
+    and nothing lands in the cache folder the tests point at but must never use."""
     path = tmp_path_factory.mktemp("conv-cache") / "conv-algorithms.json"
     os.environ["SCRATCHGAN_CONV_CACHE"] = str(path)
     yield path
+    left = sorted(os.listdir(NEVER_USED)) if os.path.isdir(NEVER_USED) else []
+    assert left == [], f"the test session wrote {left} into {NEVER_USED}, the cache folder no test may use"
 
 
 @pytest.fixture
