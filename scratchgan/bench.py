@@ -61,12 +61,18 @@ SETTLE_SECONDS = 0.5
 
 
 # --- FLOPs of the GEMM-like ops ----------------------------------------------------------
+def pass_of(name: str) -> str:
+    """The convolution pass a Winograd op runs (``winograd_conv2d_forward`` -> ``conv2d_forward``);
+    any other op's own name. The bench's tables show a pass as one row, whichever algorithm ran it."""
+    return name.removeprefix("winograd_")
+
+
 def op_flops(name, args) -> int:
     """Multiply-add FLOPs (2 per MAC) of one call of op ``name`` with ``args``; 0 for others.
     A Winograd convolution counts the direct convolution's FLOPs (it does fewer): its rate
     is an *effective* rate, and may pass the SGEMM roof."""
-    if name.startswith("winograd_"):
-        name, args = name[len("winograd_"):], args[:-1]  # the same pass without the tile argument
+    if name != pass_of(name):
+        name, args = pass_of(name), args[:-1]  # the same pass without the tile argument
     if name in ("dense_forward", "dense_backward_data", "dense_backward_weights"):
         a, b = args[0], args[1]
         if name == "dense_forward":  # x (N, in), kernel (in, out)
@@ -209,9 +215,8 @@ def _synchronize(trainer) -> None:
 
 
 def _profile_step(trainer):
-    from .ops import registry
-
     from .conv_algo import label
+    from .ops import registry
 
     calls = []
     backend_name = registry.active()
@@ -311,9 +316,9 @@ def _op_table(ops_by_backend):
     rows = {}
     for backend_name, calls in ops_by_backend.items():
         for name, sig, dt, flops, nbytes, ops, algo in calls:
-            # a pass is one row whichever algorithm each backend ran; "algo" says what each ran
-            row = rows.setdefault((name.replace("winograd_", ""), sig),
-                                  {"op": name.replace("winograd_", ""), "shapes": sig, "flops": flops, "bytes": nbytes,
+            # "algo": what each backend ran for this row's pass
+            row = rows.setdefault((pass_of(name), sig),
+                                  {"op": pass_of(name), "shapes": sig, "flops": flops, "bytes": nbytes,
                                    "roofline_ops": ops, "times": {}, "algo": {}})
             row["times"].setdefault(backend_name, []).append(dt)
             if algo:

@@ -205,7 +205,7 @@ def main(argv=None):
             budget.set_memory_budget(args.memory_budget)
         if getattr(args, "conv_algo", None):
             conv_algo.set_conv_algo(args.conv_algo)
-            os.environ[conv_algo.VARIABLE] = args.conv_algo  # for child processes: bench workers, MPI ranks
+            os.environ[conv_algo.VARIABLE] = args.conv_algo  # the bench's worker processes inherit it
         if getattr(args, "backend", None):
             backend.set_backend(args.backend)
         else:

@@ -101,7 +101,7 @@ class ConvAlgorithms:
 
     def __init__(self, name: str):
         self.name = name
-        self.chosen: dict[tuple, Choice] = {}  # (pass, shapes, dtype, backend, mode) -> Choice
+        self.chosen: dict[tuple, object] = {}  # (pass, shapes, dtype, backend, mode) -> Tile or None
         self.noted = False
 
     def tile(self, pass_name: str, g, *arrays):
@@ -109,10 +109,10 @@ class ConvAlgorithms:
         im2col op's array arguments, in its order), or None for im2col."""
         mode, backend = get_conv_algo(), registry.active()
         key = (pass_name, tuple(a.shape for a in arrays), arrays[0].dtype, backend, mode)
-        choice = self.chosen.get(key)
-        if choice is None:
-            choice = self.chosen[key] = self._choose(pass_name, g, arrays, mode, backend)
-        return None if choice.tile is None else winograd.tile(choice.tile, g.kh)
+        if key not in self.chosen:
+            m = self._choose(pass_name, g, arrays, mode, backend).tile
+            self.chosen[key] = None if m is None else winograd.tile(m, g.kh)
+        return self.chosen[key]
 
     def _choose(self, pass_name, g, arrays, mode, backend) -> Choice:
         why = winograd.serves(g)
@@ -212,7 +212,7 @@ def _measured(pass_name, g, arrays, backend) -> Choice:
     if cached is not None:
         return cached
     args = (*arrays, None) if pass_name == "forward" else arrays  # the forward's bias: none
-    observer = registry._observer
+    observer = registry.observer()
     registry.set_observer(None)  # the bench times the training step, not these trials
     try:
         for choice in options:

@@ -28,6 +28,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import pool
+from .conv import _chunk
 from .checks import KernelArgumentError
 from .threads import threads_for
 
@@ -147,10 +148,6 @@ def sandwich(L, a):
     return (L @ rows).reshape(L.shape[0], L.shape[0], *a.shape[2:])  # [xi, nu, ...] = sum_b L[nu, b] rows[xi, b]
 
 
-def _chunk(n, per_image_bytes):
-    return max(1, min(n, CHUNK_BYTES // max(per_image_bytes, 1)))
-
-
 def _correlate(x, kernel, top, left, out_h, out_w, tile, bias):
     """y = correlate(x, kernel) (+ bias), as scratchgan.ops.winograd.correlate, fused."""
     n, _, _, c = x.shape
@@ -166,7 +163,7 @@ def _correlate(x, kernel, top, left, out_h, out_w, tile, bias):
     bias = np.zeros(0, x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
     y = pool.empty((n, out_h, out_w, f), x.dtype)
     per_image = alpha * alpha * th * tw * (c + f) * x.itemsize
-    chunk = _chunk(n, per_image)
+    chunk = _chunk(n, per_image, CHUNK_BYTES)
     v = pool.empty((chunk * th * tw, alpha * alpha, c), x.dtype)
     mt = pool.empty((chunk * th * tw, alpha * alpha, f), x.dtype)
     threads_for(n * th * tw * alpha * alpha * c)  # the whole call's work: parallel pays at once
@@ -203,7 +200,7 @@ def winograd_conv2d_backward_weights(dy, x, g, tile):
     th, tw = tile_counts(g.ho, g.wo, m)
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
     per_image = alpha * alpha * th * tw * (c + f) * x.itemsize
-    chunk = _chunk(n, per_image)
+    chunk = _chunk(n, per_image, CHUNK_BYTES)
     v = pool.empty((chunk * th * tw, alpha * alpha, c), x.dtype)
     wt = pool.empty((chunk * th * tw, alpha * alpha, f), x.dtype)
     mw = np.zeros((alpha * alpha, c, f), x.dtype)

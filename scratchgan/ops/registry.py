@@ -40,6 +40,11 @@ def set_observer(observer) -> None:
     _observer = observer
 
 
+def observer():
+    """The function set_observer installed (None when no one is watching)."""
+    return _observer
+
+
 def activate(backend_name: str) -> None:
     """Make the dispatchers call ``backend_name``'s implementations (scratchgan.backend calls this)."""
     global _active
