@@ -255,3 +255,21 @@ def test_bench_backend_names_may_carry_a_conv_algorithm():
     for name in ("numba/fft", "torch/im2col", "tpu", "numba/"):
         with pytest.raises(UsageError, match="bench backend"):
             _check_backend_name(name)
+
+
+def test_the_winograd_layer_script_times_each_algorithm_and_splits_a_call(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    pytest.importorskip("numba")
+    path = Path(__file__).resolve().parent.parent / "examples" / "winograd_layers.py"
+    spec = importlib.util.spec_from_file_location("winograd_layers", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.main(["--models", "dcgan_bn", "--batch", "2", "--repeats", "1", "--parts"])
+    out = capsys.readouterr().out
+    rows = re.findall(r"^dcgan_bn\s+2x7x7->7x7 .* (forward|backward_data|backward_weights)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$",
+                      out, re.M)
+    assert [r[0] for r in rows] == ["forward", "backward_data", "backward_weights"], out
+    assert re.search(r"F\(4x4\) forward [\d.]+ ms: input transform [\d.]+ ms \([\d.]+ GB/s\), GEMMs [\d.]+ ms, "
+                     r"output transform [\d.]+ ms", out), out

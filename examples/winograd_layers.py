@@ -1,0 +1,128 @@
+"""Time im2col against Winograd on every zoo layer it could serve, and take one Winograd call apart.
+
+    python3 examples/winograd_layers.py                      # every stride-1 3x3/5x5 zoo layer, all passes
+    python3 examples/winograd_layers.py --models cifar_frog --parts
+
+For each convolution of the zoo with stride 1 and a 3x3 or 5x5 kernel (thin ones included,
+which ``auto`` does not time), at the recipe's batch, on the numba backend: milliseconds
+per call of each pass with im2col, F(2x2) and F(4x4) (best of ``--repeats`` after a
+warm-up), as ``scratchgan.set_conv_algo("auto")`` would measure them. ``--parts`` also
+splits the F(4x4) forward into its input transform, GEMMs and output transform (by
+timing the kernel module's functions while it runs) and gives the input transform's GB/s
+(the bytes it reads and writes once).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+import scratchgan
+from scratchgan import layers as L
+from scratchgan import ops, zoo
+from scratchgan.ops.winograd import serves, tile
+
+
+def best_ms(fn, *args, repeats=3) -> float:
+    fn(*args)  # warm-up: compilation, first-touch memory
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(*args)
+        best = min(best, time.perf_counter() - start)
+    return 1000 * best
+
+
+def zoo_layers(models):
+    """(model, layer, batch) of every stride-1 3x3 or 5x5 convolution of ``models``."""
+    for model in models:
+        g, d, recipe = zoo.build(model, seed=0)
+        for net in (g, d):
+            for layer in net.layers:
+                if isinstance(layer, L.Conv2D | L.Conv2DTranspose) and serves(layer.window) is None:
+                    yield model, layer, recipe.batch_size
+
+
+def pass_arguments(layer, batch, rng):
+    """The three passes' arguments as the im2col ops take them (the window's input side is a
+    transposed layer's output)."""
+    g = layer.window
+    k = layer.params["kernel"]
+    x = rng.standard_normal((batch, g.h, g.w, k.shape[2])).astype(np.float32)
+    dy = rng.standard_normal((batch, g.ho, g.wo, k.shape[3])).astype(np.float32)
+    return {"forward": (x, k, None), "backward_data": (dy, k), "backward_weights": (dy, x)}
+
+
+@contextmanager
+def timed(module, names, totals):
+    """Add the seconds each of ``module``'s functions ``names`` takes to ``totals`` while inside."""
+    saved = {name: getattr(module, name) for name in names}
+
+    def wrap(name, fn):
+        def run(*args, **kwargs):
+            start = time.perf_counter()
+            out = fn(*args, **kwargs)
+            totals[name] = totals.get(name, 0.0) + time.perf_counter() - start
+            return out
+        return run
+
+    for name, fn in saved.items():
+        setattr(module, name, wrap(name, fn))
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(module, name, fn)
+
+
+def parts(layer, args):
+    """ms of the F(4x4) forward's pieces, and the input transform's GB/s."""
+    from scratchgan.kernels.numba import winograd as kernels
+
+    x, k, _ = args
+    t = tile(4, layer.window.kh)
+    totals = {}
+    kernels.winograd_conv2d_forward(x, k, None, layer.window, t)  # warm-up
+    with timed(kernels, ("transform_tiles", "untransform_tiles"), totals), timed(kernels.np, ("matmul",), totals):
+        start = time.perf_counter()
+        kernels.winograd_conv2d_forward(x, k, None, layer.window, t)
+        total = time.perf_counter() - start
+    tiles = x.shape[0] * -(-layer.window.ho // 4) * -(-layer.window.wo // 4)
+    moved = x.nbytes + tiles * t.alpha**2 * x.shape[3] * x.itemsize
+    return (f"F(4x4) forward {1000 * total:.1f} ms: input transform {1000 * totals['transform_tiles']:.1f} ms "
+            f"({moved / totals['transform_tiles'] / 1e9:.1f} GB/s), GEMMs {1000 * totals['matmul']:.1f} ms, "
+            f"output transform {1000 * totals['untransform_tiles']:.1f} ms")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["dcgan_bn", "dcgan_upsample", "cifar_frog"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch", type=int, help="instead of each recipe's batch size")
+    parser.add_argument("--parts", action="store_true", help="also split each F(4x4) forward into its pieces")
+    args = parser.parse_args(argv)
+    scratchgan.set_backend("numba")
+    rng = np.random.default_rng(0)
+    print(f"{'model':<15}{'layer (as a convolution)':<44}{'pass':<18}{'im2col':>8}{'F(2x2)':>8}{'F(4x4)':>8}  ms")
+    for model, layer, batch in zoo_layers(args.models):
+        if layer.window is None or "kernel" not in layer.params:
+            continue
+        batch = args.batch or batch
+        arguments = pass_arguments(layer, batch, rng)
+        k = layer.params["kernel"]
+        what = f"{batch}x{layer.window} {k.shape[2]}->{k.shape[3]}"
+        for pass_name, pass_args in arguments.items():
+            im2col_op = getattr(ops, "conv2d_" + pass_name)
+            winograd_op = getattr(ops, "winograd_conv2d_" + pass_name)
+            cells = [best_ms(im2col_op, *pass_args, layer.window, repeats=args.repeats)]
+            cells += [best_ms(winograd_op, *pass_args, layer.window, tile(m, layer.window.kh), repeats=args.repeats)
+                      for m in (2, 4)]
+            print(f"{model:<15}{what[:43]:<44}{pass_name:<18}" + "".join(f"{c:>8.1f}" for c in cells), flush=True)
+        if args.parts:
+            print(f"{'':<15}{parts(layer, arguments['forward'])}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
