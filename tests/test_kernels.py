@@ -163,7 +163,7 @@ def test_elementwise_kernels(backend, shape, dtype, rng):
         y, y_ref = both(backend, "leaky_relu_forward", x, slope)
         assert_close(y, y_ref, dtype)
         assert_close(*both(backend, "leaky_relu_backward", dy, y_ref[1], slope), dtype)
-    for name in ("tanh", "sigmoid"):  # Numba leaves the forwards to NumPy (faster); CUDA has kernels
+    for name in ("tanh", "sigmoid"):
         y, y_ref = both(backend, f"{name}_forward", x)
         assert_close(y, y_ref, dtype)
         assert_close(*both(backend, f"{name}_backward", dy, y_ref), dtype)
@@ -186,12 +186,16 @@ def test_batchnorm_kernels(backend, shape, dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(2, 7, 9, 3), (3, 6, 8, 17)], ids=["odd", "tiled-by-2x2"])
 @pytest.mark.parametrize("pool, strides, pad", [((2, 2), (2, 2), "valid"), ((3, 2), (1, 3), "same"),
-                                                 ((3, 3), (2, 2), "same"), ((2, 3), (3, 1), "valid")])
-def test_pooling_kernels(backend, pool, strides, pad, dtype, rng):
-    x = rng.standard_normal((2, 7, 9, 3)).astype(dtype)
+                                                 ((3, 3), (2, 2), "same"), ((2, 3), (3, 1), "valid"),
+                                                 ((2, 2), (2, 2), "same")])
+def test_pooling_kernels(backend, shape, pool, strides, pad, dtype, rng):
+    """On 6x8 a 2x2 pool with stride 2 tiles the image exactly (the kernel's one-write path);
+    on 7x9 it leaves a row and a column out, and the other windows overlap or pad."""
+    x = rng.standard_normal(shape).astype(dtype)
     x[0, 0, :2, 0] = 1.5  # a tie: the first maximum wins on both backends
-    g = window((7, 9), pool, strides, pad)
+    g = window(shape[1:3], pool, strides, pad)
     (y, arg), (y_ref, arg_ref) = both(backend, "maxpool_forward", x, g)
     assert_close(y, y_ref, dtype)
     np.testing.assert_array_equal(arg, arg_ref)
@@ -202,6 +206,50 @@ def test_pooling_kernels(backend, pool, strides, pad, dtype, rng):
         assert_close(up, up_ref, dtype)
         d = rng.standard_normal(up_ref.shape).astype(dtype)
         assert_close(*both(backend, "upsample_nearest_backward", d, size), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(5, 3), (2, 3, 5, 16), (3, 1, 7, 33), (0, 20), (4, 1)])
+def test_bias_gradient_kernel(backend, shape, dtype, rng):
+    """Channel sums on narrow (NumPy's sum) and wide (the blocked kernel) rows, and no rows."""
+    dy = rng.standard_normal(shape).astype(dtype)
+    assert_close(*both(backend, "bias_backward", dy), dtype)
+
+
+def test_channel_sums_keep_float32_digits_over_many_rows(rng):
+    """10^6 rows of 1 + noise: a float32 running sum drifts by 1.3e-5 of the total; the
+    kernel's short float32 runs added into float64 stay within float32 rounding of it."""
+    from scratchgan.kernels.numba import reductions
+
+    dy = (1 + 0.01 * rng.standard_normal((1_000_000, 16))).astype(np.float32)
+    exact = dy.astype(np.float64).sum(axis=0)
+    np.testing.assert_allclose(reductions.bias_backward(dy), exact, rtol=1e-6)
+
+
+def test_launchers_refuse_arrays_their_loops_would_overrun(rng):
+    from scratchgan.kernels.numba import batchnorm, pooling
+    from scratchgan.kernels.numba.checks import KernelArgumentError
+
+    x = rng.standard_normal((2, 4, 4, 3)).astype(np.float32)
+    three, two = np.ones(3, np.float32), np.ones(2, np.float32)
+    with pytest.raises(KernelArgumentError, match=r"gamma has shape \(2,\), expected \(3,\)"):
+        batchnorm.batchnorm_forward_train(x, two, three, 1e-3)
+    with pytest.raises(KernelArgumentError, match="xhat has shape"):
+        batchnorm.batchnorm_backward_train(x, x[:1], three, three)
+    with pytest.raises(KernelArgumentError, match="moving_var"):
+        batchnorm.batchnorm_forward_infer(x, three, three, three, two, 1e-3)
+    with pytest.raises(KernelArgumentError, match="scale"):
+        batchnorm.batchnorm_backward_infer(x, x, two)
+    g = window((4, 4), (2, 2), (2, 2), "valid")
+    with pytest.raises(KernelArgumentError, match=r"expected \(N, 4, 4, C\)"):
+        pooling.maxpool_forward(x[:, :3], g)
+    y, argmax = pooling.maxpool_forward(x, g)
+    with pytest.raises(KernelArgumentError, match="argmax has shape"):
+        pooling.maxpool_backward(y, argmax[:, :1], g)
+    with pytest.raises(KernelArgumentError, match="dy has shape"):
+        pooling.maxpool_backward(y[:, :1], argmax[:, :1], g)
+    with pytest.raises(KernelArgumentError, match="not a multiple of 2x2"):
+        pooling.upsample_nearest_backward(x[:, :3], (2, 2))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -19,14 +19,13 @@ import os
 # it). Passive waiting (threads sleep at once) removes that; set before OpenMP starts.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import activations, batchnorm, conv, dropout, losses, optim, pooling, winograd  # noqa: E402
+from . import activations, batchnorm, conv, dropout, losses, optim, pooling, reductions, winograd  # noqa: E402
 
-MODULES = (activations, batchnorm, conv, dropout, losses, optim, pooling, winograd)
+MODULES = (activations, batchnorm, conv, dropout, losses, optim, pooling, reductions, winograd)
 
 #: ops left to NumPy on purpose, because NumPy is as fast or faster (measured): BLAS GEMMs,
-#: SIMD tanh/exp, and the bias gradient's column sum (memory-bound, vectorised already)
+#: and the logistic loss on its (batch, 1) predictions
 NUMPY_IS_FASTER = ("dense_forward", "dense_backward_data", "dense_backward_weights",
-                   "tanh_forward", "sigmoid_forward", "bias_backward",
                    "bce_logits_forward", "bce_logits_backward")
 
 

@@ -26,3 +26,20 @@ def same_layout(kernel: str, reference: np.ndarray, **arrays) -> None:
             raise KernelArgumentError(f"{kernel}: {name} is {got}, the parameter {reference.dtype} {reference.shape}")
         if not a.flags.c_contiguous or not a.flags.writeable:
             raise KernelArgumentError(f"{kernel}: {name} must be C-contiguous and writeable")
+
+
+def channel_vectors(kernel: str, channels: int, **vectors) -> None:
+    """Each of ``vectors`` is a 1-D array of ``channels`` values (per-channel parameters the
+    loops index by channel)."""
+    for name, v in vectors.items():
+        if getattr(v, "shape", None) != (channels,):
+            got = getattr(v, "shape", type(v).__name__)
+            raise KernelArgumentError(f"{kernel}: {name} has shape {got}, expected ({channels},) for {channels} channels")
+
+
+def same_shape(kernel: str, expected: tuple, **arrays) -> None:
+    """Each of ``arrays`` has shape ``expected`` (arrays a loop walks in step)."""
+    for name, a in arrays.items():
+        if getattr(a, "shape", None) != tuple(expected):
+            got = getattr(a, "shape", type(a).__name__)
+            raise KernelArgumentError(f"{kernel}: {name} has shape {got}, expected {tuple(expected)}")

@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import pool
+from .checks import KernelArgumentError, same_shape
 from .threads import threads_for
 
 
@@ -78,32 +79,63 @@ def _maxpool_backward(dy, argmax, ph, pw, sh, sw, top, left, dx):
 
 
 @njit(parallel=True, cache=True)
+def _maxpool_backward_tiled(dy, argmax, ph, pw, dx):
+    """The windows tile the image exactly (stride = pool, no padding, H = Ho*ph, W = Wo*pw):
+    every dx cell belongs to one window, so each is written once, with no zeroing pass."""
+    n, ho, wo, c = dy.shape
+    for r in prange(n * ho):
+        b = r // ho
+        p = r % ho
+        for i in range(ph):
+            out_row = dx[b, p * ph + i]
+            for q in range(wo):
+                g = dy[b, p, q]
+                won = argmax[b, p, q]
+                for j in range(pw):
+                    out = out_row[q * pw + j]
+                    tap = i * pw + j
+                    for ch in range(c):
+                        out[ch] = g[ch] if won[ch] == tap else 0
+
+
+@njit(parallel=True, cache=True)
 def _upsample_forward(x, sh, sw, y):
+    """Per input row: its first output row column by column, then sh - 1 copies of it."""
     n, h, w, c = x.shape
-    for r in prange(n * h * sh):
-        b = r // (h * sh)
-        row = r % (h * sh)
-        for col in range(w * sw):
-            for ch in range(c):
-                y[b, row, col, ch] = x[b, row // sh, col // sw, ch]
+    for r in prange(n * h):
+        b = r // h
+        hh = r % h
+        first = y[b, hh * sh]
+        for ww in range(w):
+            v = x[b, hh, ww]
+            for j in range(sw):
+                first[ww * sw + j, :] = v
+        for i in range(1, sh):
+            y[b, hh * sh + i, :, :] = first
 
 
 @njit(parallel=True, cache=True)
 def _upsample_backward(dy, sh, sw, dx):
+    """Per output row: the sh x sw blocks added channel-vector by channel-vector, row i then column j."""
     n, h, w, c = dx.shape
     for r in prange(n * h):
         b = r // h
         hh = r % h
-        for ww in range(w):
-            for ch in range(c):
-                s = dy[b, hh * sh, ww * sw, ch] * 0
-                for i in range(sh):
-                    for j in range(sw):
-                        s += dy[b, hh * sh + i, ww * sw + j, ch]
-                dx[b, hh, ww, ch] = s
+        out_row = dx[b, hh]
+        out_row[:, :] = 0
+        for i in range(sh):
+            row = dy[b, hh * sh + i]
+            for ww in range(w):
+                out = out_row[ww]
+                for j in range(sw):
+                    v = row[ww * sw + j]
+                    for ch in range(c):
+                        out[ch] += v[ch]
 
 
 def maxpool_forward(x, g):
+    if x.ndim != 4 or x.shape[1:3] != (g.h, g.w):
+        raise KernelArgumentError(f"maxpool_forward: x has shape {x.shape}, expected (N, {g.h}, {g.w}, C) for {g}")
     n, _, _, c = x.shape
     y = pool.empty((n, g.ho, g.wo, c), x.dtype)
     argmax = pool.empty((n, g.ho, g.wo, c), np.int8)
@@ -112,9 +144,20 @@ def maxpool_forward(x, g):
     return y, argmax
 
 
+def _tiles_exactly(g) -> bool:
+    """Whether the pool's windows cover the image exactly once (the usual MaxPooling2D(2) on
+    an even size)."""
+    return ((g.sh, g.sw) == (g.kh, g.kw) and g.ho * g.kh == g.h and g.wo * g.kw == g.w
+            and g.top == g.left == 0)
+
+
 def maxpool_backward(dy, argmax, g):
+    same_shape("maxpool_backward", (dy.shape[0], g.ho, g.wo, dy.shape[-1]), dy=dy, argmax=argmax)
     dx = pool.empty((dy.shape[0], g.h, g.w, dy.shape[3]), dy.dtype)
     threads_for(dx.size)
+    if _tiles_exactly(g):
+        _maxpool_backward_tiled(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), g.kh, g.kw, dx)
+        return dx
     _maxpool_backward(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), g.kh, g.kw, g.sh, g.sw, g.top, g.left, dx)
     return dx
 
@@ -131,6 +174,8 @@ def upsample_nearest_forward(x, size):
 def upsample_nearest_backward(dy, size):
     sh, sw = size
     n, hs, ws, c = dy.shape
+    if hs % sh or ws % sw:
+        raise KernelArgumentError(f"upsample_nearest_backward: dy's {hs}x{ws} is not a multiple of {sh}x{sw}")
     dx = pool.empty((n, hs // sh, ws // sw, c), dy.dtype)
     threads_for(dy.size)
     _upsample_backward(np.ascontiguousarray(dy), sh, sw, dx)
