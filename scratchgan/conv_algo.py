@@ -322,10 +322,13 @@ def label(name: str, args, backend: str) -> str | None:
         return f"winograd {args[-1]}"
     if name in ("conv2d_forward", "conv2d_backward_data", "conv2d_backward_weights"):
         filters = args[0].shape[3] if name == "conv2d_backward_weights" else args[1].shape[3]
+        channels = args[1].shape[3] if name == "conv2d_backward_weights" else args[1].shape[2]
         if backend == "numba":
-            from .kernels.numba.conv import FEW_FILTERS
+            from .kernels.numba.conv import FEW_CHANNELS, FEW_FILTERS
 
             if filters <= FEW_FILTERS:
                 return "few-filter GEMM"
+            if channels <= FEW_CHANNELS:
+                return "few-channel im2col"
         return "im2col"
     return None

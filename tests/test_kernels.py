@@ -101,10 +101,12 @@ def assert_close(got, want, dtype):
         np.testing.assert_array_equal(got.astype(want.dtype), want)
 
 
-CONV_CASES = [  # (n, h, w, c, kh, kw, f), strides, padding
+CONV_CASES = [  # (n, h, w, c, kh, kw, f), strides, padding; on numba, c <= 4 takes the few-channel
+    # path (transposed workspace), f <= 4 the few-filter one, c = 5 plain im2col
     (n, h, w, c, kh, kw, f, s, pad)
     for (n, h, w, c, kh, kw, f), s, pad in itertools.product(
-        [(1, 7, 5, 3, 3, 2, 5), (3, 9, 11, 2, 4, 3, 1), (2, 6, 7, 5, 5, 5, 7), (2, 8, 8, 3, 1, 1, 3)],
+        [(1, 7, 5, 3, 3, 2, 5), (3, 9, 11, 2, 4, 3, 1), (2, 6, 7, 5, 5, 5, 7), (2, 8, 8, 3, 1, 1, 3),
+         (2, 10, 9, 1, 5, 4, 6)],
         [(1, 1), (2, 3), (3, 2)],
         ["same", "valid"],
     )

@@ -326,6 +326,11 @@ def test_the_bench_labels_each_conv_algorithm():
     assert conv_algo.label("conv2d_forward", (x, k[..., :1], None, g), "numba") == "few-filter GEMM"
     assert conv_algo.label("conv2d_forward", (x, k[..., :1], None, g), "numpy") == "im2col"
     assert conv_algo.label("conv2d_backward_weights", (np.zeros((1, 8, 8, 1)), x, g), "numba") == "few-filter GEMM"
+    thin_x, thin_k = np.zeros((1, 8, 8, 1), np.float32), np.zeros((5, 5, 1, 8), np.float32)
+    assert conv_algo.label("conv2d_forward", (thin_x, thin_k, None, g), "numba") == "few-channel im2col"
+    assert conv_algo.label("conv2d_backward_data", (x, thin_k, g), "numba") == "few-channel im2col"
+    assert conv_algo.label("conv2d_backward_weights", (x, thin_x, g), "numba") == "few-channel im2col"
+    assert conv_algo.label("conv2d_forward", (thin_x, thin_k, None, g), "numpy") == "im2col"
     assert conv_algo.label("leaky_relu_forward", (x, 0.2), "numba") is None
     from scratchgan.bench import op_flops, rate_cell
 

@@ -24,6 +24,15 @@ Two strategies, chosen per call:
 
   The taps' sums walk contiguous rows of zt and gt (one shifted add per tap), and the
   three GEMMs are as large as the convolution's FLOPs.
+* **Few channels (C <= FEW_CHANNELS, e.g. a discriminator's first layer on 1-channel
+  digits).** A row of ``cols`` is then kh*kw runs of C values, too short to copy as
+  vectors: im2col spent 12.6 of a 1->64 5x5 forward's 18.4 ms (256 images of 28x28).
+  So the workspace is kept transposed, ``colst`` = cols^T (kh*kw*C, pixels): each of its
+  rows is one tap's shifted copy of an image row, written as a contiguous run
+  (``im2col_t``), and the GEMMs read it transposed (BLAS takes either layout)::
+
+      forward:   y = colst^T @ K          backward-weights:  dK = colst @ dy
+      backward-data:  dcolst = K @ dy^T,  then col2im_t folds it back (a gather, as col2im)
 """
 from __future__ import annotations
 
@@ -36,6 +45,7 @@ from .threads import threads_for
 CHUNK_BYTES = 8 << 20
 TAPS_CHUNK_BYTES = 2 << 20
 FEW_FILTERS = 4
+FEW_CHANNELS = 4
 
 
 @njit(inline="always")
@@ -103,6 +113,53 @@ def col2im(cols, n0, n1, kh, kw, sh, sw, top, left, ho, wo, dx):
 
 
 @njit(parallel=True, cache=True)
+def im2col_t(x, n0, n1, kh, kw, sh, sw, top, left, ho, wo, colst):
+    """colst[(i*kw + j)*C + c, (b-n0)*ho*wo + p*wo + q] = x[b, p*sh+i-top, q*sw+j-left, c]
+    (0 outside): im2col's cols, transposed. Per output row, each tap and channel writes one
+    contiguous run of wo values."""
+    _, h, w, c = x.shape
+    for r in prange((n1 - n0) * ho):
+        b = n0 + r // ho
+        p = r % ho
+        col0 = r * wo
+        for i in range(kh):
+            hi = p * sh + i - top
+            for j in range(kw):
+                q0, q1 = _inside(j, sw, left, w, wo)
+                if hi < 0 or hi >= h:
+                    q0, q1 = wo, wo
+                for ch in range(c):
+                    dst = colst[(i * kw + j) * c + ch, col0 : col0 + wo]
+                    dst[:q0] = 0
+                    for q in range(q0, q1):
+                        dst[q] = x[b, hi, q * sw + j - left, ch]
+                    dst[max(q0, q1):] = 0
+
+
+@njit(parallel=True, cache=True)
+def col2im_t(dcolst, n0, n1, kh, kw, sh, sw, top, left, ho, wo, dx):
+    """col2im of a transposed workspace: dx[b, h, w, c] = sum of the dcolst entries that
+    im2col_t copied from (h, w, c), gathered one input row per task, taps in (i, j) order."""
+    _, h, w, c = dx.shape
+    for r in prange((n1 - n0) * h):
+        b = n0 + r // h
+        hh = r % h
+        out = dx[b, hh]
+        out[:] = 0
+        for i in range(kh):
+            p = _window_index(hh, top, i, sh, ho)
+            if p < 0:
+                continue
+            col0 = ((b - n0) * ho + p) * wo
+            for j in range(kw):
+                q0, q1 = _inside(j, sw, left, w, wo)
+                for ch in range(c):
+                    src = dcolst[(i * kw + j) * c + ch]
+                    for q in range(q0, q1):
+                        out[q * sw + j - left, ch] += src[col0 + q]
+
+
+@njit(parallel=True, cache=True)
 def sum_taps(zt, n0, n1, kh, kw, sh, sw, top, left, y):
     """y[b, p, q, o] = sum over the taps (i, j) that fall inside the image of
     zt[(i*kw + j)*F + o, b-n0, p*sh+i-top, q*sw+j-left]   (images n0..n1 of y).
@@ -161,6 +218,11 @@ def _inside(j, stride, pad, w, out_len):
     return q0, q1
 
 
+def _workspace_shape(pixels, taps_by_channels, transposed):
+    """im2col's cols: (pixels, kh*kw*C); with few channels, transposed."""
+    return (taps_by_channels, pixels) if transposed else (pixels, taps_by_channels)
+
+
 def _chunk(n, image_bytes, budget=None):
     """Images per chunk so that one chunk's workspace stays near ``budget`` bytes."""
     budget = CHUNK_BYTES if budget is None else budget
@@ -180,13 +242,18 @@ def conv2d_forward(x, kernel, bias, g):
     pixels = g.ho * g.wo
     y = pool.empty((n * pixels, f), x.dtype)
     chunk = _chunk(n, pixels * kh * kw * c * x.itemsize)
-    cols = pool.empty((chunk * pixels, kh * kw * c), x.dtype)
+    transposed = c <= FEW_CHANNELS
+    cols = pool.empty(_workspace_shape(chunk * pixels, kh * kw * c, transposed), x.dtype)
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
         rows = (n1 - n0) * pixels
         threads_for(cols.size)
-        im2col(x, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, cols)
-        np.matmul(cols[:rows], kr, out=y[n0 * pixels : n1 * pixels])
+        if transposed:
+            im2col_t(x, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, cols)
+            np.matmul(cols[:, :rows].T, kr, out=y[n0 * pixels : n1 * pixels])
+        else:
+            im2col(x, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, cols)
+            np.matmul(cols[:rows], kr, out=y[n0 * pixels : n1 * pixels])
     if bias is not None:
         y += bias
     return y.reshape(n, g.ho, g.wo, f)
@@ -199,17 +266,22 @@ def conv2d_backward_data(dy, kernel, g):
     if f <= FEW_FILTERS:
         return _few_filters_backward_data(dy, kernel, g)
     dx = pool.empty((n, g.h, g.w, c), dy.dtype)
-    krt = kernel.reshape(kh * kw * c, f).T
+    kr = kernel.reshape(kh * kw * c, f)
     pixels = g.ho * g.wo
     dy2 = dy.reshape(n * pixels, f)
     chunk = _chunk(n, pixels * kh * kw * c * dy.itemsize)
-    dcols = pool.empty((chunk * pixels, kh * kw * c), dy.dtype)
+    transposed = c <= FEW_CHANNELS
+    dcols = pool.empty(_workspace_shape(chunk * pixels, kh * kw * c, transposed), dy.dtype)
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
         rows = (n1 - n0) * pixels
-        np.matmul(dy2[n0 * pixels : n1 * pixels], krt, out=dcols[:rows])
         threads_for(dcols.size)
-        col2im(dcols, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, dx)
+        if transposed:
+            np.matmul(kr, dy2[n0 * pixels : n1 * pixels].T, out=dcols[:, :rows])
+            col2im_t(dcols, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, dx)
+        else:
+            np.matmul(dy2[n0 * pixels : n1 * pixels], kr.T, out=dcols[:rows])
+            col2im(dcols, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, dx)
     return dx
 
 
@@ -223,14 +295,19 @@ def conv2d_backward_weights(dy, x, g):
     dy2 = dy.reshape(n * pixels, f)
     dk = np.zeros((kh * kw * c, f), dtype=x.dtype)
     chunk = _chunk(n, pixels * kh * kw * c * x.itemsize)
-    cols = pool.empty((chunk * pixels, kh * kw * c), x.dtype)
+    transposed = c <= FEW_CHANNELS
+    cols = pool.empty(_workspace_shape(chunk * pixels, kh * kw * c, transposed), x.dtype)
     part = np.empty_like(dk)
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
         rows = (n1 - n0) * pixels
         threads_for(cols.size)
-        im2col(x, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, cols)
-        np.matmul(cols[:rows].T, dy2[n0 * pixels : n1 * pixels], out=part)
+        if transposed:
+            im2col_t(x, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, cols)
+            np.matmul(cols[:, :rows], dy2[n0 * pixels : n1 * pixels], out=part)
+        else:
+            im2col(x, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, cols)
+            np.matmul(cols[:rows].T, dy2[n0 * pixels : n1 * pixels], out=part)
         dk += part
     return dk.reshape(kh, kw, c, f)
 
