@@ -15,7 +15,7 @@ from numba import njit, prange
 
 from . import pool
 from .checks import channel_vectors, same_shape
-from .reductions import channel_sums
+from .reductions import channel_sums, row_blocks
 from .threads import threads_for
 
 @njit(parallel=True, cache=True)
@@ -60,7 +60,7 @@ def batchnorm_forward_train(x, gamma, beta, eps):
     # one pass of shifted sums in float64 (shift = the first row, a sample of each
     # channel, so no cancellation): mean = shift + S1/m, var = S2/m - (S1/m)^2
     shift = x2[0].copy()
-    s1, s2 = channel_sums(x2, shift, x2, shift)
+    s1, s2 = channel_sums(x2, shift, x2, shift, row_blocks(m))
     mean = (shift + s1 / m).astype(x.dtype)
     var = np.maximum(s2 / m - (s1 / m) ** 2, 0).astype(x.dtype)
     inv_std = (1 / np.sqrt(var + x.dtype.type(eps))).astype(x.dtype)
@@ -76,7 +76,7 @@ def batchnorm_backward_train(dy, xhat, inv_std, gamma):
     dy2, xhat2 = _rows(dy), _rows(xhat)
     m = dy2.shape[0]
     zero = np.zeros(dy2.shape[1], dy2.dtype)
-    dbeta, dgamma = channel_sums(dy2, zero, xhat2, zero)
+    dbeta, dgamma = channel_sums(dy2, zero, xhat2, zero, row_blocks(dy2.shape[0]))
     dbeta, dgamma = dbeta.astype(dy.dtype), dgamma.astype(dy.dtype)
     dx = pool.empty(dy2.shape, dy2.dtype)
     _train_dx(dy2, xhat2, (gamma * inv_std / m).astype(dy.dtype), dbeta, dgamma, dy.dtype.type(m), dx)
@@ -99,7 +99,7 @@ def batchnorm_backward_infer(dy, xhat, scale):
     channel_vectors("batchnorm_backward_infer", dy.shape[-1], scale=scale)
     dy2, xhat2 = _rows(dy), _rows(xhat)
     zero = np.zeros(dy2.shape[1], dy2.dtype)
-    dbeta, dgamma = channel_sums(dy2, zero, xhat2, zero)
+    dbeta, dgamma = channel_sums(dy2, zero, xhat2, zero, row_blocks(dy2.shape[0]))
     dx = pool.empty(dy2.shape, dy2.dtype)
     _scale_rows(dy2, scale.astype(dy.dtype), dx)
     return dx.reshape(dy.shape), dgamma.astype(dy.dtype), dbeta.astype(dy.dtype)

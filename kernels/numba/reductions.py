@@ -15,22 +15,28 @@ from numba import njit, prange
 
 from .threads import threads_for
 
-BLOCKS = 16  # row blocks, one parallel task each
+BLOCKS = 16  # row blocks at most, one parallel task each
 RUN = 32  # rows summed in float32 before they are added into float64
 NARROW = 16  # fewer channels than this: NumPy's pairwise sum of the flat rows is faster
 
 
+def row_blocks(rows: int) -> int:
+    """Row blocks for channel_sums: up to BLOCKS, but none shorter than RUN rows (each
+    block zeroes and flushes partial sums as long as a row)."""
+    return max(1, min(BLOCKS, rows // RUN))
+
+
 @njit(parallel=True, cache=True)
-def channel_sums(a, shift_a, b, shift_b):
+def channel_sums(a, shift_a, b, shift_b, blocks):
     """Per channel, in float64: (sum of u, sum of u * v) with u = a - shift_a, v = b - shift_b.
 
     One pass over the rows; no float32 sum is longer than RUN terms. Against float64 adds
     per element it ran 2.4x faster on 256x28x28x128 (12.4 against 5.1 GB/s, one core)."""
     m, c = a.shape
-    s1 = np.zeros((BLOCKS, c))
-    s2 = np.zeros((BLOCKS, c))
-    for t in prange(BLOCKS):
-        lo, hi = t * m // BLOCKS, (t + 1) * m // BLOCKS
+    s1 = np.zeros((blocks, c))
+    s2 = np.zeros((blocks, c))
+    for t in prange(blocks):
+        lo, hi = t * m // blocks, (t + 1) * m // blocks
         p1 = np.zeros(c, a.dtype)
         p2 = np.zeros(c, a.dtype)
         for start in range(lo, hi, RUN):
@@ -55,7 +61,7 @@ def bias_backward(dy):
         return rows.sum(axis=0)
     zero = np.zeros(c, dy.dtype)
     threads_for(dy.size)
-    total, _ = channel_sums(rows, zero, rows, zero)
+    total, _ = channel_sums(rows, zero, rows, zero, row_blocks(rows.shape[0]))
     return total.astype(dy.dtype)
 
 
