@@ -157,6 +157,18 @@ def test_few_filter_and_im2col_convolutions_agree_at_the_switch(f, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n, inputs, units", [(1, 3, 1), (7, 13, 1), (5, 9, 11), (0, 4, 3), (300, 1200, 1)])
+def test_dense_kernels(backend, n, inputs, units, dtype, rng):
+    """One unit (an outer product on numba), several, no rows, and outputs big enough for the pool."""
+    x, k = rng.standard_normal((n, inputs)).astype(dtype), rng.standard_normal((inputs, units)).astype(dtype)
+    b, dy = rng.standard_normal(units).astype(dtype), rng.standard_normal((n, units)).astype(dtype)
+    assert_close(*both(backend, "dense_forward", x, k, b), dtype)
+    assert_close(*both(backend, "dense_forward", x, k, None), dtype)
+    assert_close(*both(backend, "dense_backward_data", dy, k), dtype)
+    assert_close(*both(backend, "dense_backward_weights", dy, x), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1, 7), (3, 5, 7, 2), (13,)])
 def test_elementwise_kernels(backend, shape, dtype, rng):
     x = (3 * rng.standard_normal(shape)).astype(dtype)

@@ -4,8 +4,8 @@ One module per op family, each with its own KERNELS; nothing here imports scratc
 registry (the Winograd kernels take their transform matrices from scratchgan/ops/winograd.py,
 the one place they are derived).
 
-Dense layers and the GEMMs inside convolutions stay with NumPy's BLAS: no hand-written
-loop beats it. The kernels do what BLAS cannot: layout transforms (im2col/col2im without
+Dense layers and the GEMMs inside convolutions run in NumPy's BLAS: no hand-written loop
+beats it. The kernels do what BLAS cannot: layout transforms (im2col/col2im without
 padded copies), few-filter convolutions as GEMMs over the input's pixels, element-wise chains in one pass,
 channel reductions, scatter/gather, and fused optimizer updates.
 """
@@ -19,14 +19,13 @@ import os
 # it). Passive waiting (threads sleep at once) removes that; set before OpenMP starts.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import activations, batchnorm, conv, dropout, losses, optim, pooling, reductions, winograd  # noqa: E402
+from . import activations, batchnorm, conv, dense, dropout, losses, optim, pooling, reductions, winograd  # noqa: E402
 
-MODULES = (activations, batchnorm, conv, dropout, losses, optim, pooling, reductions, winograd)
+MODULES = (activations, batchnorm, conv, dense, dropout, losses, optim, pooling, reductions, winograd)
 
-#: ops left to NumPy on purpose, because NumPy is as fast or faster (measured): BLAS GEMMs,
-#: and the logistic loss on its (batch, 1) predictions
-NUMPY_IS_FASTER = ("dense_forward", "dense_backward_data", "dense_backward_weights",
-                   "bce_logits_forward", "bce_logits_backward")
+#: ops left to NumPy on purpose, because NumPy is as fast or faster (measured): the logistic
+#: loss on its (batch, 1) predictions
+NUMPY_IS_FASTER = ("bce_logits_forward", "bce_logits_backward")
 
 
 #: op name -> kernel, every family's table merged
