@@ -223,9 +223,10 @@ def test_pooling_kernels(backend, shape, pool, strides, pad, dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(5, 3), (2, 3, 5, 16), (3, 1, 7, 33), (0, 20), (4, 1)])
+@pytest.mark.parametrize("shape", [(5, 3), (2, 3, 5, 16), (3, 1, 7, 33), (0, 20), (4, 1), (3, 29, 31, 17), (2049, 16)])
 def test_bias_gradient_kernel(backend, shape, dtype, rng):
-    """Channel sums on narrow (NumPy's sum) and wide (the blocked kernel) rows, and no rows."""
+    """Channel sums: narrow or short (NumPy's sum on numba), tall and wide enough for the
+    blocked kernel (2,697 and 2,049 rows), and no rows."""
     dy = rng.standard_normal(shape).astype(dtype)
     assert_close(*both(backend, "bias_backward", dy), dtype)
 

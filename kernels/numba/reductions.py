@@ -17,7 +17,8 @@ from .threads import threads_for
 
 BLOCKS = 16  # row blocks at most, one parallel task each
 RUN = 32  # rows summed in float32 before they are added into float64
-NARROW = 16  # fewer channels than this: NumPy's pairwise sum of the flat rows is faster
+NARROW = 16  # fewer channels than this: NumPy's sum is faster
+SHORT = 2048  # fewer rows than this: NumPy's sum (row after row, few enough to keep its digits) is faster
 
 
 def row_blocks(rows: int) -> int:
@@ -57,7 +58,7 @@ def channel_sums(a, shift_a, b, shift_b, blocks):
 def bias_backward(dy):
     c = dy.shape[-1]
     rows = np.ascontiguousarray(dy).reshape(-1, c)
-    if c < NARROW:
+    if c < NARROW or rows.shape[0] < SHORT:  # measured: (128, 784) 7.7 against 23 us
         return rows.sum(axis=0)
     zero = np.zeros(c, dy.dtype)
     threads_for(dy.size)
