@@ -273,3 +273,29 @@ def test_the_winograd_layer_script_times_each_algorithm_and_splits_a_call(capsys
     assert [r[0] for r in rows] == ["forward", "backward_data", "backward_weights"], out
     assert re.search(r"F\(4x4\) forward [\d.]+ ms: input transform [\d.]+ ms \([\d.]+ GB/s\), GEMMs [\d.]+ ms, "
                      r"output transform [\d.]+ ms", out), out
+
+
+def test_the_memory_bound_op_script_rates_every_op_both_ways_and_estimates_fusion(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    from scratchgan.kernels.numba import threads
+
+    pytest.importorskip("numba")
+    path = Path(__file__).resolve().parent.parent / "examples" / "memory_bound_ops.py"
+    spec = importlib.util.spec_from_file_location("memory_bound_ops", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    before = threads.PARALLEL_MIN_WORK
+    assert script.main(["--batch", "2", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^copy bandwidth: [\d.]+ GB/s on one core, [\d.]+ GB/s on \d+ threads", out, re.M), out
+    rate = r"\s+[\d.]+\s+[\d.]+\s+\d+%"
+    rows = re.findall(rf"^(\w+)\s+(2x[\dx]+){rate}{rate}\s+\S", out, re.M)
+    assert [name for name, _ in rows] == [name for name, _, _ in script.CASES], out
+    assert ("maxpool_forward", "2x28x28x64") in rows
+    assert len(re.findall(r"^fusing .* at 2x[\dx]+: [\d.]+ ms as two ops, [\d.]+ ms as one pass \(saves -?[\d.]+ ms per call\)$",
+                          out, re.M)) == 4, out
+    assert threads.PARALLEL_MIN_WORK == before  # the measurement leaves the threshold as it was
+    with pytest.raises(SystemExit):
+        script.main(["--batch", "0"])
