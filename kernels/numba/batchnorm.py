@@ -57,7 +57,7 @@ def batchnorm_forward_train(x, gamma, beta, eps):
     channel_vectors("batchnorm_forward_train", x.shape[-1], gamma=gamma, beta=beta)
     x2 = _rows(x)
     m = x2.shape[0]
-    # one pass of shifted sums in float64 (shift = the first row, a sample of each
+    # one pass of shifted sums, float64 in the end (shift = the first row, a sample of each
     # channel, so no cancellation): mean = shift + S1/m, var = S2/m - (S1/m)^2
     shift = x2[0].copy()
     s1, s2 = channel_sums(x2, shift, x2, shift, row_blocks(m))

@@ -2,7 +2,9 @@
 
 Max pooling keeps the winning tap index (int8, first maximum on ties, first NaN over any
 number) like the reference; padded cells never win. The backward scatters dy to the winners, one image
-per task (windows of one image may overlap, images never do), so there are no races.
+per task (windows of one image may overlap, images never do), so there are no races; where
+the windows tile the image exactly (a 2x2 pool on an even size), it writes each cell once
+instead, one output row per task.
 Upsampling by (sh, sw): forward copies, backward sums each sh x sw block.
 """
 from __future__ import annotations
