@@ -201,16 +201,22 @@ def test_a_kernel_runs_serially_below_the_threshold_and_on_every_thread_above(mo
     threads.threads_for(10)
 
 
-def test_the_threshold_script_measures_and_names_a_threshold(capsys):
+def _example(name):
+    """examples/<name>.py loaded as a module (the examples are scripts, not a package)."""
     import importlib.util
     from pathlib import Path
 
-    from scratchgan.kernels.numba import threads
-
-    path = Path(__file__).resolve().parent.parent / "examples" / "thread_threshold.py"
-    spec = importlib.util.spec_from_file_location("thread_threshold", path)
+    path = Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_the_threshold_script_measures_and_names_a_threshold(capsys):
+    from scratchgan.kernels.numba import threads
+
+    script = _example("thread_threshold")
     faster, slower = {"k": (10.0, 5.0)}, {"k": (10.0, 9.5)}  # parallel 2x faster; within the margin
     assert script.threshold([(4096, slower), (16384, faster), (65536, faster)]) == 16384
     assert script.threshold([(4096, faster), (16384, slower)]) is None
@@ -223,14 +229,7 @@ def test_the_threshold_script_measures_and_names_a_threshold(capsys):
 
 
 def _train_against_pytorch():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "examples" / "train_against_pytorch.py"
-    spec = importlib.util.spec_from_file_location("train_against_pytorch", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
+    return _example("train_against_pytorch")
 
 
 def test_the_whole_process_comparison_refuses_run_lengths_that_cancel_nothing(capsys):
@@ -258,14 +257,8 @@ def test_bench_backend_names_may_carry_a_conv_algorithm():
 
 
 def test_the_winograd_layer_script_times_each_algorithm_and_splits_a_call(capsys):
-    import importlib.util
-    from pathlib import Path
-
     pytest.importorskip("numba")
-    path = Path(__file__).resolve().parent.parent / "examples" / "winograd_layers.py"
-    spec = importlib.util.spec_from_file_location("winograd_layers", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _example("winograd_layers")
     script.main(["--models", "dcgan_bn", "--batch", "2", "--repeats", "1", "--parts"])
     out = capsys.readouterr().out
     rows = re.findall(r"^dcgan_bn\s+2x7x7->7x7 .* (forward|backward_data|backward_weights)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$",
@@ -276,16 +269,10 @@ def test_the_winograd_layer_script_times_each_algorithm_and_splits_a_call(capsys
 
 
 def test_the_memory_bound_op_script_rates_every_op_both_ways_and_estimates_fusion(capsys):
-    import importlib.util
-    from pathlib import Path
-
+    pytest.importorskip("numba")
     from scratchgan.kernels.numba import threads
 
-    pytest.importorskip("numba")
-    path = Path(__file__).resolve().parent.parent / "examples" / "memory_bound_ops.py"
-    spec = importlib.util.spec_from_file_location("memory_bound_ops", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _example("memory_bound_ops")
     before = threads.PARALLEL_MIN_WORK
     assert script.main(["--batch", "2", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
