@@ -140,6 +140,23 @@ def test_convolution_kernels(backend, case, dtype, chunking, rng):
     assert_close(*both(backend, "conv2d_backward_weights", dy, x, g), dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("c, f", [(6, 5), (2, 5), (6, 1)], ids=["im2col", "few-channel", "few-filter"])
+def test_backward_data_adds_the_transposed_convolutions_bias(backend, c, f, dtype, rng):
+    """A transposed convolution's forward is backward-data plus its bias; every path takes
+    the bias in the same call (im2col and few-channel start col2im's sums at it)."""
+    x = rng.standard_normal((2, 7, 6, c)).astype(dtype)
+    k = rng.standard_normal((3, 5, c, f)).astype(dtype)
+    g = window((7, 6), (3, 5), (2, 1), "same")
+    dy = rng.standard_normal((2, g.ho, g.wo, f)).astype(dtype)
+    bias = rng.standard_normal(c).astype(dtype)
+    impl = ops.OPS["conv2d_backward_data"].get(backend, ops.conv2d_backward_data.reference)
+    got = host(impl(device(backend, dy), device(backend, k), g, bias=device(backend, bias)))
+    want = ops.conv2d_backward_data.reference(dy, k, g) + bias
+    assert_close(got, want, dtype)
+    np.testing.assert_allclose(ops.conv2d_backward_data.reference(dy, k, g, bias=bias), want, rtol=1e-12)
+
+
 @pytest.mark.parametrize("f", [1, 4, 5])  # both sides of the numba backend's FEW_FILTERS
 def test_few_filter_and_im2col_convolutions_agree_at_the_switch(f, rng):
     backend = "numba"  # the few-filter kernels are Numba's alone
@@ -265,6 +282,12 @@ def test_launchers_refuse_arrays_their_loops_would_overrun(rng):
         pooling.maxpool_backward(y[:, :1], argmax[:, :1], g)
     with pytest.raises(KernelArgumentError, match="not a multiple of 2x2"):
         pooling.upsample_nearest_backward(x[:, :3], (2, 2))
+    from scratchgan.kernels.numba import conv
+
+    k = np.ones((3, 3, 3, 8), np.float32)
+    dy = np.ones((2, 4, 4, 8), np.float32)
+    with pytest.raises(KernelArgumentError, match=r"bias has shape \(8,\), expected \(3,\)"):
+        conv.conv2d_backward_data(dy, k, window((4, 4), (3, 3), (1, 1), "same"), bias=np.ones(8, np.float32))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

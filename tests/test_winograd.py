@@ -84,6 +84,20 @@ def test_the_numba_forward_adds_the_bias_in_float32(rng):
     np.testing.assert_allclose(got, ops.conv2d_forward.reference(x, k, b, g), atol=2e-5)
 
 
+@pytest.mark.parametrize("m", TILES)
+def test_the_backward_data_pass_adds_a_transposed_convolutions_bias(m, rng):
+    """Both Winograd backward-data implementations take the transposed layer's bias (the
+    Numba one in its output transform) and equal direct backward-data plus the bias."""
+    g = window((7, 6), 5, 1, "same")
+    dy = rng.standard_normal((2, 7, 6, 3)).astype(np.float32)
+    k, b = rng.standard_normal((5, 5, 4, 3)).astype(np.float32), rng.standard_normal(4).astype(np.float32)
+    want = ops.conv2d_backward_data.reference(dy, k, g) + b
+    for fn in (numba_winograd.winograd_conv2d_backward_data, ops.winograd_conv2d_backward_data.reference):
+        got = fn(dy, k, g, tile(m, 5), bias=b)
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want, atol=2e-4 * np.abs(want).max())
+
+
 def test_the_launchers_refuse_arguments_that_do_not_fit(rng):
     from scratchgan.kernels.numba.checks import KernelArgumentError
 

@@ -226,7 +226,7 @@ def conv2d_forward(x, kern, bias, g):
     return y
 
 
-def conv2d_backward_data(dy, kern, g):
+def conv2d_backward_data(dy, kern, g, *, bias=None):
     dy = _c(dy)
     n, c, f = dy.shape[0], kern.shape[2], kern.shape[3]
     k2t = _as(kern, dy).reshape(-1, f).T
@@ -238,6 +238,8 @@ def conv2d_backward_data(dy, kern, g):
         part = dcols[:(n1 - n0) * g.ho * g.wo]
         cp.matmul(dy[n0:n1].reshape(-1, f), k2t, out=part)
         launch(fold, (n1 - n0) * g.h * g.w * c, (part, _conv_struct(g, n1 - n0, c), dx[n0:n1]))
+    if bias is not None:  # a transposed convolution's bias (not folded into col2im on the GPU)
+        dx += _as(bias, dx)
     return dx
 
 

@@ -40,6 +40,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import pool
+from .checks import channel_vectors
 from .threads import threads_for
 
 CHUNK_BYTES = 8 << 20
@@ -86,18 +87,20 @@ def im2col(x, n0, n1, kh, kw, sh, sw, top, left, ho, wo, cols):
 
 
 @njit(parallel=True, cache=True)
-def col2im(cols, n0, n1, kh, kw, sh, sw, top, left, ho, wo, dx):
-    """dx[b, h, w, c] = sum of the cols entries that im2col copied from (h, w, c).
+def col2im(cols, n0, n1, kh, kw, sh, sw, top, left, ho, wo, start, dx):
+    """dx[b, h, w, c] = start[c] + the sum of the cols entries that im2col copied from (h, w, c).
 
     One input row per task (so no two tasks write one value): for each tap (i, j) whose
     output row p reads this row, add the taps' columns of that output row's pixels q to
-    dx[b, h, q*sw+j-left]; each value receives its taps in (i, j) order."""
+    dx[b, h, q*sw+j-left]; each value receives its taps in (i, j) order. ``start`` is zero,
+    or a transposed convolution's bias, added here at no extra pass."""
     _, h, w, c = dx.shape
     for r in prange((n1 - n0) * h):
         b = n0 + r // h
         hh = r % h
         out = dx[b, hh]
-        out[:] = 0
+        for q in range(w):
+            out[q] = start
         for i in range(kh):
             p = _window_index(hh, top, i, sh, ho)
             if p < 0:
@@ -137,15 +140,16 @@ def im2col_t(x, n0, n1, kh, kw, sh, sw, top, left, ho, wo, colst):
 
 
 @njit(parallel=True, cache=True)
-def col2im_t(dcolst, n0, n1, kh, kw, sh, sw, top, left, ho, wo, dx):
-    """col2im of a transposed workspace: dx[b, h, w, c] = sum of the dcolst entries that
-    im2col_t copied from (h, w, c), gathered one input row per task, taps in (i, j) order."""
+def col2im_t(dcolst, n0, n1, kh, kw, sh, sw, top, left, ho, wo, start, dx):
+    """col2im of a transposed workspace: dx[b, h, w, c] = start[c] + the sum of the dcolst
+    entries that im2col_t copied from (h, w, c), one input row per task, taps in (i, j) order."""
     _, h, w, c = dx.shape
     for r in prange((n1 - n0) * h):
         b = n0 + r // h
         hh = r % h
         out = dx[b, hh]
-        out[:] = 0
+        for q in range(w):
+            out[q] = start
         for i in range(kh):
             p = _window_index(hh, top, i, sh, ho)
             if p < 0:
@@ -259,12 +263,18 @@ def conv2d_forward(x, kernel, bias, g):
     return y.reshape(n, g.ho, g.wo, f)
 
 
-def conv2d_backward_data(dy, kernel, g):
+def conv2d_backward_data(dy, kernel, g, *, bias=None):
     kh, kw, c, f = kernel.shape
     n = dy.shape[0]
     dy = np.ascontiguousarray(dy)
+    if bias is not None:
+        channel_vectors("conv2d_backward_data", c, bias=bias)
     if f <= FEW_FILTERS:
-        return _few_filters_backward_data(dy, kernel, g)
+        dx = _few_filters_backward_data(dy, kernel, g)
+        if bias is not None:
+            dx += bias
+        return dx
+    start = np.zeros(c, dy.dtype) if bias is None else np.ascontiguousarray(bias, dtype=dy.dtype)
     dx = pool.empty((n, g.h, g.w, c), dy.dtype)
     kr = kernel.reshape(kh * kw * c, f)
     pixels = g.ho * g.wo
@@ -278,10 +288,10 @@ def conv2d_backward_data(dy, kernel, g):
         threads_for(dcols.size)
         if transposed:
             np.matmul(kr, dy2[n0 * pixels : n1 * pixels].T, out=dcols[:, :rows])
-            col2im_t(dcols, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, dx)
+            col2im_t(dcols, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, start, dx)
         else:
             np.matmul(dy2[n0 * pixels : n1 * pixels], kr.T, out=dcols[:rows])
-            col2im(dcols, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, dx)
+            col2im(dcols, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, start, dx)
     return dx
 
 

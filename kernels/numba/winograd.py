@@ -182,11 +182,12 @@ def winograd_conv2d_forward(x, kernel, bias, g, tile):
     return _correlate(x, kernel, g.top, g.left, g.ho, g.wo, tile, bias)
 
 
-def winograd_conv2d_backward_data(dy, kernel, g, tile):
-    """dx: the correlation of dy with the kernel flipped in space, its channel axes swapped."""
+def winograd_conv2d_backward_data(dy, kernel, g, tile, *, bias=None):
+    """dx: the correlation of dy with the kernel flipped in space, its channel axes swapped
+    (+ bias, added by the output transform)."""
     _check("winograd_conv2d_backward_data", g, tile, dy, kernel, (g.ho, g.wo))
     flipped = kernel[::-1, ::-1].transpose(0, 1, 3, 2)
-    return _correlate(dy, flipped, g.kh - 1 - g.top, g.kw - 1 - g.left, g.h, g.w, tile, None)
+    return _correlate(dy, flipped, g.kh - 1 - g.top, g.kw - 1 - g.left, g.h, g.w, tile, bias)
 
 
 def winograd_conv2d_backward_weights(dy, x, g, tile):

@@ -122,12 +122,11 @@ class Conv2DTranspose(_Conv):
     # (self.window is A's): y = A^T x is A's backward-data pass, so our backward-data pass
     # is A's forward, and our kernel gradient is A's with the roles of x and dy swapped.
     def _linear_forward(self, x):
-        k, g = self.params["kernel"], self.window
+        k, b, g = self.params["kernel"], self.params.get("bias"), self.window
         tile = self.algorithms.tile("backward_data", g, x, k)
-        y = ops.winograd_conv2d_backward_data(x, k, g, tile) if tile else ops.conv2d_backward_data(x, k, g)
-        if self.use_bias:
-            y += self.params["bias"]
-        return y
+        if tile:
+            return ops.winograd_conv2d_backward_data(x, k, g, tile, bias=b)
+        return ops.conv2d_backward_data(x, k, g, bias=b)
 
     def _linear_backward_weights(self, dz, x):
         tile = self.algorithms.tile("backward_weights", self.window, x, dz)

@@ -69,13 +69,16 @@ def conv2d_forward(x, kernel, bias, g):
 
 
 @op
-def conv2d_backward_data(dy, kernel, g):
-    """dx = col2im(dy @ kernel^T), cropped to the unpadded input.  dy (N,Ho,Wo,F) -> (N,H,W,C)."""
+def conv2d_backward_data(dy, kernel, g, *, bias=None):
+    """dx = col2im(dy @ kernel^T), cropped to the unpadded input (+ bias (C,), which the
+    transposed convolution's forward adds: backends fold it into the same pass).
+    dy (N,Ho,Wo,F) -> (N,H,W,C)."""
     kh, kw, c, f = kernel.shape
     n = dy.shape[0]
     dcols = dy.reshape(-1, f) @ kernel.reshape(kh * kw * c, f).T
     dxpad = col2im(dcols.reshape(n, g.ho, g.wo, kh, kw, c), g)
-    return dxpad[:, g.top : g.top + g.h, g.left : g.left + g.w, :]
+    dx = dxpad[:, g.top : g.top + g.h, g.left : g.left + g.w, :]
+    return dx if bias is None else dx + bias
 
 
 @op

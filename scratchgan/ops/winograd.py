@@ -229,11 +229,12 @@ def winograd_conv2d_forward(x, kernel, bias, g, tile):
 
 
 @op
-def winograd_conv2d_backward_data(dy, kernel, g, tile):
-    """dx = correlate(dy, flipped kernel) padded by r-1-top, r-1-left.  dy (N,Ho,Wo,F) -> (N,H,W,C)."""
+def winograd_conv2d_backward_data(dy, kernel, g, tile, *, bias=None):
+    """dx = correlate(dy, flipped kernel) padded by r-1-top, r-1-left (+ bias (C,), as
+    conv2d_backward_data).  dy (N,Ho,Wo,F) -> (N,H,W,C)."""
     _check(g, tile)
     dx = correlate(dy, flipped(kernel), g.kh - 1 - g.top, g.kw - 1 - g.left, g.h, g.w, tile)
-    return array_module(dy).ascontiguousarray(dx)
+    return array_module(dy).ascontiguousarray(dx if bias is None else dx + bias)
 
 
 @op
