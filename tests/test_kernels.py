@@ -145,7 +145,6 @@ def test_convolution_kernels(backend, case, dtype, chunking, rng):
 def test_backward_data_adds_the_transposed_convolutions_bias(backend, c, f, dtype, rng):
     """A transposed convolution's forward is backward-data plus its bias; every path takes
     the bias in the same call (im2col and few-channel start col2im's sums at it)."""
-    x = rng.standard_normal((2, 7, 6, c)).astype(dtype)
     k = rng.standard_normal((3, 5, c, f)).astype(dtype)
     g = window((7, 6), (3, 5), (2, 1), "same")
     dy = rng.standard_normal((2, g.ho, g.wo, f)).astype(dtype)
