@@ -10,7 +10,9 @@ one core and of all cores, measured first (a kernel running serially cannot pass
 Then two pairs of ops that always run back to back in the zoo, each against a single pass
 that does both (written here, not part of the library): batch norm's training forward
 followed by LeakyReLU, and a convolution's bias add (the ``y += bias`` after the GEMM)
-followed by LeakyReLU. The difference is what a fused kernel would save per call.
+followed by LeakyReLU. The difference is what a fused kernel would save per call. Last,
+the one fusion the library does: a transposed convolution's bias added where col2im
+starts its sums, against a separate ``y += bias`` (dcgan's 4x4 stride-2 layer, 128 -> 128).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from scratchgan import backend, ops
 from scratchgan.bench import op_bytes
 from scratchgan.kernels.numba import reductions, threads
 from scratchgan.machine import copy_bandwidth
-from scratchgan.ops.geometry import window
+from scratchgan.ops.geometry import transpose_window, window
 
 #: (op, the zoo layer it comes from, its input shape at the recipe's batch)
 CASES = [
@@ -145,6 +147,21 @@ def fusion(shape, repeats, rng):
             "bias add then LeakyReLU": (best_ms(bias_then_leaky, repeats), best_ms(bias_leaky_fused, repeats))}
 
 
+def transposed_bias(n, repeats, rng):
+    """(ms with a separate bias pass, ms with the bias in col2im) for dcgan's 14x14 -> 28x28
+    transposed convolution on n images."""
+    x = rng.standard_normal((n, 14, 14, 128), dtype=np.float32)
+    kernel = rng.standard_normal((4, 4, 128, 128), dtype=np.float32)
+    bias = rng.standard_normal(128).astype(np.float32)
+    g = transpose_window((14, 14), (4, 4), (2, 2), "same")
+
+    def separate():
+        y = ops.conv2d_backward_data(x, kernel, g)
+        y += bias
+
+    return best_ms(separate, repeats), best_ms(lambda: ops.conv2d_backward_data(x, kernel, g, bias=bias), repeats)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=None, help="images per call (default: each layer's recipe batch)")
@@ -179,6 +196,10 @@ def main(argv=None):
             for pair, (two, one) in fusion(shape, args.repeats, rng).items():
                 print(f"fusing {pair} at {'x'.join(map(str, shape))}: {two:.2f} ms as two ops, "
                       f"{one:.2f} ms as one pass (saves {two - one:.2f} ms per call)")
+        threads.PARALLEL_MIN_WORK = saved
+        separate, folded = transposed_bias(args.batch or 256, args.repeats, rng)
+        print(f"transposed convolution {args.batch or 256}x14x14x128 -> 28x28x128, its bias: {separate:.2f} ms as "
+              f"a separate pass, {folded:.2f} ms in col2im (saves {separate - folded:.2f} ms per call)")
     finally:
         threads.PARALLEL_MIN_WORK = saved
     return 0

@@ -283,6 +283,8 @@ def test_the_memory_bound_op_script_rates_every_op_both_ways_and_estimates_fusio
     assert ("maxpool_forward", "2x28x28x64") in rows
     assert len(re.findall(r"^fusing .* at 2x[\dx]+: [\d.]+ ms as two ops, [\d.]+ ms as one pass \(saves -?[\d.]+ ms per call\)$",
                           out, re.M)) == 4, out
+    assert re.search(r"^transposed convolution 2x14x14x128 -> 28x28x128, its bias: [\d.]+ ms as a separate pass, "
+                     r"[\d.]+ ms in col2im \(saves -?[\d.]+ ms per call\)$", out, re.M), out
     assert threads.PARALLEL_MIN_WORK == before  # the measurement leaves the threshold as it was
     with pytest.raises(SystemExit):
         script.main(["--batch", "0"])
