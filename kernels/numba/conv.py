@@ -27,12 +27,13 @@ Two strategies, chosen per call:
 * **Few channels (C <= FEW_CHANNELS, e.g. a discriminator's first layer on 1-channel
   digits).** A row of ``cols`` is then kh*kw runs of C values, too short to copy as
   vectors: im2col spent 12.6 of a 1->64 5x5 forward's 18.4 ms (256 images of 28x28).
-  So the workspace is kept transposed, ``colst`` = cols^T (kh*kw*C, pixels): each of its
-  rows is one tap's shifted copy of an image row, written as a contiguous run
-  (``im2col_t``), and the GEMMs read it transposed (BLAS takes either layout)::
+  So the workspace is kept transposed, cols^T (kh*kw*C, pixels): each of its rows is one
+  tap's shifted copy of an image row, written as a contiguous run (``im2col`` and
+  ``col2im`` with ``transposed``), and the GEMMs read it transposed (BLAS takes either
+  layout)::
 
-      forward:   y = colst^T @ K          backward-weights:  dK = colst @ dy
-      backward-data:  dcolst = K @ dy^T,  then col2im_t folds it back (a gather, as col2im)
+      forward:   y = (cols^T)^T @ K       backward-weights:  dK = cols^T @ dy
+      backward-data:  dcols^T = K @ dy^T, then col2im folds it back
 """
 from __future__ import annotations
 
@@ -59,11 +60,13 @@ def _window_index(pos, pad, tap, stride, out_len):
 
 
 @njit(parallel=True, cache=True)
-def im2col(x, n0, n1, kh, kw, sh, sw, top, left, ho, wo, cols):
-    """cols[(b-n0)*ho*wo + p*wo + q, (i*kw + j)*C + c] = x[b, p*sh+i-top, q*sw+j-left, c] (0 outside).
+def im2col(x, n0, n1, kh, kw, sh, sw, top, left, ho, wo, transposed, cols):
+    """cols[(b-n0)*ho*wo + p*wo + q, (i*kw + j)*C + c] = x[b, p*sh+i-top, q*sw+j-left, c] (0 outside),
+    or with ``transposed``, the same values in cols[(i*kw + j)*C + c, (b-n0)*ho*wo + p*wo + q].
 
     Tap by tap over one output row, so the bounds are worked out once per tap, not per
-    pixel: a few-channel input (C = 1) costs no more per value than a wide one."""
+    pixel. The plain layout writes each pixel's C channels as one run; the transposed one
+    writes each channel's wo pixels as one run (the few-channel layout)."""
     _, h, w, c = x.shape
     for r in prange((n1 - n0) * ho):
         b = n0 + r // ho
@@ -76,6 +79,14 @@ def im2col(x, n0, n1, kh, kw, sh, sw, top, left, ho, wo, cols):
                 q0, q1 = _inside(j, sw, left, w, wo)
                 if hi < 0 or hi >= h:
                     q0, q1 = wo, wo
+                if transposed:
+                    for ch in range(c):
+                        dst = cols[base + ch, row0 : row0 + wo]
+                        dst[:q0] = 0
+                        for q in range(q0, q1):
+                            dst[q] = x[b, hi, q * sw + j - left, ch]
+                        dst[max(q0, q1):] = 0
+                    continue
                 for q in range(wo):
                     if q < q0 or q >= q1:
                         for ch in range(c):
@@ -87,8 +98,9 @@ def im2col(x, n0, n1, kh, kw, sh, sw, top, left, ho, wo, cols):
 
 
 @njit(parallel=True, cache=True)
-def col2im(cols, n0, n1, kh, kw, sh, sw, top, left, ho, wo, start, dx):
-    """dx[b, h, w, c] = start[c] + the sum of the cols entries that im2col copied from (h, w, c).
+def col2im(cols, n0, n1, kh, kw, sh, sw, top, left, ho, wo, transposed, start, dx):
+    """dx[b, h, w, c] = start[c] + the sum of the cols entries that im2col copied from (h, w, c)
+    (cols in im2col's layout, plain or ``transposed``).
 
     One input row per task (so no two tasks write one value): for each tap (i, j) whose
     output row p reads this row, add the taps' columns of that output row's pixels q to
@@ -109,58 +121,16 @@ def col2im(cols, n0, n1, kh, kw, sh, sw, top, left, ho, wo, start, dx):
             for j in range(kw):
                 base = (i * kw + j) * c
                 q0, q1 = _inside(j, sw, left, w, wo)
+                if transposed:
+                    for ch in range(c):
+                        src = cols[base + ch]
+                        for q in range(q0, q1):
+                            out[q * sw + j - left, ch] += src[row0 + q]
+                    continue
                 for q in range(q0, q1):
                     dst = out[q * sw + j - left]
                     for ch in range(c):
                         dst[ch] += cols[row0 + q, base + ch]
-
-
-@njit(parallel=True, cache=True)
-def im2col_t(x, n0, n1, kh, kw, sh, sw, top, left, ho, wo, colst):
-    """colst[(i*kw + j)*C + c, (b-n0)*ho*wo + p*wo + q] = x[b, p*sh+i-top, q*sw+j-left, c]
-    (0 outside): im2col's cols, transposed. Per output row, each tap and channel writes one
-    contiguous run of wo values."""
-    _, h, w, c = x.shape
-    for r in prange((n1 - n0) * ho):
-        b = n0 + r // ho
-        p = r % ho
-        col0 = r * wo
-        for i in range(kh):
-            hi = p * sh + i - top
-            for j in range(kw):
-                q0, q1 = _inside(j, sw, left, w, wo)
-                if hi < 0 or hi >= h:
-                    q0, q1 = wo, wo
-                for ch in range(c):
-                    dst = colst[(i * kw + j) * c + ch, col0 : col0 + wo]
-                    dst[:q0] = 0
-                    for q in range(q0, q1):
-                        dst[q] = x[b, hi, q * sw + j - left, ch]
-                    dst[max(q0, q1):] = 0
-
-
-@njit(parallel=True, cache=True)
-def col2im_t(dcolst, n0, n1, kh, kw, sh, sw, top, left, ho, wo, start, dx):
-    """col2im of a transposed workspace: dx[b, h, w, c] = start[c] + the sum of the dcolst
-    entries that im2col_t copied from (h, w, c), one input row per task, taps in (i, j) order."""
-    _, h, w, c = dx.shape
-    for r in prange((n1 - n0) * h):
-        b = n0 + r // h
-        hh = r % h
-        out = dx[b, hh]
-        for q in range(w):
-            out[q] = start
-        for i in range(kh):
-            p = _window_index(hh, top, i, sh, ho)
-            if p < 0:
-                continue
-            col0 = ((b - n0) * ho + p) * wo
-            for j in range(kw):
-                q0, q1 = _inside(j, sw, left, w, wo)
-                for ch in range(c):
-                    src = dcolst[(i * kw + j) * c + ch]
-                    for q in range(q0, q1):
-                        out[q * sw + j - left, ch] += src[col0 + q]
 
 
 @njit(parallel=True, cache=True)
@@ -227,6 +197,15 @@ def _workspace_shape(pixels, taps_by_channels, transposed):
     return (taps_by_channels, pixels) if transposed else (pixels, taps_by_channels)
 
 
+def _patches(x, n0, n1, g, transposed, cols):
+    """im2col of images n0..n1 into ``cols``; returns their patches as a (pixels, kh*kw*C) view
+    (of the transposed workspace, transposed back, where ``transposed``)."""
+    threads_for(cols.size)
+    im2col(x, n0, n1, g.kh, g.kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, transposed, cols)
+    rows = (n1 - n0) * g.ho * g.wo
+    return cols[:, :rows].T if transposed else cols[:rows]
+
+
 def _chunk(n, image_bytes, budget=None):
     """Images per chunk so that one chunk's workspace stays near ``budget`` bytes."""
     budget = CHUNK_BYTES if budget is None else budget
@@ -250,14 +229,7 @@ def conv2d_forward(x, kernel, bias, g):
     cols = pool.empty(_workspace_shape(chunk * pixels, kh * kw * c, transposed), x.dtype)
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
-        rows = (n1 - n0) * pixels
-        threads_for(cols.size)
-        if transposed:
-            im2col_t(x, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, cols)
-            np.matmul(cols[:, :rows].T, kr, out=y[n0 * pixels : n1 * pixels])
-        else:
-            im2col(x, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, cols)
-            np.matmul(cols[:rows], kr, out=y[n0 * pixels : n1 * pixels])
+        np.matmul(_patches(x, n0, n1, g, transposed, cols), kr, out=y[n0 * pixels : n1 * pixels])
     if bias is not None:
         y += bias
     return y.reshape(n, g.ho, g.wo, f)
@@ -286,12 +258,11 @@ def conv2d_backward_data(dy, kernel, g, *, bias=None):
         n1 = min(n, n0 + chunk)
         rows = (n1 - n0) * pixels
         threads_for(dcols.size)
-        if transposed:
+        if transposed:  # dcols^T = K @ dy^T (a transposed `out` would leave BLAS)
             np.matmul(kr, dy2[n0 * pixels : n1 * pixels].T, out=dcols[:, :rows])
-            col2im_t(dcols, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, start, dx)
         else:
             np.matmul(dy2[n0 * pixels : n1 * pixels], kr.T, out=dcols[:rows])
-            col2im(dcols, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, start, dx)
+        col2im(dcols, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, transposed, start, dx)
     return dx
 
 
@@ -310,14 +281,7 @@ def conv2d_backward_weights(dy, x, g):
     part = np.empty_like(dk)
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
-        rows = (n1 - n0) * pixels
-        threads_for(cols.size)
-        if transposed:
-            im2col_t(x, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, cols)
-            np.matmul(cols[:, :rows], dy2[n0 * pixels : n1 * pixels], out=part)
-        else:
-            im2col(x, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, cols)
-            np.matmul(cols[:rows].T, dy2[n0 * pixels : n1 * pixels], out=part)
+        np.matmul(_patches(x, n0, n1, g, transposed, cols).T, dy2[n0 * pixels : n1 * pixels], out=part)
         dk += part
     return dk.reshape(kh, kw, c, f)
 
