@@ -13,6 +13,10 @@ followed by LeakyReLU, and a convolution's bias add (the ``y += bias`` after the
 followed by LeakyReLU. The difference is what a fused kernel would save per call. Last,
 the one fusion the library does: a transposed convolution's bias added where col2im
 starts its sums, against a separate ``y += bias`` (dcgan's 4x4 stride-2 layer, 128 -> 128).
+
+``--ops-only`` prints the ops' table alone. It runs against an older checkout too (put that
+checkout first on PYTHONPATH; docs/performance.md shows how), to compare kernels before and
+after a change on one machine.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from numba import njit, prange
 
 from scratchgan import backend, ops
 from scratchgan.bench import op_bytes
-from scratchgan.kernels.numba import reductions, threads
+from scratchgan.kernels.numba import threads
 from scratchgan.machine import copy_bandwidth
 from scratchgan.ops.geometry import transpose_window, window
 
@@ -115,6 +119,8 @@ def _bias_leaky(y, bias, slope, out, mask):
 
 def fusion(shape, repeats, rng):
     """{pair: (ms as two ops, ms as one pass)} at ``shape``."""
+    from scratchgan.kernels.numba import reductions  # imported here: --ops-only runs on older trees too
+
     x = rng.standard_normal(shape, dtype=np.float32)
     c = shape[-1]
     rows = x.reshape(-1, c)
@@ -166,6 +172,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=None, help="images per call (default: each layer's recipe batch)")
     parser.add_argument("--repeats", type=int, default=9, help="timed calls per op and way (default 9)")
+    parser.add_argument("--ops-only", action="store_true",
+                        help="only the ops' table (it runs on a checkout of an older commit too, to compare)")
     args = parser.parse_args(argv)
     if args.batch is not None and args.batch < 1:
         parser.error("--batch must be at least 1")
@@ -191,6 +199,8 @@ def main(argv=None):
                 rate = nbytes / ms / 1e6
                 cells.append(f"{ms:>10.2f}{rate:>7.1f}{100 * rate / all_cores:>5.0f}%")
             print(f"{name:<26}{'x'.join(map(str, shape)):<18}{cells[0]}   {cells[1]}  {layer}")
+        if args.ops_only:
+            return 0
         for shape in [(args.batch or 256, 14, 14, 64), (args.batch or 256, 28, 28, 128)]:
             on_threads(shape[0] * shape[1] * shape[2] * shape[3] >= saved)  # as training runs it
             for pair, (two, one) in fusion(shape, args.repeats, rng).items():

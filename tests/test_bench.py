@@ -286,5 +286,8 @@ def test_the_memory_bound_op_script_rates_every_op_both_ways_and_estimates_fusio
     assert re.search(r"^transposed convolution 2x14x14x128 -> 28x28x128, its bias: [\d.]+ ms as a separate pass, "
                      r"[\d.]+ ms in col2im \(saves -?[\d.]+ ms per call\)$", out, re.M), out
     assert threads.PARALLEL_MIN_WORK == before  # the measurement leaves the threshold as it was
+    assert script.main(["--batch", "2", "--repeats", "1", "--ops-only"]) == 0
+    out = capsys.readouterr().out
+    assert "maxpool_forward" in out and "fusing" not in out and "transposed convolution" not in out, out
     with pytest.raises(SystemExit):
         script.main(["--batch", "0"])
