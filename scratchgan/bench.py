@@ -143,10 +143,13 @@ def _signature(args) -> str:
 # --- the worker: one model on one backend, in its own process ------------------------------
 def worker(model: str, backend_name: str, batch: int | None) -> None:
     """Read commands on stdin ("step", "profile", "quit"), answer one JSON line each."""
-    from . import zoo
+    from . import backend, zoo
 
-    if backend_name not in ("torch", "torch-cuda"):
-        from . import backend, conv_algo
+    twin = None
+    if backend_name in ("torch", "torch-cuda"):
+        twin = prepare_twin_process()
+    else:
+        from . import conv_algo
 
         backend_name, _, algo = backend_name.partition("/")  # "numba/im2col": numba, convolutions by im2col
         if algo:
@@ -156,9 +159,9 @@ def worker(model: str, backend_name: str, batch: int | None) -> None:
     if batch:
         recipe.override(batch_size=batch)
     if backend_name == "torch":
-        trainer = load_pytorch_twin().TorchGAN(g, d, recipe, threads=os.cpu_count())
+        trainer = twin.TorchGAN(g, d, recipe, threads=os.cpu_count())
     elif backend_name == "torch-cuda":
-        trainer = load_pytorch_twin().TorchGAN(g, d, recipe, device="cuda")
+        trainer = twin.TorchGAN(g, d, recipe, device="cuda")
     else:
         from .train import GANTrainer
 
@@ -186,6 +189,38 @@ def worker(model: str, backend_name: str, batch: int | None) -> None:
         elif command == "quit":
             _answer({"peak_rss_mb": peak_rss_mb()})
             return
+
+
+def twin_environment() -> dict:
+    """The environment of a PyTorch worker: this process's, with ``OMP_WAIT_POLICY`` as the
+    user started the bench (the Numba backend, once loaded here, sets it for its own threads;
+    see prepare_twin_process)."""
+    env = dict(os.environ)
+    numba_backend = sys.modules.get("scratchgan.kernels.numba")
+    if numba_backend is not None:
+        if numba_backend.USER_WAIT_POLICY is None:
+            env.pop("OMP_WAIT_POLICY", None)
+        else:
+            env["OMP_WAIT_POLICY"] = numba_backend.USER_WAIT_POLICY
+    return env
+
+
+def prepare_twin_process():
+    """Set up a PyTorch worker's process as a user's own PyTorch script runs, and return the
+    twin module (examples/pytorch_twin.py).
+
+    PyTorch is imported first, so that its OpenMP runtime starts with the environment the
+    bench was started with; and the zoo's layers are built on the numpy backend, so that the
+    Numba backend never loads here. Loading it sets ``OMP_WAIT_POLICY=PASSIVE`` (for the
+    Numba kernels' own threads, see scratchgan/kernels/numba/__init__.py); PyTorch started
+    after that, with threads that sleep between its many small parallel regions, ran the
+    mlp's iteration 2.1x slower (10.0 against 4.7 ms per iteration), and the bench's
+    PyTorch column was slow by that much where ops are small."""
+    from . import backend
+
+    twin = load_pytorch_twin()
+    backend.set_backend("numpy")  # the twin reads the layers' shapes and weights only
+    return twin
 
 
 def peak_rss_mb() -> float:
@@ -242,7 +277,8 @@ class Worker:
         self.backend = backend_name
         self.started = time.perf_counter()
         cmd = [sys.executable, "-m", "scratchgan.bench", "--worker", model, backend_name, str(batch or 0)]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        env = twin_environment() if backend_name.startswith("torch") else None
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.ready = self._read()
         self.first_step_s = time.perf_counter() - self.started
 

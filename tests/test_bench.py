@@ -143,6 +143,40 @@ def test_a_worker_reports_its_own_peak_memory_not_its_parents():
     assert big.sum() > 0 and child < 250
 
 
+def test_a_pytorch_worker_gets_the_users_omp_wait_policy_not_the_numba_backends(monkeypatch):
+    """The Numba backend sets OMP_WAIT_POLICY=PASSIVE in its process; a PyTorch worker started
+    from it would inherit that (PyTorch's mlp iteration ran 2.1x slower): it gets the user's."""
+    import scratchgan.kernels.numba as numba_backend
+    from scratchgan import bench
+
+    assert bench.os.environ.get("OMP_WAIT_POLICY") is not None  # the backend, loaded by the suite, set it
+    monkeypatch.setattr(numba_backend, "USER_WAIT_POLICY", None)
+    env = bench.twin_environment()
+    assert "OMP_WAIT_POLICY" not in env and env["PATH"] == bench.os.environ["PATH"]
+    monkeypatch.setattr(numba_backend, "USER_WAIT_POLICY", "ACTIVE")
+    assert bench.twin_environment()["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_a_pytorch_workers_process_never_loads_the_numba_backend():
+    """The twin's process builds the zoo on numpy: Numba's kernels (and their OMP_WAIT_POLICY)
+    never load there. PyTorch itself is stood in for, so that this runs without it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, os, types\n"
+            "from scratchgan import bench, zoo\n"
+            "bench.load_pytorch_twin = lambda: types.SimpleNamespace()\n"
+            "bench.prepare_twin_process()\n"
+            "zoo.build('dcgan_bn', seed=0)\n"
+            "print('scratchgan.kernels.numba' in sys.modules, os.environ.get('OMP_WAIT_POLICY'))\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("OMP_WAIT_POLICY", "SCRATCHGAN_BACKEND")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert out.split() == ["False", "None"]
+    control = code.replace("bench.prepare_twin_process()\n", "")  # without it, building the zoo loads numba
+    out = subprocess.run([sys.executable, "-c", control], capture_output=True, text=True, check=True, env=env).stdout
+    assert out.split() == ["True", "PASSIVE"]
+
+
 def test_bench_waits_the_settle_time_given_before_each_worker_turn(monkeypatch):
     """--settle reaches the pause between workers' turns (0.5 s unless given); bad values are refused."""
     from scratchgan import bench

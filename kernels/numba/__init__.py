@@ -17,6 +17,9 @@ import os
 # each loop; NumPy's OpenBLAS threads then fight them for the cores (on 2 cores, small
 # GEMMs after a parallel kernel ran 10-40x slower; README, "Backends", shows how to see
 # it). Passive waiting (threads sleep at once) removes that; set before OpenMP starts.
+#: OMP_WAIT_POLICY as the process was started with it (None: unset), for child processes
+#: that must run as the user's own would (the bench's PyTorch worker)
+USER_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import activations, batchnorm, conv, dense, dropout, losses, optim, pooling, reductions, winograd  # noqa: E402
