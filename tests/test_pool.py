@@ -32,7 +32,32 @@ def test_an_unused_array_is_recycled():
     del a
     again = pool.empty(shape, np.float32)
     assert again.ctypes.data == address
-    assert pool.empty(shape, np.float64).ctypes.data != address  # another dtype: another array
+
+
+def test_an_unused_buffer_serves_another_shape_and_dtype_that_fits_it():
+    a = pool.empty((512, 1024), np.float32)  # 2 MB
+    address = a.ctypes.data
+    del a
+    b = pool.empty((1000, 200), np.float64)  # 1.6 MB: fits, and is at least half the buffer
+    assert b.ctypes.data == address and b.shape == (1000, 200) and b.dtype == np.float64
+    assert b.flags.c_contiguous and b.flags.writeable and b.flags.aligned
+    b[:] = 3.0
+    assert (b == 3.0).all() and pool.held_bytes() == 2 << 20
+    c = pool.empty((1000, 200), np.float64)  # b is alive: another buffer
+    assert not np.shares_memory(b, c)
+
+
+def test_the_smallest_fitting_buffer_is_taken_and_a_much_larger_one_is_left_alone():
+    big = pool.empty((4 << 20,), np.uint8)
+    small = pool.empty((2 << 20,), np.uint8)
+    addresses = big.ctypes.data, small.ctypes.data
+    del big, small
+    middle = pool.empty((3 << 17,), np.float32)  # 1.5 MB: the 2 MB buffer, the best fit
+    assert middle.ctypes.data == addresses[1]
+    held = pool.held_bytes()
+    tiny = pool.empty((1 << 20,), np.uint8)  # 1 MB: the 2 MB buffer is in use, the 4 MB one too large
+    assert tiny.ctypes.data not in addresses and pool.held_bytes() == held + (1 << 20)
+    assert pool.empty((3 << 20,), np.uint8).ctypes.data == addresses[0]
 
 
 def test_small_arrays_are_not_pooled_and_the_limit_holds(monkeypatch):
