@@ -272,6 +272,23 @@ def test_the_whole_process_comparison_refuses_run_lengths_that_cancel_nothing(ca
     assert "--long must be larger than --short" in capsys.readouterr().err
 
 
+def test_the_pytorch_op_profile_refuses_empty_runs_and_prints_a_table(capsys):
+    script = _example("pytorch_ops")
+    for bad in (["--iterations", "0"], ["--rows", "0"]):
+        with pytest.raises(SystemExit):
+            script.main(bad)
+    pytest.importorskip("torch")
+    from scratchgan import backend
+
+    active = backend.get_backend()
+    try:
+        script.main(["--model", "mlp", "--iterations", "1", "--rows", "5"])
+    finally:
+        backend.set_backend(active)  # the script builds its layers on numpy
+    out = capsys.readouterr().out
+    assert "mlp:" in out and "aten::" in out and "Self CPU" in out
+
+
 def test_the_whole_process_comparison_reports_both_sides(capsys):
     pytest.importorskip("torch")
     _train_against_pytorch().main(["--short", "1", "--long", "3", "--rounds", "1", "--backend", "numpy"])
