@@ -113,6 +113,12 @@ def test_the_launchers_refuse_arguments_that_do_not_fit(rng):
         numba_winograd.winograd_conv2d_forward(x, k, None, window((6, 6), 3, 2, "same"), tile(2, 3))
     with pytest.raises(KernelArgumentError, match="dtypes"):
         numba_winograd.winograd_conv2d_forward(x.astype(np.float32), k, None, g, tile(2, 3))
+    from scratchgan.ops.winograd import Tile, winograd_matrices
+
+    at, gm, bt = winograd_matrices(7, 3)  # F(7, 3): alpha 9, more terms than the transforms sum
+    at_w, g_w, _ = winograd_matrices(3, 7)
+    with pytest.raises(KernelArgumentError, match="at most 8 terms"):
+        numba_winograd.winograd_conv2d_forward(x, k, None, g, Tile(7, 3, at, gm, bt, at_w, g_w))
 
 
 @pytest.mark.parametrize("impl", ["numpy", "numba"])

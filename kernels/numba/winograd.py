@@ -18,6 +18,10 @@ that only the GEMMs see the channels' full width and nothing else is ever materi
 * ``untransform_tiles`` applies ``AT M AT^T`` per tile, adds the bias and writes the
   m x m outputs into y, cropping the last row and column of tiles.
 
+Both transforms write each value once, summing a row of L's coefficients in registers
+(``_combine``), and the input transform's first, vertical half runs along whole rows of
+the image, so each column shared by two tiles is transformed once.
+
 Images are processed in chunks whose transformed tiles take about CHUNK_BYTES, so the
 GEMM's operands stay cache-sized and memory stays bounded. Each loop iteration is one
 row of tiles of one image: no two iterations write one value.
@@ -35,83 +39,124 @@ from .threads import threads_for
 CHUNK_BYTES = 16 << 20
 
 
+#: the most terms a transform sums per value (alpha of F(4x4, 5x5))
+TERMS = 8
+
+
 @njit(inline="always")
-def _axpy(dst, coef, src):
-    """dst += coef * src over the channels: the inner loop of every transform."""
+def _combine4(dst, init, coef, buf, idx):
+    """dst[ch] = init[ch] + sum_k coef[k] * buf[idx[k], ch] for k < 4, over the channels."""
+    c0 = coef[0]; c1 = coef[1]; c2 = coef[2]; c3 = coef[3]  # noqa: E702
+    i0 = idx[0]; i1 = idx[1]; i2 = idx[2]; i3 = idx[3]  # noqa: E702
     for ch in range(dst.shape[0]):
-        dst[ch] += coef * src[ch]
+        dst[ch] = init[ch] + c0 * buf[i0, ch] + c1 * buf[i1, ch] + c2 * buf[i2, ch] + c3 * buf[i3, ch]
+
+
+@njit(inline="always")
+def _combine8(dst, init, coef, buf, idx):
+    """dst[ch] = init[ch] + sum_k coef[k] * buf[idx[k], ch] for k < 8, over the channels."""
+    c0 = coef[0]; c1 = coef[1]; c2 = coef[2]; c3 = coef[3]  # noqa: E702
+    c4 = coef[4]; c5 = coef[5]; c6 = coef[6]; c7 = coef[7]  # noqa: E702
+    i0 = idx[0]; i1 = idx[1]; i2 = idx[2]; i3 = idx[3]  # noqa: E702
+    i4 = idx[4]; i5 = idx[5]; i6 = idx[6]; i7 = idx[7]  # noqa: E702
+    for ch in range(dst.shape[0]):
+        dst[ch] = (init[ch] + c0 * buf[i0, ch] + c1 * buf[i1, ch] + c2 * buf[i2, ch] + c3 * buf[i3, ch]
+                   + c4 * buf[i4, ch] + c5 * buf[i5, ch] + c6 * buf[i6, ch] + c7 * buf[i7, ch])
+
+
+@njit(inline="always")
+def _combine(dst, init, coef, buf, idx, terms):
+    """One output vector of a transform, written once: the terms' products summed in
+    registers (an axpy per term instead read and wrote dst once per term, and its short
+    loops over the channels cost more than they moved: 1.5-1.8x slower on F(4x4,5x5)'s
+    input transform). coef and idx have TERMS entries; the unused ones have coefficient 0
+    and point at a zero row or one of the same tile's values."""
+    if terms <= 4:
+        _combine4(dst, init, coef, buf, idx)
+    else:
+        _combine8(dst, init, coef, buf, idx)
 
 
 @njit(parallel=True, cache=True)
-def transform_tiles(src, n0, n1, tiles_h, tiles_w, step, origin_h, origin_w, L, out):
+def transform_tiles(src, n0, n1, tiles_h, tiles_w, step, origin_h, origin_w, L, coef, out):
     """out[t, xi*alpha + nu, c] = sum_{a,b} L[xi, a] src[n, h0 + a, w0 + b, c] L[nu, b]
 
     for tile t = ((n - n0)*tiles_h + ty)*tiles_w + tx of images n0..n1, whose s x s patch
     (s = L's columns) starts at h0 = origin_h + ty*step, w0 = origin_w + tx*step; src reads
-    as zero outside its bounds. L is (alpha, s); out is (tiles, alpha*alpha, C)."""
+    as zero outside its bounds. L is (alpha, s), coef is L padded with zero columns to
+    (alpha, TERMS); out is (tiles, alpha*alpha, C).
+
+    Per row of tiles: ``rows[xi] = sum_a L[xi, a] src[n, h0 + a]`` over the whole width the
+    row of tiles covers (long runs of contiguous values; a column shared by two tiles is
+    transformed once), then per tile and output point one _combine over its s columns."""
     _, h, w, c = src.shape
     alpha, s = L.shape
+    span = (tiles_w - 1) * step + s  # the columns a row of tiles covers, from origin_w
     for row in prange((n1 - n0) * tiles_h):
         n = n0 + row // tiles_h
-        ty = row % tiles_h
-        rows = np.empty((alpha, s, c), dtype=out.dtype)  # L @ patch, per column b of the patch
-        for tx in range(tiles_w):
-            t = row * tiles_w + tx
-            h0 = origin_h + ty * step
-            w0 = origin_w + tx * step
-            rows[:] = 0
+        h0 = origin_h + (row % tiles_h) * step
+        rows = np.zeros((alpha, span + 1, c), dtype=out.dtype)  # [xi, column - origin_w]; the last stays zero
+        flat = rows.reshape(alpha, (span + 1) * c)
+        w_lo, w_hi = max(0, origin_w), min(w, origin_w + span)  # src's columns inside the span
+        if w_hi > w_lo:
+            start, length = (w_lo - origin_w) * c, (w_hi - w_lo) * c
             for a in range(s):
                 hh = h0 + a
                 if hh < 0 or hh >= h:
                     continue
-                for b in range(s):
-                    ww = w0 + b
-                    if ww < 0 or ww >= w:
-                        continue
-                    pixel = src[n, hh, ww]
-                    for xi in range(alpha):
-                        if L[xi, a] != 0:
-                            _axpy(rows[xi, b], L[xi, a], pixel)
+                line = src[n, hh].reshape(-1)[w_lo * c : w_hi * c]
+                for xi in range(alpha):
+                    k = L[xi, a]
+                    if k != 0:
+                        dst = flat[xi, start : start + length]
+                        for i in range(length):
+                            dst[i] += k * line[i]
+        zero = np.zeros(c, dtype=out.dtype)
+        idx = np.empty(TERMS, np.int64)
+        for tx in range(tiles_w):
+            t = row * tiles_w + tx
+            for b in range(TERMS):
+                idx[b] = tx * step + b if b < s else span
             for xi in range(alpha):
                 for nu in range(alpha):
-                    dst = out[t, xi * alpha + nu]
-                    dst[:] = 0
-                    for b in range(s):
-                        if L[nu, b] != 0:
-                            _axpy(dst, L[nu, b], rows[xi, b])
+                    _combine(out[t, xi * alpha + nu], zero, coef[nu], rows[xi], idx, s)
 
 
 @njit(parallel=True, cache=True)
-def untransform_tiles(mt, n0, n1, tiles_h, tiles_w, L, bias, y):
+def untransform_tiles(mt, n0, n1, tiles_h, tiles_w, L, coef, bias, y):
     """y[n, ty*m + u, tx*m + v, f] = bias[f] + sum_{xi,nu} L[u, xi] mt[t, xi*alpha + nu, f] L[v, nu]
 
     for every tile t of images n0..n1 (numbered as in transform_tiles) and u, v < m inside
-    y; L is AT (m, alpha); ``bias`` is (F,) or empty for none."""
+    y; L is AT (m, alpha), coef is L padded with zero columns to (m, TERMS); ``bias`` is (F,),
+    zeros for none. Per tile: ``part[u, nu] = sum_xi L[u, xi] M[xi, nu]``, then each output
+    pixel once, from the bias and one _combine over part[u]'s alpha rows."""
     _, ho, wo, f = y.shape
     m, alpha = L.shape
     for row in prange((n1 - n0) * tiles_h):
         n = n0 + row // tiles_h
         ty = row % tiles_h
-        part = np.empty((m, alpha, f), dtype=y.dtype)  # L @ M, per column nu
+        part = np.empty((m, alpha, f), dtype=y.dtype)
+        zero = np.zeros(f, dtype=y.dtype)
+        idx = np.zeros(TERMS, np.int64)  # the unused terms read row 0, times 0
         for tx in range(tiles_w):
             t = row * tiles_w + tx
-            part[:] = 0
-            for xi in range(alpha):
+            for u in range(m):
                 for nu in range(alpha):
-                    src = mt[t, xi * alpha + nu]
-                    for u in range(m):
-                        if L[u, xi] != 0:
-                            _axpy(part[u, nu], L[u, xi], src)
+                    for xi in range(alpha):
+                        idx[xi] = xi * alpha + nu
+                    _combine(part[u, nu], zero, coef[u], mt[t], idx, alpha)
+            for nu in range(alpha):
+                idx[nu] = nu
             for u in range(min(m, ho - ty * m)):
                 for v in range(min(m, wo - tx * m)):
-                    dst = y[n, ty * m + u, tx * m + v]
-                    if bias.shape[0] == f:
-                        dst[:] = bias
-                    else:
-                        dst[:] = 0
-                    for nu in range(alpha):
-                        if L[v, nu] != 0:
-                            _axpy(dst, L[v, nu], part[u, nu])
+                    _combine(y[n, ty * m + u, tx * m + v], bias, coef[v], part[u], idx, alpha)
+
+
+def padded(L):
+    """L (rows, k) with zero columns up to TERMS: the coefficients _combine reads."""
+    out = np.zeros((L.shape[0], TERMS), L.dtype)
+    out[:, : L.shape[1]] = L
+    return out
 
 
 def _check(name, g, tile, src, kernel_like, dims):
@@ -121,6 +166,8 @@ def _check(name, g, tile, src, kernel_like, dims):
         raise KernelArgumentError(f"{name}: Winograd serves stride 1 and a square kernel of the tile's "
                                   f"size; got {g} and {tile}")
     alpha = tile.m + tile.r - 1
+    if alpha > TERMS:
+        raise KernelArgumentError(f"{name}: {tile} has alpha = {alpha}; the transforms sum at most {TERMS} terms")
     shapes = {"at": (tile.m, alpha), "g": (alpha, tile.r), "bt": (alpha, alpha), "at_w": (tile.r, alpha),
               "g_w": (alpha, tile.m)}
     for field, shape in shapes.items():
@@ -160,7 +207,7 @@ def _correlate(x, kernel, top, left, out_h, out_w, tile, bias):
     th, tw = tile_counts(out_h, out_w, m)
     u = sandwich(g, np.ascontiguousarray(kernel, dtype=x.dtype)).reshape(alpha * alpha, c, f)
     x = np.ascontiguousarray(x)
-    bias = np.zeros(0, x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
+    bias = np.zeros(f, x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
     y = pool.empty((n, out_h, out_w, f), x.dtype)
     per_image = alpha * alpha * th * tw * (c + f) * x.itemsize
     chunk = _chunk(n, per_image, CHUNK_BYTES)
@@ -171,9 +218,9 @@ def _correlate(x, kernel, top, left, out_h, out_w, tile, bias):
         n1 = min(n, n0 + chunk)
         tiles = (n1 - n0) * th * tw
         vs, ms = v[:tiles], mt[:tiles]
-        transform_tiles(x, n0, n1, th, tw, m, -top, -left, bt, vs)
+        transform_tiles(x, n0, n1, th, tw, m, -top, -left, bt, padded(bt), vs)
         np.matmul(vs.transpose(1, 0, 2), u, out=ms.transpose(1, 0, 2))  # per point: (tiles, C) @ (C, F)
-        untransform_tiles(ms, n0, n1, th, tw, at, bias, y)
+        untransform_tiles(ms, n0, n1, th, tw, at, padded(at), bias, y)
     return y
 
 
@@ -211,8 +258,8 @@ def winograd_conv2d_backward_weights(dy, x, g, tile):
         n1 = min(n, n0 + chunk)
         tiles = (n1 - n0) * th * tw
         vs, ws = v[:tiles], wt[:tiles]
-        transform_tiles(x, n0, n1, th, tw, m, -g.top, -g.left, bt, vs)
-        transform_tiles(dy, n0, n1, th, tw, m, 0, 0, gw, ws)
+        transform_tiles(x, n0, n1, th, tw, m, -g.top, -g.left, bt, padded(bt), vs)
+        transform_tiles(dy, n0, n1, th, tw, m, 0, 0, gw, padded(gw), ws)
         np.matmul(vs.transpose(1, 2, 0), ws.transpose(1, 0, 2), out=part)  # per point: (C, tiles) @ (tiles, F)
         mw += part
     return np.ascontiguousarray(sandwich(at, mw.reshape(alpha, alpha, c, f)))
