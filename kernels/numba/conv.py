@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from . import pool
+from . import gemm, pool
 from .checks import channel_vectors
 from .threads import threads_for
 
@@ -229,7 +229,7 @@ def conv2d_forward(x, kernel, bias, g):
     cols = pool.empty(_workspace_shape(chunk * pixels, kh * kw * c, transposed), x.dtype)
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
-        np.matmul(_patches(x, n0, n1, g, transposed, cols), kr, out=y[n0 * pixels : n1 * pixels])
+        gemm.matmul(_patches(x, n0, n1, g, transposed, cols), kr, y[n0 * pixels : n1 * pixels])
     if bias is not None:
         y += bias
     return y.reshape(n, g.ho, g.wo, f)
@@ -259,9 +259,9 @@ def conv2d_backward_data(dy, kernel, g, *, bias=None):
         rows = (n1 - n0) * pixels
         threads_for(dcols.size)
         if transposed:  # dcols^T = K @ dy^T (a transposed `out` would leave BLAS)
-            np.matmul(kr, dy2[n0 * pixels : n1 * pixels].T, out=dcols[:, :rows])
+            gemm.matmul(kr, dy2[n0 * pixels : n1 * pixels].T, dcols[:, :rows])
         else:
-            np.matmul(dy2[n0 * pixels : n1 * pixels], kr.T, out=dcols[:rows])
+            gemm.matmul(dy2[n0 * pixels : n1 * pixels], kr.T, dcols[:rows])
         col2im(dcols, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, g.ho, g.wo, transposed, start, dx)
     return dx
 
@@ -281,7 +281,7 @@ def conv2d_backward_weights(dy, x, g):
     part = np.empty_like(dk)
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
-        np.matmul(_patches(x, n0, n1, g, transposed, cols).T, dy2[n0 * pixels : n1 * pixels], out=part)
+        gemm.matmul(_patches(x, n0, n1, g, transposed, cols).T, dy2[n0 * pixels : n1 * pixels], part)
         dk += part
     return dk.reshape(kh, kw, c, f)
 
@@ -299,7 +299,7 @@ def _few_filters_forward(x, kernel, g):
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
         z = zt[:, : (n1 - n0) * h * w]
-        np.matmul(km, pixels[n0 * h * w : n1 * h * w].T, out=z)
+        gemm.matmul(km, pixels[n0 * h * w : n1 * h * w].T, z)
         threads_for(z.size)
         sum_taps(z.reshape(kh * kw * f, n1 - n0, h, w), n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, y)
     return y
@@ -319,7 +319,7 @@ def _few_filters_backward_data(dy, kernel, g):
         part = gt[:, : (n1 - n0) * h * w]
         threads_for(part.size)
         spread_taps(dy, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, part.reshape(kh * kw * f, n1 - n0, h, w))
-        np.matmul(part.T, km, out=dx_pixels[n0 * h * w : n1 * h * w])
+        gemm.matmul(part.T, km, dx_pixels[n0 * h * w : n1 * h * w])
     return dx
 
 
@@ -338,7 +338,7 @@ def _few_filters_backward_weights(dy, x, g):
         part = gt[:, : (n1 - n0) * h * w]
         threads_for(part.size)
         spread_taps(dy, n0, n1, kh, kw, g.sh, g.sw, g.top, g.left, part.reshape(kh * kw * f, n1 - n0, h, w))
-        np.matmul(part, pixels[n0 * h * w : n1 * h * w], out=part_dk)
+        gemm.matmul(part, pixels[n0 * h * w : n1 * h * w], part_dk)
         dk += part_dk
     return dk.reshape(kh, kw, f, c).transpose(0, 1, 3, 2)
 

@@ -12,7 +12,8 @@ that only the GEMMs see the channels' full width and nothing else is ever materi
   block, ``out[tile, xi*alpha + nu, channel]``: one pass, one sequential write per value.
   (Point-major, ``out[xi*alpha + nu, tile, channel]``, wrote 64 streams whose strides
   were multiples of 4 KiB: they fought over the same cache sets, 1.5-2x slower.)
-* NumPy's BLAS multiplies the alpha^2 (tiles x C) @ (C x F) matrices (np.matmul on the
+* NumPy's BLAS multiplies the alpha^2 (tiles x C) @ (C x F) matrices (gemm.matmul: one
+  BLAS thread per matrix, the matrices shared among the threads; np.matmul on the
   transposed views: each matrix's rows are alpha^2*C apart, which BLAS takes as its
   leading dimension, as fast as a contiguous one).
 * ``untransform_tiles`` applies ``AT M AT^T`` per tile, adds the bias and writes the
@@ -31,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from . import pool
+from . import gemm, pool
 from .conv import _chunk
 from .checks import KernelArgumentError
 from .threads import threads_for
@@ -191,8 +192,9 @@ def tile_counts(out_h, out_w, m):
 def sandwich(L, a):
     """L a L^T over a's first two axes: (p, q) and (q, q, ...) -> (p, p, ...), as two GEMMs."""
     q = a.shape[0]
-    rows = (L @ a.reshape(q, -1)).reshape(L.shape[0], q, -1)  # [xi, b, ...] = sum_a L[xi, a] a[a, b, ...]
-    return (L @ rows).reshape(L.shape[0], L.shape[0], *a.shape[2:])  # [xi, nu, ...] = sum_b L[nu, b] rows[xi, b]
+    with gemm.one_blas_thread():
+        rows = (L @ a.reshape(q, -1)).reshape(L.shape[0], q, -1)  # [xi, b, ...] = sum_a L[xi, a] a[a, b, ...]
+        return (L @ rows).reshape(L.shape[0], L.shape[0], *a.shape[2:])  # [xi, nu, ...] = sum_b L[nu, b] rows[xi, b]
 
 
 def _correlate(x, kernel, top, left, out_h, out_w, tile, bias):
@@ -219,7 +221,7 @@ def _correlate(x, kernel, top, left, out_h, out_w, tile, bias):
         tiles = (n1 - n0) * th * tw
         vs, ms = v[:tiles], mt[:tiles]
         transform_tiles(x, n0, n1, th, tw, m, -top, -left, bt, padded(bt), vs)
-        np.matmul(vs.transpose(1, 0, 2), u, out=ms.transpose(1, 0, 2))  # per point: (tiles, C) @ (C, F)
+        gemm.matmul(vs.transpose(1, 0, 2), u, ms.transpose(1, 0, 2))  # per point: (tiles, C) @ (C, F)
         untransform_tiles(ms, n0, n1, th, tw, at, padded(at), bias, y)
     return y
 
@@ -260,7 +262,7 @@ def winograd_conv2d_backward_weights(dy, x, g, tile):
         vs, ws = v[:tiles], wt[:tiles]
         transform_tiles(x, n0, n1, th, tw, m, -g.top, -g.left, bt, padded(bt), vs)
         transform_tiles(dy, n0, n1, th, tw, m, 0, 0, gw, padded(gw), ws)
-        np.matmul(vs.transpose(1, 2, 0), ws.transpose(1, 0, 2), out=part)  # per point: (C, tiles) @ (tiles, F)
+        gemm.matmul(vs.transpose(1, 2, 0), ws.transpose(1, 0, 2), part)  # per point: (C, tiles) @ (tiles, F)
         mw += part
     return np.ascontiguousarray(sandwich(at, mw.reshape(alpha, alpha, c, f)))
 
