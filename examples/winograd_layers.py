@@ -85,7 +85,7 @@ def parts(layer, args):
     t = tile(4, layer.window.kh)
     totals = {}
     kernels.winograd_conv2d_forward(x, k, None, layer.window, t)  # warm-up
-    with timed(kernels, ("transform_tiles", "untransform_tiles"), totals), timed(kernels.np, ("matmul",), totals):
+    with timed(kernels, ("transform_tiles", "untransform_tiles"), totals), timed(kernels.gemm, ("matmul",), totals):
         start = time.perf_counter()
         kernels.winograd_conv2d_forward(x, k, None, layer.window, t)
         total = time.perf_counter() - start
