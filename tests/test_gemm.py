@@ -112,3 +112,24 @@ def test_quiet_blas_lowers_the_parallel_threshold_unless_the_variable_sets_it(mo
                          env={k: v for k, v in __import__("os").environ.items()
                               if k != "SCRATCHGAN_PARALLEL_MIN_WORK"}).stdout.split()
     assert out == [str(1 << 22), str(1 << 16)]
+
+
+def test_a_forked_child_runs_split_gemms_on_threads_of_its_own(split_everything, rng):
+    """A child forked after the parent's helper threads started must not hand work to them."""
+    import multiprocessing
+
+    gemm.all_threads = lambda: 2  # (the fixture restores it) one helper thread, idle after this:
+    a, b = rng.standard_normal((60, 9)), rng.standard_normal((9, 4))
+    gemm.matmul(a, b, np.empty((60, 4)))  # an inherited pool would count it as free and start none
+    assert gemm._state["pool"] is not None
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as child:
+        got = child.apply_async(_split_in_child, (a, b)).get(timeout=60)  # a hang fails here
+    np.testing.assert_allclose(got, a @ b, rtol=1e-12)
+
+
+def _split_in_child(a, b):
+    gemm._state["split"] = True
+    gemm.SPLIT_MIN_FLOPS = 0
+    gemm.all_threads = lambda: 2
+    return gemm.matmul(a, b, np.empty((a.shape[0], b.shape[1])))

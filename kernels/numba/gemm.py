@@ -31,6 +31,7 @@ threads as before.
 """
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -78,6 +79,17 @@ def one_blas_thread():
             if _state["depth"] == 0:
                 for lib, count in zip(_blas_libraries(), _state["saved"]):
                     lib.set_num_threads(count)
+
+
+def _forget_threads_in_a_forked_child() -> None:
+    """A forked child has none of its parent's threads: a pool it inherited would take work
+    that no thread ever runs. It starts its own on its first split GEMM."""
+    _state["pool"] = None
+    _state["depth"] = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_threads_in_a_forked_child)
 
 
 def _pool():
