@@ -14,11 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main(argv=None) -> None:
@@ -29,15 +25,13 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.iterations < 1 or args.rows < 1:
         parser.error("--iterations and --rows must be at least 1")
-    import torch  # first, before anything loads scratchgan's Numba backend (see scratchgan.bench)
+    import torch
 
-    from pytorch_twin import TorchGAN
+    from scratchgan import bench, zoo
 
-    from scratchgan import backend, zoo
-
-    backend.set_backend("numpy")  # the twin reads the layers' shapes and weights only
+    twin = bench.prepare_twin_process()  # PyTorch first, the layers on numpy: as the bench's worker
     g, d, recipe = zoo.build(args.model, seed=0)
-    trainer = TorchGAN(g, d, recipe, seed=0, threads=os.cpu_count())
+    trainer = twin.TorchGAN(g, d, recipe, seed=0, threads=os.cpu_count())
     for _ in range(3):
         trainer.step()
     start = time.perf_counter()

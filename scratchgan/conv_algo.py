@@ -150,8 +150,8 @@ def _code_checksum(*modules) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _machine_key(backend: str) -> str:
-    """CPU model, library versions (and a checksum of the conv kernels' code, which changes
-    between releases during development), backend and threads."""
+    """CPU model, library versions (and a checksum of the conv kernels' and their GEMMs'
+    code, which changes between releases during development), backend and threads."""
     import importlib.metadata
 
     import numpy as np
@@ -166,10 +166,10 @@ def _machine_key(backend: str) -> str:
     if backend == "numba":
         import numba
 
-        from .kernels.numba import conv, winograd as kernels
+        from .kernels.numba import conv, gemm, winograd as kernels
 
         parts += [f"numba={numba.__version__}", f"threads={numba.config.NUMBA_NUM_THREADS}",
-                  f"kernels={_code_checksum(conv, kernels)}"]
+                  f"kernels={_code_checksum(conv, kernels, gemm)}"]
     return " ".join(parts)
 
 

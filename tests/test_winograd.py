@@ -397,6 +397,15 @@ def test_the_cache_key_names_the_machine_and_changes_with_the_kernels(monkeypatc
     monkeypatch.setattr(numba_winograd, "CHUNK_BYTES", numba_winograd.CHUNK_BYTES * 2)
     assert conv_algo._code_checksum(conv_kernels, numba_winograd) != before
     assert conv_algo.cache_key("forward", g, arrays, "numpy") != key
+    from scratchgan.kernels.numba import gemm  # how GEMMs are split changes what is fastest too
+
+    conv_algo._machine_key.cache_clear()
+    key = conv_algo.cache_key("forward", g, arrays, "numba")
+    monkeypatch.setattr(gemm, "SPLIT_MIN_FLOPS", gemm.SPLIT_MIN_FLOPS + 1)
+    conv_algo._machine_key.cache_clear()
+    assert conv_algo.cache_key("forward", g, arrays, "numba") != key
+    monkeypatch.undo()
+    conv_algo._machine_key.cache_clear()
 
 
 def test_the_fallback_note_names_a_transposed_layer_as_the_adjoint_it_runs(rng, capsys):

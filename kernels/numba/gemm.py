@@ -15,17 +15,17 @@ releases the GIL):
 
 OpenBLAS's own threads then never get work and sleep, the cores are free for Numba's,
 and threads.py lets kernels go parallel from a lower threshold (``blas_quiet``).
-Measured on a 2-core Xeon (numba bench workers, old and new kernels in turns, two rounds;
-docs/performance.md gives the whole-model figures by command): a Winograd F(4x4,5x5)
-forward alone took 22.2 ms instead of 28.2 (128x14x14, 128 -> 64), 29.8 instead of 44.9
-(256x7x7, 128 -> 256) and 69 instead of 102 (20x32x32, 256 -> 256); whole iterations of
-cifar_frog and dcgan_upsample 14-19% less, dcgan_bn and dcgan within the noise, before the
-lower threshold. Splitting only Winograd's GEMMs made dcgan_upsample 12-18% slower: the
-im2col GEMMs' spinning threads then took the cores from the split ones.
+Measured on a 2-core Xeon with `scratchgan bench`, the commit before this mechanism and
+the one that added it in turn (docs/performance.md, "One thread pool", gives the command),
+ms per iteration: dcgan_bn 836 -> 684, dcgan_upsample 756 -> 626, dcgan 1,013 -> 979,
+cifar_frog 1,486 -> 1,182.
 
-A model whose GEMMs all stay small (the mlp: 128 x 784 x 128) keeps BLAS's own threads:
-held to one thread it ran 5.7 instead of 4.4 ms per iteration, and split on Python
-threads 7.0 ms (each waking a thread costs about as much as the GEMM). The BLAS thread
+Variants measured and not kept: splitting only Winograd's GEMMs made dcgan_upsample
+12-18% slower than not splitting at all (im2col's GEMMs, left to OpenBLAS, spun and took
+the cores from the split ones); and a model whose GEMMs all stay small (the mlp: 128 x 784
+x 128), held to one BLAS thread, ran 5.7 instead of 4.4 ms per iteration, split on Python
+threads 7.0 ms (waking a thread costs about as much as such a GEMM). So the mlp keeps
+BLAS's own threads: a process switches at its first GEMM of SWITCH_FLOPS. The BLAS thread
 count is restored after every call, so a NumPy GEMM of the caller's own gets BLAS's
 threads as before.
 """
@@ -106,11 +106,13 @@ def _parts(length: int, count: int):
     return [(bounds[i], bounds[i + 1]) for i in range(count)]
 
 
-def matmul(a, b, out):
+def matmul(a, b, out=None):
     """out[...] = a @ b as np.matmul computes it, for 2-D a, b or stacks (S, M, K) @ (S, K, N).
 
     ``out`` must have the result's shape; it may be a strided view (a column block, a
-    transposed view), as np.matmul's ``out`` may."""
+    transposed view), as np.matmul's ``out`` may. None: a new array (2-D a and b only)."""
+    if out is None:
+        out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
     flops = 2 * a.shape[-2] * a.shape[-1] * b.shape[-1] * (a.shape[0] if a.ndim == 3 else 1)
     threads = all_threads()
     if threads == 1:

@@ -19,9 +19,10 @@ gradient and an activation of another layer can then share memory at different m
 an iteration. Keeping one array per shape instead held memory that no call was using at
 the iteration's peak: the numba bench workers' peak memory went from 765 to 579 MB on
 dcgan, 953 to 702 MB on dcgan_upsample, 459 to 399 on dcgan_bn and 622 to 480 on
-cifar_frog (4-10 iterations each, the same speed within the host's noise). Any buffer
-that fits (WASTE unbounded) gave about the same; the exact size only (WASTE 1) gave
-640, 415 and 552 MB on dcgan, dcgan_bn and cifar_frog.
+cifar_frog (numba bench workers alone, 4-10 iterations each, the same speed within the
+host's noise). Variants measured the same way and not kept: any buffer that fits (WASTE
+unbounded) gave about the same; the exact size only (WASTE 1) gave 640, 415 and 552 MB on
+dcgan, dcgan_bn and cifar_frog.
 
 The pool holds at most ``LIMIT_BYTES`` (``SCRATCHGAN_POOL_MB``, default 2048; 0 turns it
 off); arrays under ``MIN_BYTES`` come from NumPy's allocator as usual, whose own free

@@ -40,10 +40,11 @@ VARIABLE = "SCRATCHGAN_PARALLEL_MIN_WORK"
 NEVER = 1 << 62
 
 
-def parallel_min_work(value: str | None) -> int:
-    """The threshold ``value`` (the variable's text) asks for; ValueError naming what is wrong."""
+def parallel_min_work(value: str | None, default: int = DEFAULT_PARALLEL_MIN_WORK) -> int:
+    """The threshold ``value`` (the variable's text) asks for, ``default`` when it is unset;
+    ValueError naming what is wrong."""
     if value is None or value.strip() == "":
-        return DEFAULT_PARALLEL_MIN_WORK
+        return default
     text = value.strip().lower()
     if text == "never":
         return NEVER
@@ -54,7 +55,7 @@ def parallel_min_work(value: str | None) -> int:
 
 PARALLEL_MIN_WORK = parallel_min_work(os.environ.get(VARIABLE))
 #: the threshold once BLAS's threads are quiet (the variable, when set, overrides it too)
-QUIET_PARALLEL_MIN_WORK = 1 << 16 if os.environ.get(VARIABLE, "").strip() == "" else PARALLEL_MIN_WORK
+QUIET_PARALLEL_MIN_WORK = parallel_min_work(os.environ.get(VARIABLE), default=1 << 16)
 
 _all = numba.config.NUMBA_NUM_THREADS
 _current = [None]

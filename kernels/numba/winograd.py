@@ -68,10 +68,11 @@ def _combine8(dst, init, coef, buf, idx):
 @njit(inline="always")
 def _combine(dst, init, coef, buf, idx, terms):
     """One output vector of a transform, written once: the terms' products summed in
-    registers (an axpy per term instead read and wrote dst once per term, and its short
-    loops over the channels cost more than they moved: 1.5-1.8x slower on F(4x4,5x5)'s
-    input transform). coef and idx have TERMS entries; the unused ones have coefficient 0
-    and point at a zero row or one of the same tile's values."""
+    registers. An axpy per term instead read and wrote dst once per term, in short loops
+    over the channels: the input transform moved 4-6 GB/s that way and 11-14 GB/s with the
+    GEMMs split (examples/winograd_layers.py --parts; performance.md). coef and idx have
+    TERMS entries; the unused ones have coefficient 0 and point at a zero row or one of the
+    same tile's values."""
     if terms <= 4:
         _combine4(dst, init, coef, buf, idx)
     else:
@@ -138,19 +139,22 @@ def untransform_tiles(mt, n0, n1, tiles_h, tiles_w, L, coef, bias, y):
         ty = row % tiles_h
         part = np.empty((m, alpha, f), dtype=y.dtype)
         zero = np.zeros(f, dtype=y.dtype)
-        idx = np.zeros(TERMS, np.int64)  # the unused terms read row 0, times 0
+        # column nu of M: mt[t]'s rows xi*alpha + nu; part[u]'s rows in order (the unused
+        # terms read row 0, times 0)
+        column = np.zeros((alpha, TERMS), np.int64)
+        in_order = np.zeros(TERMS, np.int64)
+        for nu in range(alpha):
+            in_order[nu] = nu
+            for xi in range(alpha):
+                column[nu, xi] = xi * alpha + nu
         for tx in range(tiles_w):
             t = row * tiles_w + tx
             for u in range(m):
                 for nu in range(alpha):
-                    for xi in range(alpha):
-                        idx[xi] = xi * alpha + nu
-                    _combine(part[u, nu], zero, coef[u], mt[t], idx, alpha)
-            for nu in range(alpha):
-                idx[nu] = nu
+                    _combine(part[u, nu], zero, coef[u], mt[t], column[nu], alpha)
             for u in range(min(m, ho - ty * m)):
                 for v in range(min(m, wo - tx * m)):
-                    _combine(y[n, ty * m + u, tx * m + v], bias, coef[v], part[u], idx, alpha)
+                    _combine(y[n, ty * m + u, tx * m + v], bias, coef[v], part[u], in_order, alpha)
 
 
 def padded(L):
@@ -191,10 +195,12 @@ def tile_counts(out_h, out_w, m):
 
 def sandwich(L, a):
     """L a L^T over a's first two axes: (p, q) and (q, q, ...) -> (p, p, ...), as two GEMMs."""
-    q = a.shape[0]
-    with gemm.one_blas_thread():
-        rows = (L @ a.reshape(q, -1)).reshape(L.shape[0], q, -1)  # [xi, b, ...] = sum_a L[xi, a] a[a, b, ...]
-        return (L @ rows).reshape(L.shape[0], L.shape[0], *a.shape[2:])  # [xi, nu, ...] = sum_b L[nu, b] rows[xi, b]
+    p, q = L.shape
+    rows = gemm.matmul(L, a.reshape(q, -1)).reshape(p, q, -1)  # [xi, b, ...] = sum_a L[xi, a] a[a, b, ...]
+    out = np.empty((p, p, rows.shape[2]), rows.dtype)
+    for xi in range(p):  # [xi, nu, ...] = sum_b L[nu, b] rows[xi, b, ...]
+        gemm.matmul(L, rows[xi], out[xi])
+    return out.reshape(p, p, *a.shape[2:])
 
 
 def _correlate(x, kernel, top, left, out_h, out_w, tile, bias):
@@ -216,13 +222,14 @@ def _correlate(x, kernel, top, left, out_h, out_w, tile, bias):
     v = pool.empty((chunk * th * tw, alpha * alpha, c), x.dtype)
     mt = pool.empty((chunk * th * tw, alpha * alpha, f), x.dtype)
     threads_for(n * th * tw * alpha * alpha * c)  # the whole call's work: parallel pays at once
+    bt_terms, at_terms = padded(bt), padded(at)
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
         tiles = (n1 - n0) * th * tw
         vs, ms = v[:tiles], mt[:tiles]
-        transform_tiles(x, n0, n1, th, tw, m, -top, -left, bt, padded(bt), vs)
+        transform_tiles(x, n0, n1, th, tw, m, -top, -left, bt, bt_terms, vs)
         gemm.matmul(vs.transpose(1, 0, 2), u, ms.transpose(1, 0, 2))  # per point: (tiles, C) @ (C, F)
-        untransform_tiles(ms, n0, n1, th, tw, at, padded(at), bias, y)
+        untransform_tiles(ms, n0, n1, th, tw, at, at_terms, bias, y)
     return y
 
 
@@ -256,12 +263,13 @@ def winograd_conv2d_backward_weights(dy, x, g, tile):
     mw = np.zeros((alpha * alpha, c, f), x.dtype)
     part = np.empty_like(mw)
     threads_for(n * th * tw * alpha * alpha * c)
+    bt_terms, gw_terms = padded(bt), padded(gw)
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
         tiles = (n1 - n0) * th * tw
         vs, ws = v[:tiles], wt[:tiles]
-        transform_tiles(x, n0, n1, th, tw, m, -g.top, -g.left, bt, padded(bt), vs)
-        transform_tiles(dy, n0, n1, th, tw, m, 0, 0, gw, padded(gw), ws)
+        transform_tiles(x, n0, n1, th, tw, m, -g.top, -g.left, bt, bt_terms, vs)
+        transform_tiles(dy, n0, n1, th, tw, m, 0, 0, gw, gw_terms, ws)
         gemm.matmul(vs.transpose(1, 2, 0), ws.transpose(1, 0, 2), part)  # per point: (C, tiles) @ (tiles, F)
         mw += part
     return np.ascontiguousarray(sandwich(at, mw.reshape(alpha, alpha, c, f)))
