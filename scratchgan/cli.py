@@ -217,11 +217,21 @@ def main(argv=None):
         return 130
     except USER_ERRORS as err:
         print(f"scratchgan {args.command}: error: {one_line(describe(err), 2000)}", file=sys.stderr)
-        _stop_other_ranks(2)
+        if not _raised_on_every_rank(err):
+            _stop_other_ranks(2)
         return 2
     except BaseException:
         _stop_other_ranks(1, traceback=True)
         raise
+
+
+def _raised_on_every_rank(err) -> bool:
+    """An error every rank raised together (a failed agreement): each exits by itself."""
+    if "mpi4py" not in sys.modules:
+        return False
+    from .distributed import RanksDisagree
+
+    return isinstance(err, RanksDisagree)
 
 
 def _stop_other_ranks(code: int, traceback: bool = False) -> None:

@@ -46,6 +46,12 @@ class DistributedError(ScratchganError, RuntimeError):
     """Ranks that cannot train together (different code, recipe or data; an unsupported layer)."""
 
 
+class RanksDisagree(DistributedError):
+    """Raised on every rank at once (all see the same gathered values): no rank is left
+    waiting in a collective, so each one exits on its own and none needs MPI's Abort, whose
+    teardown could cut the launcher's forwarding of the ranks' messages."""
+
+
 class World:
     """This process's place among the ranks: ``rank``, ``size`` and the communicator."""
 
@@ -158,7 +164,7 @@ class World:
         values = self.comm.allgather(value)
         if len(set(values)) > 1:
             differing = [r for r, v in enumerate(values) if v != values[0]]
-            raise DistributedError(f"the ranks disagree on {what} (ranks {differing} differ from rank 0): "
+            raise RanksDisagree(f"the ranks disagree on {what} (ranks {differing} differ from rank 0): "
                                    f"start every rank with the same code, command line and data")
 
     def abort(self, code: int) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scratchgan.distributed import ShardedGenerator, World
+from scratchgan.distributed import DistributedError, ShardedGenerator, World
 
 HERE = Path(__file__).parent
 STEPS = HERE / "mpi" / "train_steps.py"
@@ -41,6 +41,29 @@ class FakeComm:
 
     def Get_size(self):
         return self.size
+
+
+def test_a_failed_agreement_is_raised_on_every_rank_and_stops_none_by_abort(monkeypatch, capsys):
+    """Every rank gathers the same digests, so every rank raises; each exits by itself (an
+    MPI Abort here could cut the launcher off before it forwarded the message)."""
+    import types
+
+    from scratchgan import cli
+    from scratchgan.distributed import RanksDisagree
+
+    class Gathering(FakeComm):
+        def allgather(self, value):
+            return ["a", value]
+
+        def Abort(self, code):
+            raise AssertionError("no rank may abort on a failed agreement")
+
+    with pytest.raises(RanksDisagree, match=r"the ranks disagree on the seed \(ranks \[1\] differ"):
+        World(Gathering(1, 2)).agree("the seed", "b")
+    World(Gathering(0, 2)).agree("the seed", "a")  # all alike: nothing raised
+    monkeypatch.setitem(sys.modules, "mpi4py", types.ModuleType("mpi4py"))
+    assert cli._raised_on_every_rank(RanksDisagree("x"))
+    assert not cli._raised_on_every_rank(DistributedError("rank 0 could not start the run"))
 
 
 @pytest.mark.parametrize("n, size", [(12, 2), (13, 2), (7, 3), (3, 3), (100, 7)])
