@@ -66,7 +66,7 @@ def train_classifier(images, labels, epochs: int = 15, batch_size: int = 64, lr:
             idx = order[i:i + batch_size]
             model.zero_grad()
             losses.append(loss_fn.forward(model.forward(images[idx]), labels[idx]))
-            model.backward(loss_fn.backward())
+            model.backward(loss_fn.backward(), need_input_grad=False)  # images: no dx
             optimizer.step(model.params, model.grads)
         log(f"epoch {epoch + 1}/{epochs}: loss {np.mean(losses):.4f}")
     return model

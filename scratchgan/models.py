@@ -4,6 +4,7 @@
                        input_shape=(100,), seed=0)
     y  = model.forward(x)          # training=True caches for backward
     dx = model.backward(dy)        # fills model.grads; need_param_grads=False for a frozen model
+    model.backward(dy, need_input_grad=False)   # x is data: no dx, the first layer's dx op skipped
 
 ``model.params`` / ``model.grads`` are flat dicts keyed "layer_name/param" whose
 arrays are the layers' own, so an optimizer updating them in place trains the model.
@@ -83,10 +84,25 @@ class Sequential:
         outs = [self.forward(x[i : i + batch_size], training=False) for i in range(0, len(x), batch_size)]
         return xp.concatenate(outs) if outs else xp.empty((0, *self.output_shape[1:]))
 
-    def backward(self, dy, need_param_grads: bool = True):
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy, need_param_grads=need_param_grads)
-        return dy
+    def backward(self, dy, need_param_grads: bool = True, need_input_grad: bool = True):
+        """Every layer's backward in reverse order; returns dx (None when not
+        ``need_input_grad``).
+
+        ``need_input_grad=False`` (the input is data or a latent): the backward stops at
+        the first layer that learns, which computes its parameter gradients and no dx
+        (for a Dense or convolution first layer, one GEMM or convolution fewer); the
+        layers before it (a Flatten) run no backward at all."""
+        layers = self.layers
+        start = 0
+        if not need_input_grad:
+            learners = [i for i, layer in enumerate(layers) if need_param_grads and layer.trainable and layer.params]
+            start = learners[0] if learners else len(layers)
+            for layer in layers[:start]:
+                layer.discard_cache()
+        for i in range(len(layers) - 1, start - 1, -1):
+            dy = layers[i].backward(dy, need_param_grads=need_param_grads,
+                                    need_input_grad=need_input_grad or i > start)
+        return dy if need_input_grad else None
 
     def zero_grad(self):
         for layer in self.layers:

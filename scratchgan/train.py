@@ -8,6 +8,8 @@ One iteration (k = 1 discriminator step, as in all five tutorials)::
     G step: z drawn afresh, loss = BCE(D(G(z)), 1)  (non-saturating -log D(G(z)));
             D runs forward and backward for dL/dG(z) only: its weights are frozen
             and their gradients are not computed.
+    No backward computes a gradient for its input when that input is data or a
+    latent (D's steps, G's backward): the first layer's backward-data op is skipped.
 
 The reported D loss and accuracy are the means of the real and fake steps, measured
 before each update (as Keras's train_on_batch reports them).
@@ -95,7 +97,7 @@ class GANUpdates:
         scaled by this rank's share of the batch."""
         p = self.D.forward(images, training=True, share=share)
         loss = self.bce.forward(p, targets)
-        self.D.backward(share.scale(self.bce.backward()))
+        self.D.backward(share.scale(self.bce.backward()), need_input_grad=False)  # images: no dx
         accuracy = binary_accuracy(p, targets)  # noisy or smoothed targets stay on their side of 0.5
         return share.scale(loss), share.scale(accuracy)
 
@@ -111,7 +113,7 @@ class GANUpdates:
         p = self.D.forward(fake, training=True, share=share)
         loss = self.bce.forward(p, array_module(p).full(p.shape, r.real_label, dtype=p.dtype))
         d_fake = self.D.backward(share.scale(self.bce.backward()), need_param_grads=False)
-        self.G.backward(d_fake)
+        self.G.backward(d_fake, need_input_grad=False)  # z: no dz
         self.g_opt.step(self.G.params, self.G.grads)
         return share.scale(loss)
 

@@ -105,6 +105,72 @@ def test_frozen_backward_gives_dx_and_no_parameter_gradients(rng):
     assert all(g is None for g in d.grads.values())
 
 
+@pytest.mark.parametrize(
+    "make,in_shape",
+    [
+        (lambda: L.Dense(5, activation="tanh"), (4, 6)),
+        (lambda: L.Conv2D(3, 3, strides=2, padding="same"), (2, 7, 6, 2)),
+        (lambda: L.Conv2DTranspose(3, 5, strides=2, padding="same", activation="tanh"), (2, 4, 3, 2)),
+        (lambda: L.BatchNormalization(), (5, 4)),  # the default: the full backward, dx dropped
+    ],
+)
+def test_backward_without_input_grad_adds_the_same_parameter_gradients(rng, make, in_shape):
+    from scratchgan.ops import registry
+
+    layer = make()
+    x = rng.standard_normal(in_shape).astype(np.float32)
+    dy = rng.standard_normal(layer.forward(x).shape).astype(np.float32)
+    dx = layer.backward(dy)
+    full = {k: v.copy() for k, v in layer.grads.items()}
+    layer.zero_grad()
+    layer.forward(x)
+    calls = []
+    registry.set_observer(lambda name, args, out, dt: calls.append(name))
+    try:
+        assert layer.backward(dy, need_input_grad=False) is None
+    finally:
+        registry.set_observer(None)
+    assert dx.shape == x.shape and set(full) == set(layer.grads)
+    for key, grad in full.items():
+        np.testing.assert_array_equal(layer.grads[key], grad)
+    if not isinstance(layer, L.BatchNormalization):  # a linear layer skips its backward-data op
+        assert calls and not any(name.endswith("_backward_data") for name in calls), calls
+
+
+def test_a_model_without_input_grad_stops_at_its_first_learning_layer(rng):
+    from scratchgan.ops import registry
+
+    _, d, _ = mlp(seed=1)  # Flatten, Dense, LeakyReLU, Dense
+    x = rng.standard_normal((3, 28, 28, 1)).astype(np.float32)
+    dy = np.ones_like(d.forward(x))
+    d.backward(dy)
+    full = {k: v.copy() for k, v in d.grads.items()}
+    d.zero_grad()
+    d.forward(x)
+    shapes = []
+    registry.set_observer(lambda name, args, out, dt: shapes.append((name, getattr(out, "shape", None))))
+    try:
+        assert d.backward(dy, need_input_grad=False) is None
+    finally:
+        registry.set_observer(None)
+    for key, grad in full.items():
+        np.testing.assert_allclose(d.grads[key], grad, rtol=1e-6)
+    assert ("dense_backward_data", (3, 784)) not in shapes  # the first Dense computed no dx
+    assert ("dense_backward_data", (3, 128)) in shapes  # the second one did: the first needs it
+    assert all(layer._cache is None for layer in d.layers)  # Flatten's cache is dropped too
+    # a frozen model asked for no dx has nothing to compute
+    d.zero_grad()
+    d.forward(x)
+    shapes.clear()
+    registry.set_observer(lambda name, args, out, dt: shapes.append(name))
+    try:
+        assert d.backward(dy, need_param_grads=False, need_input_grad=False) is None
+    finally:
+        registry.set_observer(None)
+    assert shapes == [] and all(g is None for g in d.grads.values())
+    assert all(layer._cache is None for layer in d.layers)
+
+
 def test_inference_forward_keeps_no_cache(rng):
     dense = L.Dense(2)
     dense.forward(rng.standard_normal((2, 3)), training=False)

@@ -42,13 +42,35 @@ def test_an_iteration_trains_both_and_freezes_d_in_the_g_step(data, monkeypatch)
     monkeypatch.setattr(t.d_opt, "step", lambda p, g: (d_updates.append(1), original(p, g)))
     flags = []
     d_backward = t.D.backward
-    monkeypatch.setattr(t.D, "backward", lambda dy, need_param_grads=True: (
-        flags.append(need_param_grads), d_backward(dy, need_param_grads))[1])
+    monkeypatch.setattr(t.D, "backward", lambda dy, need_param_grads=True, need_input_grad=True: (
+        flags.append((need_param_grads, need_input_grad)), d_backward(dy, need_param_grads, need_input_grad))[1])
     d_loss, acc, g_loss = t.step()
     assert np.isfinite(d_loss) and np.isfinite(g_loss) and 0 <= acc <= 1
     assert len(d_updates) == 2  # real, then fake; none in the G step
-    assert flags == [True, True, False]  # the G step asks D for dx only
+    # the D steps want D's weights' gradients and no dx (their inputs are images);
+    # the G step asks D for dx only
+    assert flags == [(True, False), (True, False), (False, True)]
     assert all(not np.array_equal(g0[k], v) for k, v in t.G.params.items())
+
+
+def test_no_iteration_differentiates_its_data_or_latent(data):
+    """The first layers' backward-data GEMMs are skipped: D's first Dense never produces a
+    gradient for the real or fake images in D's steps, G's never one for z."""
+    from scratchgan.ops import registry
+
+    t = _trainer(data, batch=8)
+    t.step()
+    outputs = []
+    registry.set_observer(lambda name, args, out, dt: outputs.append((name, getattr(out, "shape", None))))
+    try:
+        t.step()
+    finally:
+        registry.set_observer(None)
+    data_grads = [shape for name, shape in outputs if name == "dense_backward_data"]
+    # D's second Dense gives dL/dh for D's first in each of the three D backwards, G's second
+    # gives dL/dh for G's first; the only gradient of an image is the G step's dL/dG(z)
+    assert sorted(data_grads) == [(8, 128)] * 4 + [(8, 784)]
+    assert (8, 100) not in data_grads
 
 
 def test_a_short_run_learns_something(data):

@@ -2,13 +2,16 @@
 
     layer.build(input_shape)            create weights (called by the first forward)
     y  = layer.forward(x, training)     training=True caches what backward needs
-    dx = layer.backward(dy, need_param_grads=True)
+    dx = layer.backward(dy, need_param_grads=True, need_input_grad=True)
 
 ``params`` holds the trainable arrays and ``grads`` the gradients under the same keys.
 Gradients *accumulate* (``+=``) across backward calls until ``zero_grad()``, so
 "backward on real, backward on fake, one optimizer step" is correct. A frozen layer
 (``need_param_grads=False``) computes only dx, which is what a GAN's generator step
-needs of the discriminator. ``buffers`` holds state that is not trained
+needs of the discriminator. A first layer (its input is data or a latent, nothing to
+differentiate) is told ``need_input_grad=False``: it adds its parameter gradients and
+returns None, and a linear layer then skips its backward-data op, the one GEMM
+(or convolution) of its backward that only dx needs. ``buffers`` holds state that is not trained
 (BatchNorm's moving statistics); Keras counts it among the parameters and so do we.
 
 Weights live where the active backend keeps arrays (:mod:`scratchgan.xp`): NumPy arrays,
@@ -20,6 +23,7 @@ A layer writes two methods, as cs231n's forward/backward pairs do::
 
     y, cache = self._forward(x, training)          # what backward will need, in ``cache``
     dx = self._backward(dy, cache, need_param_grads)
+    self._backward_params(dy, cache)               # optional: the parameter gradients alone
 
 ``Layer.forward`` keeps ``cache`` in one slot (with the output's shape, which dy must
 have) when asked to, and ``Layer.backward`` hands it back and frees it. So a backward
@@ -139,8 +143,11 @@ class Layer:
             self._cache = (cache, tuple(y.shape))
         return y
 
-    def backward(self, dy, need_param_grads: bool = True):
-        """dx = dL/dx given dy = dL/dy; adds dL/dparam into self.grads unless told not to."""
+    def backward(self, dy, need_param_grads: bool = True, need_input_grad: bool = True):
+        """dx = dL/dx given dy = dL/dy; adds dL/dparam into self.grads unless told not to.
+
+        ``need_input_grad=False``: the caller has no use for dx (this layer's input is data);
+        only the parameter gradients are added, and None is returned."""
         if self._cache is None:
             raise LayerError(
                 f"{self.name}: backward() needs a forward(x, training=True) first "
@@ -152,7 +159,17 @@ class Layer:
             raise LayerError(
                 f"{self.name}: dy has shape {_fmt(dy.shape)}, expected the output's shape {_fmt(output_shape)}"
             )
-        return self._backward(dy, cache, need_param_grads and self.trainable)
+        learns = need_param_grads and self.trainable
+        if need_input_grad:
+            return self._backward(dy, cache, learns)
+        if learns and self.params:
+            self._backward_params(dy, cache)
+        return None
+
+    def discard_cache(self) -> None:
+        """Forget the latest forward's cache (a model skips the backward of layers whose
+        input gradient no one needs and that learn nothing)."""
+        self._cache = None
 
     def _as_array(self, a):
         """``a`` as an array of the module the weights live in; a clear error on a mix-up."""
@@ -179,6 +196,11 @@ class Layer:
     def _backward(self, dy, cache, need_param_grads):
         """Return dx; add the parameter gradients with _accumulate when need_param_grads."""
         raise NotImplementedError
+
+    def _backward_params(self, dy, cache) -> None:
+        """Add the parameter gradients only (dx is not needed). The default runs the full
+        ``_backward`` and drops dx; a layer whose dx costs work of its own overrides it."""
+        self._backward(dy, cache, True)
 
     def _accumulate(self, key, grad) -> None:
         if self.grads.get(key) is None:

@@ -3,7 +3,8 @@
     z = linear(x; kernel) + bias,      y = act(z)
     dz = act'(z) * dy                                     (activation_backward)
     dkernel = linear_backward_weights(dz, x),  dbias = sum of dz over all but the last axis
-    dx = linear_backward_data(dz; kernel)                 (the adjoint of the linear map)
+    dx = linear_backward_data(dz; kernel)                 (the adjoint of the linear map;
+                                                           skipped when no one needs dx)
 
 A subclass says what its linear map is: ``_kernel_shape``, ``_linear_forward``,
 ``_linear_backward_weights`` and ``_linear_backward_data``, each one op call.
@@ -41,13 +42,19 @@ class LinearLayer(Layer):
         return y, (x, act_cache)
 
     def _backward(self, dy, cache, need_param_grads):
-        x, act_cache = cache
-        dz = activation_backward(self.activation, dy, act_cache)
+        dz = activation_backward(self.activation, dy, cache[1])
         if need_param_grads:
-            self._accumulate("kernel", self._linear_backward_weights(dz, x))
-            if self.use_bias:
-                self._accumulate("bias", ops.bias_backward(dz))
+            self._add_param_grads(dz, cache[0])
         return self._linear_backward_data(dz)
+
+    def _backward_params(self, dy, cache):
+        """The parameter gradients without dx: no backward-data op (a first layer's)."""
+        self._add_param_grads(activation_backward(self.activation, dy, cache[1]), cache[0])
+
+    def _add_param_grads(self, dz, x):
+        self._accumulate("kernel", self._linear_backward_weights(dz, x))
+        if self.use_bias:
+            self._accumulate("bias", ops.bias_backward(dz))
 
     # --- what a subclass defines ----------------------------------------------------
     def _kernel_shape(self, input_shape) -> tuple:
