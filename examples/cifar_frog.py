@@ -74,7 +74,7 @@ for step in range(args.iterations):
     discriminator.zero_grad()
     p = discriminator.forward(combined_images)
     d_loss, accuracy = bce.forward(p, labels), binary_accuracy(p, labels)
-    discriminator.backward(bce.backward())
+    discriminator.backward(bce.backward(), need_input_grad=False)  # no dx: the input is images
     discriminator_optimizer.step(discriminator.params, discriminator.grads)
 
     random_latent_vectors = xp.asarray(rng.standard_normal((batch_size, latent_dim), dtype=np.float32))
@@ -82,7 +82,7 @@ for step in range(args.iterations):
     generator.zero_grad()
     p = discriminator.forward(generator.forward(random_latent_vectors))
     a_loss = bce.forward(p, misleading_targets)
-    generator.backward(discriminator.backward(bce.backward(), need_param_grads=False))
+    generator.backward(discriminator.backward(bce.backward(), need_param_grads=False), need_input_grad=False)
     gan_optimizer.step(generator.params, generator.grads)
 
     start = 0 if stop > len(x_train) - batch_size else stop

@@ -68,14 +68,14 @@ for step in range(args.iterations):
     d_model.zero_grad()
     p = d_model.forward(X)
     d_loss, accuracy = bce.forward(p, y), binary_accuracy(p, y)
-    d_model.backward(bce.backward())
+    d_model.backward(bce.backward(), need_input_grad=False)  # no dx: the input is images
     d_opt.step(d_model.params, d_model.grads)                                        # d_model.train_on_batch(X, y)
 
     X_gan = xp.asarray(rng.standard_normal((args.batch_size, latent_dim), dtype=np.float32))
     g_model.zero_grad()
     p = d_model.forward(g_model.forward(X_gan))
     g_loss = bce.forward(p, xp.ones_like(p))
-    g_model.backward(d_model.backward(bce.backward(), need_param_grads=False))
+    g_model.backward(d_model.backward(bce.backward(), need_param_grads=False), need_input_grad=False)
     gan_opt.step(g_model.params, g_model.grads)                                      # gan_model.train_on_batch
 
     if (step + 1) % args.sample_interval == 0 or step + 1 == args.iterations:

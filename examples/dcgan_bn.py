@@ -70,10 +70,10 @@ def discriminator_step(real_images):
     discriminator.zero_grad()
     real_output = discriminator.forward(real_images, training=True)
     real_loss = cross_entropy.forward(real_output, ones)
-    discriminator.backward(cross_entropy.backward())        # grads += d real_loss
+    discriminator.backward(cross_entropy.backward(), need_input_grad=False)  # grads += d real_loss
     fake_output = discriminator.forward(generated_images, training=True)
     fake_loss = cross_entropy.forward(fake_output, zeros)
-    discriminator.backward(cross_entropy.backward())        # grads += d fake_loss
+    discriminator.backward(cross_entropy.backward(), need_input_grad=False)  # grads += d fake_loss
     discriminator_optimizer.step(discriminator.params, discriminator.grads)
     accuracy = 0.5 * (binary_accuracy(real_output, ones) + binary_accuracy(fake_output, zeros))
     return real_loss + fake_loss, accuracy
@@ -85,7 +85,7 @@ def generator_step(batch_size):
     generator.zero_grad()
     fake_output = discriminator.forward(generator.forward(noise, training=True), training=True)
     gen_loss = cross_entropy.forward(fake_output, xp.ones_like(fake_output))
-    generator.backward(discriminator.backward(cross_entropy.backward(), need_param_grads=False))
+    generator.backward(discriminator.backward(cross_entropy.backward(), need_param_grads=False), need_input_grad=False)
     generator_optimizer.step(generator.params, generator.grads)
     return gen_loss
 

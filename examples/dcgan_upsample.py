@@ -71,14 +71,14 @@ for step in range(args.iterations):
     d.zero_grad()
     p = d.forward(X)
     d_loss, accuracy = bce.forward(p, y), binary_accuracy(p, y)
-    d.backward(bce.backward())
+    d.backward(bce.backward(), need_input_grad=False)  # no dx: the input is images
     d_optim.step(d.params, d.grads)                   # d.train_on_batch(X, y)
 
     noise = xp.asarray(rng.uniform(-1, 1, (args.batch_size, 100)).astype(np.float32))
     g.zero_grad()
     p = d.forward(g.forward(noise))
     g_loss = bce.forward(p, xp.ones_like(p))
-    g.backward(d.backward(bce.backward(), need_param_grads=False))
+    g.backward(d.backward(bce.backward(), need_param_grads=False), need_input_grad=False)
     g_optim.step(g.params, g.grads)                   # d_on_g.train_on_batch(noise, [1] * BATCH_SIZE)
 
     if (step + 1) % args.sample_interval == 0 or step + 1 == args.iterations:

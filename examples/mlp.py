@@ -67,7 +67,7 @@ def train_discriminator_on(batch, labels):
     discriminator.zero_grad()
     p = discriminator.forward(batch)                 # forward, caching for backward
     loss = bce.forward(p, labels)
-    discriminator.backward(bce.backward())           # dL/dp -> every layer's grads
+    discriminator.backward(bce.backward(), need_input_grad=False)  # dL/dp -> every layer's grads, no dx
     d_optimizer.step(discriminator.params, discriminator.grads)
     return loss, binary_accuracy(p, labels)
 
@@ -87,7 +87,7 @@ for iteration in range(args.iterations):
     gen_imgs = generator.forward(z)
     g_loss = bce.forward(discriminator.forward(gen_imgs), real)   # -log D(G(z))
     d_gen_imgs = discriminator.backward(bce.backward(), need_param_grads=False)  # dL/dG(z) only
-    generator.backward(d_gen_imgs)
+    generator.backward(d_gen_imgs, need_input_grad=False)  # no dL/dz: z is drawn, not learned
     g_optimizer.step(generator.params, generator.grads)
 
     if (iteration + 1) % args.sample_interval == 0 or iteration + 1 == args.iterations:
