@@ -142,10 +142,21 @@ def _code_checksum(*modules) -> str:
         for name, value in sorted(vars(module).items()):
             code = getattr(getattr(value, "py_func", value), "__code__", None)
             if code is not None and getattr(value, "__module__", None) == module.__name__:
-                crc = zlib.crc32(code.co_code + repr(code.co_consts).encode(), crc)
+                crc = zlib.crc32(_code_bytes(code), crc)
             elif name.isupper() and isinstance(value, int):  # sizes such as CHUNK_BYTES
                 crc = zlib.crc32(f"{name}={value}".encode(), crc)
     return f"{crc:08x}"
+
+
+def _code_bytes(code) -> bytes:
+    """A function's bytecode and constants, the same in every process: a nested function's
+    or comprehension's code object is a constant whose repr holds its memory address, so
+    it is walked into instead (with the address in the key, no process found another's
+    choices)."""
+    parts = [code.co_code]
+    for const in code.co_consts:
+        parts.append(_code_bytes(const) if hasattr(const, "co_code") else repr(const).encode())
+    return b"\x00".join(parts)
 
 
 @functools.lru_cache(maxsize=None)

@@ -408,6 +408,28 @@ def test_the_cache_key_names_the_machine_and_changes_with_the_kernels(monkeypatc
     conv_algo._machine_key.cache_clear()
 
 
+def test_the_cache_key_is_the_same_in_every_process():
+    """Another process must find this one's choices: the key may not hold anything that
+    differs between runs (a nested code object's repr holds its memory address)."""
+    import subprocess
+    import sys
+
+    script = ("from scratchgan import backend, conv_algo; backend.set_backend('numba'); "
+              "print(conv_algo._machine_key('numba'))")
+    keys = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+            for _ in range(2)}
+    assert len(keys) == 1 and "kernels=" in keys.pop()
+    # nested code is hashed by its bytes: a change inside a nested function changes the key
+    def outer(a):
+        return [v + 1 for v in a]
+
+    def outer_changed(a):
+        return [v + 2 for v in a]
+
+    assert conv_algo._code_bytes(outer.__code__) == conv_algo._code_bytes(outer.__code__)
+    assert conv_algo._code_bytes(outer.__code__) != conv_algo._code_bytes(outer_changed.__code__)
+
+
 def test_the_fallback_note_names_a_transposed_layer_as_the_adjoint_it_runs(rng, capsys):
     scratchgan.set_conv_algo("winograd")
     model = L.Conv2DTranspose(3, 5, strides=2, padding="same", name="up")
