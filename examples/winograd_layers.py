@@ -2,6 +2,7 @@
 
     python3 examples/winograd_layers.py                      # every stride-1 3x3/5x5 zoo layer, all passes
     python3 examples/winograd_layers.py --models cifar_frog --parts
+    python3 examples/winograd_layers.py --models dcgan_bn --strided   # the layers it cannot serve
 
 For each convolution of the zoo with stride 1 and a 3x3 or 5x5 kernel (thin ones included,
 which ``auto`` does not time), at the recipe's batch, on the numba backend: milliseconds
@@ -9,7 +10,13 @@ per call of each pass with im2col, F(2x2) and F(4x4) (best of ``--repeats`` afte
 warm-up), as ``scratchgan.set_conv_algo("auto")`` would measure them. ``--parts`` also
 splits the F(4x4) forward into its input transform, GEMMs and output transform (by
 timing the kernel module's functions while it runs) and gives the input transform's GB/s
-(the bytes it reads and writes once).
+(the bytes it reads and writes once). ``--strided`` instead takes apart the im2col calls
+of the layers Winograd cannot serve (stride 2, other kernel sizes) that run im2col + GEMM:
+each pass's time, the part in im2col or col2im, the part in GEMMs, and the GEMMs' rate
+against the SGEMM peak measured in the same run; what a faster convolution there could
+still gain without doing fewer multiplications. A transposed layer is named by its
+adjoint convolution's passes, as everywhere here: its forward is that convolution's
+backward_data.
 """
 from __future__ import annotations
 
@@ -77,6 +84,42 @@ def timed(module, names, totals):
             setattr(module, name, fn)
 
 
+def strided_layers(models):
+    """(model, layer, batch) of every convolution Winograd cannot serve that runs im2col +
+    GEMM (more than a few channels and filters on both sides)."""
+    from scratchgan.kernels.numba import conv as conv_kernels
+
+    for model in models:
+        g, d, recipe = zoo.build(model, seed=0)
+        for net in (g, d):
+            for layer in net.layers:
+                if isinstance(layer, L.Conv2D | L.Conv2DTranspose) and serves(layer.window) is not None:
+                    c, f = layer.params["kernel"].shape[2:]
+                    if min(c, f) > max(conv_kernels.FEW_CHANNELS, conv_kernels.FEW_FILTERS):
+                        yield model, layer, recipe.batch_size
+
+
+def im2col_parts(layer, pass_name, pass_args, peak, repeats):
+    """One im2col pass taken apart: (total ms, im2col or col2im ms, GEMM ms, GEMM % of peak)."""
+    from scratchgan.kernels.numba import conv as conv_kernels
+
+    op = getattr(conv_kernels, "conv2d_" + pass_name)
+    op(*pass_args, layer.window)  # warm-up
+    best = None
+    for _ in range(repeats):
+        totals = {}
+        with timed(conv_kernels, ("im2col", "col2im"), totals), timed(conv_kernels.gemm, ("matmul",), totals):
+            start = time.perf_counter()
+            op(*pass_args, layer.window)
+            total = time.perf_counter() - start
+        if best is None or total < best[0]:
+            best = (total, totals.get("im2col", 0.0) + totals.get("col2im", 0.0), totals["matmul"])
+    g, k = layer.window, layer.params["kernel"]
+    flops = 2 * pass_args[0].shape[0] * g.ho * g.wo * k.size
+    total, folding, gemms = best
+    return 1000 * total, 1000 * folding, 1000 * gemms, 100 * flops / gemms / 1e9 / peak
+
+
 def parts(layer, args):
     """ms of the F(4x4) forward's pieces, and the input transform's GB/s."""
     from scratchgan.kernels.numba import winograd as kernels
@@ -102,9 +145,27 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch", type=int, help="instead of each recipe's batch size")
     parser.add_argument("--parts", action="store_true", help="also split each F(4x4) forward into its pieces")
+    parser.add_argument("--strided", action="store_true",
+                        help="instead: take apart the im2col calls of the layers Winograd cannot serve")
     args = parser.parse_args(argv)
     scratchgan.set_backend("numba")
     rng = np.random.default_rng(0)
+    if args.strided:
+        from scratchgan.machine import sgemm_peak
+
+        peak = sgemm_peak()
+        print(f"SGEMM peak {peak:.0f} GFLOP/s")
+        print(f"{'model':<15}{'layer: as a convolution':<72}{'pass':<18}{'ms':>8}{'im2col':>8}{'GEMMs':>8}"
+              "  GEMMs % of peak")
+        for model, layer, batch in strided_layers(args.models):
+            batch = args.batch or batch
+            k = layer.params["kernel"]
+            what = f"{layer.name}: {batch}x{layer.window} {k.shape[2]}->{k.shape[3]}"
+            for pass_name, pass_args in pass_arguments(layer, batch, rng).items():
+                total, folding, gemms, share = im2col_parts(layer, pass_name, pass_args, peak, args.repeats)
+                print(f"{model:<15}{what[:71]:<72}{pass_name:<18}{total:>8.1f}{folding:>8.1f}{gemms:>8.1f}  {share:.0f}%",
+                      flush=True)
+        return
     print(f"{'model':<15}{'layer (as a convolution)':<44}{'pass':<18}{'im2col':>8}{'F(2x2)':>8}{'F(4x4)':>8}  ms")
     for model, layer, batch in zoo_layers(args.models):
         if layer.window is None or "kernel" not in layer.params:

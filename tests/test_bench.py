@@ -328,6 +328,22 @@ def test_the_winograd_layer_script_times_each_algorithm_and_splits_a_call(capsys
                      r"output transform [\d.]+ ms", out), out
 
 
+def test_the_winograd_layer_script_takes_apart_the_layers_it_cannot_serve(capsys):
+    pytest.importorskip("numba")
+    script = _example("winograd_layers")
+    script.main(["--models", "dcgan_bn", "--batch", "2", "--repeats", "1", "--strided"])
+    out = capsys.readouterr().out
+    assert re.search(r"^SGEMM peak [\d.]+ GFLOP/s$", out, re.M), out
+    rows = re.findall(r"^dcgan_bn\s+(\w+): 2x14x14->7x7 k5x5 s2x2 .* 64->128\s+(\w+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+\d+%$",
+                      out, re.M)
+    # the generator's transposed 128 -> 64 layer and the discriminator's 64 -> 128 one: both
+    # stride 2, so Winograd serves neither; the 1-channel layers are not im2col GEMMs
+    assert [(name, p) for name, p, *_ in rows] == [(name, p) for name in ("conv2dtranspose_1", "conv2d_1")
+                                                  for p in ("forward", "backward_data", "backward_weights")], out
+    for *_, total, folding, gemms in rows:
+        assert float(folding) + float(gemms) <= float(total) + 0.15  # parts of the call, rounded
+
+
 def test_the_memory_bound_op_script_rates_every_op_both_ways_and_estimates_fusion(capsys):
     pytest.importorskip("numba")
     from scratchgan.kernels.numba import threads
