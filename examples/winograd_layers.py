@@ -1,17 +1,18 @@
-"""Time im2col against Winograd on every zoo layer it could serve, and take one Winograd call apart.
+"""Time im2col against Winograd on every zoo layer it could serve, and take single calls apart.
 
-    python3 examples/winograd_layers.py                      # every stride-1 3x3/5x5 zoo layer, all passes
+    python3 examples/winograd_layers.py                      # every zoo layer Winograd serves, all passes
     python3 examples/winograd_layers.py --models cifar_frog --parts
     python3 examples/winograd_layers.py --models dcgan_bn --strided   # the layers it cannot serve
 
-For each convolution of the zoo with stride 1 and a 3x3 or 5x5 kernel (thin ones included,
-which ``auto`` does not time), at the recipe's batch, on the numba backend: milliseconds
-per call of each pass with im2col, F(2x2) and F(4x4) (best of ``--repeats`` after a
-warm-up), as ``scratchgan.set_conv_algo("auto")`` would measure them. ``--parts`` also
+For each convolution of the zoo that Winograd serves (stride 1 with a 3x3 or 5x5 kernel;
+stride 2 with a 5x5 kernel, as F(m x m, 3x3) on 2x2 blocks; thin ones included, which
+``auto`` does not time), at the recipe's batch, on the numba backend: milliseconds per
+call of each pass with im2col, F(2x2) and F(4x4) (best of ``--repeats`` after a warm-up),
+as ``scratchgan.set_conv_algo("auto")`` would measure them. ``--parts`` also
 splits the F(4x4) forward into its input transform, GEMMs and output transform (by
 timing the kernel module's functions while it runs) and gives the input transform's GB/s
-(the bytes it reads and writes once). ``--strided`` instead takes apart the im2col calls
-of the layers Winograd cannot serve (stride 2, other kernel sizes) that run im2col + GEMM:
+(the bytes it reads and writes once), for the stride-1 layers. ``--strided`` instead takes
+apart the im2col calls of the strided layers with enough channels to run im2col + GEMM:
 each pass's time, the part in im2col or col2im, the part in GEMMs, and the GEMMs' rate
 against the SGEMM peak measured in the same run; what a faster convolution there could
 still gain without doing fewer multiplications. A transposed layer is named by its
@@ -29,6 +30,7 @@ import numpy as np
 import scratchgan
 from scratchgan import layers as L
 from scratchgan import ops, zoo
+from scratchgan.conv_algo import winograd_op, winograd_refusal, winograd_tile
 from scratchgan.ops.winograd import serves, tile
 
 
@@ -43,12 +45,12 @@ def best_ms(fn, *args, repeats=3) -> float:
 
 
 def zoo_layers(models):
-    """(model, layer, batch) of every stride-1 3x3 or 5x5 convolution of ``models``."""
+    """(model, layer, batch) of every convolution of ``models`` Winograd serves."""
     for model in models:
         g, d, recipe = zoo.build(model, seed=0)
         for net in (g, d):
             for layer in net.layers:
-                if isinstance(layer, L.Conv2D | L.Conv2DTranspose) and serves(layer.window) is None:
+                if isinstance(layer, L.Conv2D | L.Conv2DTranspose) and winograd_refusal(layer.window) is None:
                     yield model, layer, recipe.batch_size
 
 
@@ -85,8 +87,8 @@ def timed(module, names, totals):
 
 
 def strided_layers(models):
-    """(model, layer, batch) of every convolution Winograd cannot serve that runs im2col +
-    GEMM (more than a few channels and filters on both sides)."""
+    """(model, layer, batch) of every strided convolution that runs im2col + GEMM (more than
+    a few channels and filters on both sides)."""
     from scratchgan.kernels.numba import conv as conv_kernels
 
     for model in models:
@@ -176,12 +178,12 @@ def main(argv=None) -> None:
         what = f"{batch}x{layer.window} {k.shape[2]}->{k.shape[3]}"
         for pass_name, pass_args in arguments.items():
             im2col_op = getattr(ops, "conv2d_" + pass_name)
-            winograd_op = getattr(ops, "winograd_conv2d_" + pass_name)
+            winograd = winograd_op(pass_name, layer.window)
             cells = [best_ms(im2col_op, *pass_args, layer.window, repeats=args.repeats)]
-            cells += [best_ms(winograd_op, *pass_args, layer.window, tile(m, layer.window.kh), repeats=args.repeats)
+            cells += [best_ms(winograd, *pass_args, layer.window, winograd_tile(m, layer.window), repeats=args.repeats)
                       for m in (2, 4)]
             print(f"{model:<15}{what[:43]:<44}{pass_name:<18}" + "".join(f"{c:>8.1f}" for c in cells), flush=True)
-        if args.parts:
+        if args.parts and layer.window.sh == 1:
             print(f"{'':<15}{parts(layer, arguments['forward'])}", flush=True)
 
 

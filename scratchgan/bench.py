@@ -62,9 +62,10 @@ SETTLE_SECONDS = 0.5
 
 # --- FLOPs of the GEMM-like ops ----------------------------------------------------------
 def pass_of(name: str) -> str:
-    """The convolution pass a Winograd op runs (``winograd_conv2d_forward`` -> ``conv2d_forward``);
-    any other op's own name. The bench's tables show a pass as one row, whichever algorithm ran it."""
-    return name.removeprefix("winograd_")
+    """The convolution pass a Winograd op runs (``winograd_conv2d_forward`` and
+    ``strided_winograd_conv2d_forward`` -> ``conv2d_forward``); any other op's own name. The
+    bench's tables show a pass as one row, whichever algorithm ran it."""
+    return name.removeprefix("strided_").removeprefix("winograd_")
 
 
 def op_flops(name, args) -> int:

@@ -55,7 +55,8 @@ def build_parser():
                         help="numba (default), numpy (the readable reference) or cupy; also SCRATCHGAN_BACKEND")
     common.add_argument("--conv-algo", default=argparse.SUPPRESS, choices=conv_algo.MODES,
                         help="how convolutions run: auto (default: measure im2col and Winograd per layer, keep "
-                             "the fastest), im2col, or winograd (stride-1 3x3 and 5x5 layers); also SCRATCHGAN_CONV_ALGO")
+                             "the fastest), im2col, or winograd (stride-1 3x3 and 5x5 layers, stride-2 5x5 ones); "
+                             "also SCRATCHGAN_CONV_ALGO")
     common.add_argument("--memory-budget", default=argparse.SUPPRESS, metavar="SIZE",
                         help="the most memory a size from input may ask for, e.g. 4G (default: 80%% of RAM; "
                              "also SCRATCHGAN_MEMORY_BUDGET)")

@@ -7,7 +7,8 @@ One switch, like the backend's::
     scratchgan.set_conv_algo("winograd")  # F(4x4, r x r) wherever it serves, im2col elsewhere
 
 also ``SCRATCHGAN_CONV_ALGO`` (read at the first convolution) and ``--conv-algo`` on the
-command line. Winograd (scratchgan/ops/winograd.py) serves stride-1 3x3 and 5x5 kernels
+command line. Winograd (scratchgan/ops/winograd.py) serves stride-1 3x3 and 5x5 kernels,
+and stride-2 5x5 kernels as a 3x3 convolution on 2x2 blocks (scratchgan/ops/strided_winograd.py),
 on the numba and numpy backends; any other layer runs im2col, and ``winograd`` says so
 once per layer on stderr. The three passes of a layer (forward, backward-data,
 backward-weights) are chosen separately: each is its own convolution.
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 
 from . import ops
 from .errors import FileRefused, UsageError, one_line
-from .ops import registry, winograd
+from .ops import registry, strided_winograd, winograd
 
 MODES = ("auto", "im2col", "winograd")
 #: the environment variable read at the first convolution when set_conv_algo was not called
@@ -55,8 +56,33 @@ PASSES = {
     "backward_data": (ops.conv2d_backward_data, ops.winograd_conv2d_backward_data),
     "backward_weights": (ops.conv2d_backward_weights, ops.winograd_conv2d_backward_weights),
 }
+#: pass -> the Winograd op of a stride-2 5x5 window (a 3x3 convolution on 2x2 blocks)
+STRIDED_PASSES = {
+    "forward": ops.strided_winograd_conv2d_forward,
+    "backward_data": ops.strided_winograd_conv2d_backward_data,
+    "backward_weights": ops.strided_winograd_conv2d_backward_weights,
+}
 #: backends with Winograd kernels (numpy runs the reference)
 WINOGRAD_BACKENDS = ("numba", "numpy")
+
+
+def winograd_refusal(g) -> str | None:
+    """None if Winograd serves window ``g`` (stride 1, 3x3 or 5x5; or stride 2, 5x5, on 2x2
+    blocks); else why not, in a few words."""
+    if winograd.serves(g) is None or strided_winograd.serves(g) is None:
+        return None
+    return (f"stride {g.sh}x{g.sw}, kernel {g.kh}x{g.kw} (Winograd serves 3x3 and 5x5 kernels with "
+            f"stride 1, and 5x5 with stride 2)")
+
+
+def winograd_op(pass_name: str, g):
+    """The Winograd op that runs pass ``pass_name`` of window ``g``."""
+    return (PASSES[pass_name][1] if (g.sh, g.sw) == (1, 1) else STRIDED_PASSES[pass_name])
+
+
+def winograd_tile(m: int, g):
+    """The Tile F(m x m, r x r) that serves window ``g``: r is the kernel's size, or 3 on 2x2 blocks."""
+    return winograd.tile(m, g.kh if (g.sh, g.sw) == (1, 1) else strided_winograd.BLOCKED_KERNEL)
 
 _mode: list = [None]  # None until set_conv_algo or the first convolution reads VARIABLE
 
@@ -86,10 +112,9 @@ class Choice:
 
     def run(self, pass_name, args, g):
         """Run pass ``pass_name`` on ``args`` (the im2col op's, without ``g``) with this algorithm."""
-        im2col_op, winograd_op = PASSES[pass_name]
         if self.tile is None:
-            return im2col_op(*args, g)
-        return winograd_op(*args, g, winograd.tile(self.tile, g.kh))
+            return PASSES[pass_name][0](*args, g)
+        return winograd_op(pass_name, g)(*args, g, winograd_tile(self.tile, g))
 
 
 IM2COL = Choice()
@@ -111,11 +136,11 @@ class ConvAlgorithms:
         key = (pass_name, tuple(a.shape for a in arrays), arrays[0].dtype, backend, mode)
         if key not in self.chosen:
             m = self._choose(pass_name, g, arrays, mode, backend).tile
-            self.chosen[key] = None if m is None else winograd.tile(m, g.kh)
+            self.chosen[key] = None if m is None else winograd_tile(m, g)
         return self.chosen[key]
 
     def _choose(self, pass_name, g, arrays, mode, backend) -> Choice:
-        why = winograd.serves(g)
+        why = winograd_refusal(g)
         if why is None and backend not in WINOGRAD_BACKENDS:
             why = f"the {backend} backend has no Winograd kernels"
         if mode == "winograd" and why is not None:
@@ -331,6 +356,8 @@ def label(name: str, args, backend: str) -> str | None:
     """The algorithm a conv op call ran, for the bench's table: None for other ops."""
     if name.startswith("winograd_conv2d_"):
         return f"winograd {args[-1]}"
+    if name.startswith("strided_winograd_conv2d_"):
+        return f"blocked {args[-1]}"
     if name in ("conv2d_forward", "conv2d_backward_data", "conv2d_backward_weights"):
         filters = args[0].shape[3] if name == "conv2d_backward_weights" else args[1].shape[3]
         channels = args[1].shape[3] if name == "conv2d_backward_weights" else args[1].shape[2]

@@ -149,7 +149,7 @@ def _zoo_layers():
         g, d, recipe = zoo.build(model, seed=0)
         for net in (g, d):
             for layer in net.layers:
-                if isinstance(layer, L.Conv2D | L.Conv2DTranspose) and ops.winograd.serves(layer.window) is None:
+                if isinstance(layer, L.Conv2D | L.Conv2DTranspose) and conv_algo.winograd_refusal(layer.window) is None:
                     found.append((model, layer, (recipe.batch_size, *layer.input_shape[1:])))
     return found
 
@@ -159,7 +159,11 @@ ZOO_LAYERS = _zoo_layers()
 
 def test_the_zoo_has_winograd_layers():
     assert {model for model, _, _ in ZOO_LAYERS} == {"dcgan_bn", "dcgan_upsample", "cifar_frog"}
-    assert len(ZOO_LAYERS) == 9
+    # dcgan_bn's four stride-2 5x5 layers run on 2x2 blocks; dcgan's 4x4 and 3x3 do not
+    strided = [(model, layer.name) for model, layer, _ in ZOO_LAYERS if layer.window.sh == 2]
+    assert strided == [("dcgan_bn", "conv2dtranspose_1"), ("dcgan_bn", "conv2dtranspose_2"),
+                       ("dcgan_bn", "conv2d"), ("dcgan_bn", "conv2d_1")], strided
+    assert len(ZOO_LAYERS) == 13
 
 
 #: the float32 bound: max |winograd32 - direct64| over max |direct64|, per pass and layer
@@ -181,29 +185,119 @@ def test_float32_error_on_every_zoo_layer_is_within_the_bound(case, m, rng):
     dy = rng.standard_normal((shape[0], gw.ho, gw.wo, k.shape[3]))
     for pass_name in PASSES:
         want = _direct(pass_name, x, k, dy, gw)
-        got = _winograd("numba", pass_name, x.astype(np.float32), k.astype(np.float32), dy.astype(np.float32), gw,
-                        tile(m, gw.kh))
+        f32 = (x.astype(np.float32), k.astype(np.float32), dy.astype(np.float32))
+        if gw.sh == 1:
+            got = _winograd("numba", pass_name, *f32, gw, tile(m, gw.kh))
+        else:  # on 2x2 blocks: the composed op, its stride-1 passes on the Numba kernels
+            scratchgan.set_backend("numba")
+            got = _blocked(pass_name, *f32, gw, m)
         error = np.abs(got - want).max() / np.abs(want).max()
         print(f"{case[0]} {layer.name} {gw} transposed={transposed} F({m}) {pass_name}: {error:.2e}")
         assert error < FLOAT32_BOUND, (pass_name, error)
+
+
+def _blocked(pass_name, x, k, dy, g, m, bias=None):
+    """A stride-2 5x5 pass on 2x2 blocks, through the active backend."""
+    t = conv_algo.winograd_tile(m, g)
+    if pass_name == "forward":
+        return ops.strided_winograd_conv2d_forward(x, k, None, g, t)
+    if pass_name == "backward_data":
+        return ops.strided_winograd_conv2d_backward_data(dy, k, g, t, bias=bias)
+    return ops.strided_winograd_conv2d_backward_weights(dy, x, g, t)
+
+
+#: (N, H, W, padding, C, F): even and odd sizes, both paddings, images smaller than a tile
+STRIDED_SHAPES = [(2, 14, 14, "same", 3, 4), (1, 13, 9, "same", 2, 5), (2, 15, 16, "valid", 3, 2),
+                  (1, 7, 6, "same", 4, 3), (1, 5, 5, "valid", 1, 1), (3, 6, 11, "valid", 2, 3)]
+
+
+@pytest.mark.parametrize("shape", STRIDED_SHAPES, ids=str)
+@pytest.mark.parametrize("m", TILES)
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_stride_2_on_blocks_equals_direct_convolution(shape, m, backend, rng):
+    n, h, w, padding, c, f = shape
+    scratchgan.set_backend(backend)
+    g = window((h, w), 5, 2, padding)
+    x, k = rng.standard_normal((n, h, w, c)), rng.standard_normal((5, 5, c, f))
+    dy, bias = rng.standard_normal((n, g.ho, g.wo, f)), rng.standard_normal(c)
+    for pass_name in PASSES:
+        want = _direct(pass_name, x, k, dy, g)
+        got = _blocked(pass_name, x, k, dy, g, m)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * max(1.0, np.abs(want).max()), err_msg=pass_name)
+    with_bias = _blocked("backward_data", x, k, dy, g, m, bias=bias)  # a transposed layer's forward
+    np.testing.assert_allclose(with_bias, ops.conv2d_backward_data.reference(dy, k, g, bias=bias), atol=1e-11)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(h=st.integers(1, 17), w=st.integers(1, 17), padding=st.sampled_from(["same", "valid"]),
+       c=st.integers(1, 5), f=st.integers(1, 5), m=st.sampled_from(TILES), seed=st.integers(0, 2**32 - 1))
+def test_fuzz_stride_2_on_blocks_against_direct_convolution(h, w, padding, c, f, m, seed):
+    from scratchgan.ops import strided_winograd as sw
+
+    g = window((h, w), 5, 2, padding) if padding == "same" or min(h, w) >= 5 else None
+    if g is None or g.ho < 1 or g.wo < 1:
+        return  # "valid" needs the kernel to fit
+    scratchgan.set_backend("numba")
+    r = np.random.default_rng(seed)
+    x, k, dy = r.standard_normal((2, h, w, c)), r.standard_normal((5, 5, c, f)), r.standard_normal((2, g.ho, g.wo, f))
+    blocks = sw.to_blocks(x)
+    assert blocks.shape == (2, -(-h // 2), -(-w // 2), 4 * c)
+    np.testing.assert_array_equal(sw.from_blocks(blocks, h, w), x)  # the blocking loses nothing
+    np.testing.assert_array_equal(sw.kernel_from_blocks(sw.blocked_kernel(k, g), g), k)
+    assert np.count_nonzero(sw.blocked_kernel(np.ones((5, 5, 1, 1)), g)) == 25  # each tap once, 11 zeros
+    for pass_name in PASSES:
+        want = _direct(pass_name, x, k, dy, g)
+        np.testing.assert_allclose(_blocked(pass_name, x, k, dy, g, m), want, rtol=0,
+                                   atol=1e-11 * max(1.0, np.abs(want).max()), err_msg=pass_name)
+
+
+def test_a_blocked_pass_is_observed_as_one_op_call(rng):
+    """The bench's per-op table must not count the stride-1 pass inside it a second time."""
+    scratchgan.set_backend("numba")
+    g = window((8, 8), 5, 2, "same")
+    x, k = rng.standard_normal((1, 8, 8, 2)), rng.standard_normal((5, 5, 2, 3))
+    seen = []
+    ops.registry.set_observer(lambda name, args, out, seconds: seen.append(name))
+    try:
+        ops.strided_winograd_conv2d_forward(x, k, None, g, tile(4, 3))
+        ops.conv2d_forward(x, k, None, g)  # and the observer is back for the next op
+    finally:
+        ops.registry.set_observer(None)
+    assert seen == ["strided_winograd_conv2d_forward", "conv2d_forward"]
+
+
+def test_blocked_winograd_refuses_windows_it_cannot_serve(rng):
+    from scratchgan.errors import UsageError
+
+    t = tile(4, 3)
+    x, k = rng.standard_normal((1, 8, 8, 2)), rng.standard_normal((4, 4, 2, 3))
+    with pytest.raises(UsageError, match="stride 2x2, kernel 4x4"):
+        ops.strided_winograd_conv2d_forward(x, k, None, window((8, 8), 4, 2, "same"), t)
+    with pytest.raises(UsageError, match="Tile of a 3x3 kernel"):  # the blocked kernel is 3x3, not 5x5
+        ops.strided_winograd_conv2d_forward(x, rng.standard_normal((5, 5, 2, 3)), None, window((8, 8), 5, 2, "same"),
+                                            tile(4, 5))
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("layer", [
     lambda: L.Conv2D(3, 3, padding="same"), lambda: L.Conv2D(2, 5, padding="valid"),
     lambda: L.Conv2DTranspose(2, 5, strides=1, padding="same"), lambda: L.Conv2DTranspose(3, 3, padding="valid"),
-], ids=["conv3-same", "conv5-valid", "transpose5-same", "transpose3-valid"])
+    lambda: L.Conv2D(2, 5, strides=2, padding="same"), lambda: L.Conv2DTranspose(2, 5, strides=2, padding="same"),
+], ids=["conv3-same", "conv5-valid", "transpose5-same", "transpose3-valid", "conv5-stride2", "transpose5-stride2"])
 def test_gradients_check_through_the_winograd_path(backend, layer, rng):
     scratchgan.set_backend(backend)
     scratchgan.set_conv_algo("winograd")
     ran = set()
+    model = layer()
     ops.registry.set_observer(lambda name, args, out, seconds: ran.add(name))
     try:
-        report = scratchgan.gradcheck(layer(), rng.standard_normal((2, 7, 6, 3)))
+        report = scratchgan.gradcheck(model, rng.standard_normal((2, 7, 6, 3)))
     finally:
         ops.registry.set_observer(None)
     assert report.max_error < 1e-7, report.explain(1e-7)
-    assert {f"winograd_conv2d_{p}" for p in PASSES} <= ran  # all three passes ran Winograd...
+    prefix = "strided_winograd" if model.strides == (2, 2) else "winograd"  # 2x2 blocks: one op per pass
+    assert {f"{prefix}_conv2d_{p}" for p in PASSES} <= ran  # all three passes ran Winograd...
     assert not {"conv2d_forward", "conv2d_backward_data", "conv2d_backward_weights"} & ran  # ...and only it
 
 
@@ -355,6 +449,13 @@ def test_the_bench_labels_each_conv_algorithm():
     from scratchgan.bench import op_flops, rate_cell
 
     assert op_flops("winograd_conv2d_forward", (x, k, None, g, tile(4, 5))) == op_flops("conv2d_forward", (x, k, None, g))
+    # on 2x2 blocks: labelled as such, and credited with the stride-2 convolution's FLOPs, not
+    # the blocked 3x3 convolution's 36/25 as many
+    g2 = window((8, 8), 5, 2, "same")
+    args = (x, k, None, g2, tile(4, 3))
+    assert conv_algo.label("strided_winograd_conv2d_forward", args, "numba") == "blocked F(4x4,3x3)"
+    assert op_flops("strided_winograd_conv2d_forward", args) == op_flops("conv2d_forward", args[:-1]) == \
+        2 * 1 * 4 * 4 * 5 * 5 * 8 * 8
     cell, _ = rate_cell(300.0, 200.0, "eGF/s")
     assert "150%" in cell and "fewer multiplications" in cell
     assert "fewer" not in rate_cell(100.0, 200.0, "eGF/s")[0]
@@ -432,8 +533,9 @@ def test_the_cache_key_is_the_same_in_every_process():
 
 def test_the_fallback_note_names_a_transposed_layer_as_the_adjoint_it_runs(rng, capsys):
     scratchgan.set_conv_algo("winograd")
-    model = L.Conv2DTranspose(3, 5, strides=2, padding="same", name="up")
+    model = L.Conv2DTranspose(3, 4, strides=2, padding="same", name="up")
     model.forward(rng.standard_normal((1, 4, 4, 2)))
     note = capsys.readouterr().err.strip()
-    assert note == ("scratchgan: up (the adjoint of the convolution 8x8->4x4 k5x5 s2x2 pad 1,2,1,2): "
-                    "stride 2x2 (Winograd serves stride 1 only); it runs im2col"), note
+    assert note == ("scratchgan: up (the adjoint of the convolution 8x8->4x4 k4x4 s2x2 pad 1,1,1,1): "
+                    "stride 2x2, kernel 4x4 (Winograd serves 3x3 and 5x5 kernels with stride 1, and 5x5 "
+                    "with stride 2); it runs im2col"), note

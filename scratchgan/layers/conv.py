@@ -20,13 +20,13 @@ Ho = H * sh ("same") or H * sh + max(kh - sh, 0) ("valid"), as Keras computes it
 Each layer computes its :class:`~scratchgan.ops.geometry.Window` (sizes, strides,
 paddings) once, when it is built, and hands it to every op call. Each of its three passes
 runs im2col + GEMM (scratchgan/ops/conv.py) or, for stride-1 3x3 and 5x5 kernels, Winograd
-(scratchgan/ops/winograd.py), as ``scratchgan.set_conv_algo`` decides (scratchgan/conv_algo.py).
+(scratchgan/ops/winograd.py; stride-2 5x5 kernels on 2x2 blocks, scratchgan/ops/strided_winograd.py), as ``scratchgan.set_conv_algo`` decides (scratchgan/conv_algo.py).
 Derivations: docs/derivations.md, "Conv2D", "Conv2DTranspose" and "Winograd convolution".
 """
 from __future__ import annotations
 
 from .. import ops
-from ..conv_algo import ConvAlgorithms
+from ..conv_algo import ConvAlgorithms, winograd_op
 from ..ops.geometry import check_padding, pair, transpose_window, window
 from .base import LayerError
 from .linear import LinearLayer
@@ -86,18 +86,18 @@ class Conv2D(_Conv):
     def _linear_forward(self, x):
         k, b, g = self.params["kernel"], self.params.get("bias"), self.window
         tile = self.algorithms.tile("forward", g, x, k)
-        return ops.winograd_conv2d_forward(x, k, b, g, tile) if tile else ops.conv2d_forward(x, k, b, g)
+        return winograd_op("forward", g)(x, k, b, g, tile) if tile else ops.conv2d_forward(x, k, b, g)
 
     def _linear_backward_weights(self, dz, x):
         tile = self.algorithms.tile("backward_weights", self.window, dz, x)
         if tile:
-            return ops.winograd_conv2d_backward_weights(dz, x, self.window, tile)
+            return winograd_op("backward_weights", self.window)(dz, x, self.window, tile)
         return ops.conv2d_backward_weights(dz, x, self.window)
 
     def _linear_backward_data(self, dz):
         k, g = self.params["kernel"], self.window
         tile = self.algorithms.tile("backward_data", g, dz, k)
-        return ops.winograd_conv2d_backward_data(dz, k, g, tile) if tile else ops.conv2d_backward_data(dz, k, g)
+        return winograd_op("backward_data", g)(dz, k, g, tile) if tile else ops.conv2d_backward_data(dz, k, g)
 
 
 class Conv2DTranspose(_Conv):
@@ -125,16 +125,16 @@ class Conv2DTranspose(_Conv):
         k, b, g = self.params["kernel"], self.params.get("bias"), self.window
         tile = self.algorithms.tile("backward_data", g, x, k)
         if tile:
-            return ops.winograd_conv2d_backward_data(x, k, g, tile, bias=b)
+            return winograd_op("backward_data", g)(x, k, g, tile, bias=b)
         return ops.conv2d_backward_data(x, k, g, bias=b)
 
     def _linear_backward_weights(self, dz, x):
         tile = self.algorithms.tile("backward_weights", self.window, x, dz)
         if tile:
-            return ops.winograd_conv2d_backward_weights(x, dz, self.window, tile)
+            return winograd_op("backward_weights", self.window)(x, dz, self.window, tile)
         return ops.conv2d_backward_weights(x, dz, self.window)
 
     def _linear_backward_data(self, dz):
         k, g = self.params["kernel"], self.window
         tile = self.algorithms.tile("forward", g, dz, k)
-        return ops.winograd_conv2d_forward(dz, k, None, g, tile) if tile else ops.conv2d_forward(dz, k, None, g)
+        return winograd_op("forward", g)(dz, k, None, g, tile) if tile else ops.conv2d_forward(dz, k, None, g)

@@ -33,6 +33,11 @@ from .winograd import (
     winograd_conv2d_backward_weights,
     winograd_conv2d_forward,
 )
+from .strided_winograd import (
+    strided_winograd_conv2d_backward_data,
+    strided_winograd_conv2d_backward_weights,
+    strided_winograd_conv2d_forward,
+)
 from .pooling import (
     maxpool_backward,
     maxpool_forward,

@@ -35,7 +35,12 @@ _observer = None
 
 
 def set_observer(observer) -> None:
-    """Have ``observer(name, args, out, seconds)`` called after every op call (None: stop)."""
+    """Have ``observer(name, args, out, seconds)`` called after every op call (None: stop).
+    An op that calls other ops (the blocked Winograd passes) is observed as one call."""
+    _set(observer)
+
+
+def _set(observer) -> None:
     global _observer
     _observer = observer
 
@@ -84,11 +89,16 @@ def op(reference):
         impl = impls.get(active(), reference)
         if _observer is None:
             return impl(*args, **kwargs)
+        watcher = _observer
         synchronize()  # on a GPU, time the op's kernels, not only their launch
         start = time.perf_counter()
-        out = impl(*args, **kwargs)
+        _set(None)  # the ops this one calls are part of its time, not rows of their own
+        try:
+            out = impl(*args, **kwargs)
+        finally:
+            _set(watcher)
         synchronize()
-        _observer(name, args, out, time.perf_counter() - start)
+        watcher(name, args, out, time.perf_counter() - start)
         return out
 
     dispatch.reference = reference
