@@ -469,12 +469,9 @@ KERNELS = {
 
 #: ops whose NumPy reference runs on CuPy arrays instead, because CuPy already does it in
 #: one library call: GEMMs (cuBLAS), the bias gradient's column sum (one reduction), and
-#: batch norm's inference mode (a few element-wise kernels); and the Winograd passes (stride 1,
-#: and stride 2 on 2x2 blocks), which scratchgan.set_conv_algo never chooses on this backend
-#: (its layers run im2col here), so they run only when called by hand, as
-#: array-module-generic NumPy/CuPy code
+#: batch norm's inference mode (a few element-wise kernels); and the Winograd passes, which
+#: scratchgan.set_conv_algo never chooses on this backend (its layers run im2col here), so
+#: they run only when called by hand, as array-module-generic NumPy/CuPy code
 REFERENCE_ON_GPU = ("dense_forward", "dense_backward_data", "dense_backward_weights",
                     "bias_backward", "batchnorm_forward_infer", "batchnorm_backward_infer",
-                    "winograd_conv2d_forward", "winograd_conv2d_backward_data", "winograd_conv2d_backward_weights",
-                    "strided_winograd_conv2d_forward", "strided_winograd_conv2d_backward_data",
-                    "strided_winograd_conv2d_backward_weights")
+                    "winograd_conv2d_forward", "winograd_conv2d_backward_data", "winograd_conv2d_backward_weights")

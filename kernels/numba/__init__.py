@@ -29,11 +29,6 @@ MODULES = (activations, batchnorm, conv, dense, dropout, losses, optim, pooling,
 #: ops left to NumPy on purpose, because NumPy is as fast or faster (measured): the logistic
 #: loss on its (batch, 1) predictions
 NUMPY_IS_FASTER = ("bce_logits_forward", "bce_logits_backward")
-#: ops whose reference only reshapes arrays around other ops (the stride-2 Winograd passes
-#: on 2x2 blocks, scratchgan/ops/strided_winograd.py): they reach this backend's kernels
-#: through the ops they call, so they need none of their own
-COMPOSED = ("strided_winograd_conv2d_forward", "strided_winograd_conv2d_backward_data",
-            "strided_winograd_conv2d_backward_weights")
 
 
 #: op name -> kernel, every family's table merged

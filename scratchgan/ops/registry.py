@@ -37,10 +37,6 @@ _observer = None
 def set_observer(observer) -> None:
     """Have ``observer(name, args, out, seconds)`` called after every op call (None: stop).
     An op that calls other ops (the blocked Winograd passes) is observed as one call."""
-    _set(observer)
-
-
-def _set(observer) -> None:
     global _observer
     _observer = observer
 
@@ -76,6 +72,17 @@ def active() -> str:
     return _active or _choose_default()
 
 
+#: ops whose reference only calls other ops around array reshapes (the blocked Winograd
+#: passes): every backend reaches its kernels through them, so none needs a kernel of its own
+COMPOSED: set[str] = set()
+
+
+def composed_op(reference):
+    """Register ``reference``, a composition of other ops, as op ``reference.__name__`` (as op does)."""
+    COMPOSED.add(reference.__name__)
+    return op(reference)
+
+
 def op(reference):
     """Register ``reference`` as the NumPy implementation of op ``reference.__name__``."""
     name = reference.__name__
@@ -92,11 +99,11 @@ def op(reference):
         watcher = _observer
         synchronize()  # on a GPU, time the op's kernels, not only their launch
         start = time.perf_counter()
-        _set(None)  # the ops this one calls are part of its time, not rows of their own
+        set_observer(None)  # the ops this one calls are part of its time, not rows of their own
         try:
             out = impl(*args, **kwargs)
         finally:
-            _set(watcher)
+            set_observer(watcher)
         synchronize()
         watcher(name, args, out, time.perf_counter() - start)
         return out

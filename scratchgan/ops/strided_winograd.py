@@ -3,13 +3,13 @@
 Output pixel p of a stride-2 convolution reads input rows 2p + i - top, taps i = 0..4.
 Write i - top = 2u + v with v in {0, 1}: the row is 2(p + u) + v, which is row p + u of
 the *blocked* input X, X[q, (v, c)] = x[2q + v, c] (half the rows, twice the channels;
-both axes at once: space-to-depth, 4C channels ordered (v, v', c)). So, with
-u running over the three values umin..umin+2, umin = floor(-top / 2)::
+both axes at once: space-to-depth, 4C channels ordered (v, v', c)). So, with the
+block offsets u, u' running over three values each, from umin = floor(-top / 2)::
 
     y[p, q, f] = sum_{u, u'} sum_{(v, v', c)} X[p + u, q + u', (v, v', c)] K[u, u', (v, v', c), f]
     K[u, u', (v, v', c), f] = k[2u + v + top, 2u' + v' + left, c, f]   (0 outside 0..4)
 
-a stride-1 correlation with a 3x3 kernel, which F(m x m, 3x3) serves
+(stored at u - umin: 0, 1, 2), a stride-1 correlation with a 3x3 kernel, which F(m x m, 3x3) serves
 (scratchgan/ops/winograd.py). F(m x m, 3x3) does alpha^2 / m^2 multiplications per output
 and blocked channel, and there are 4 blocked channels per original one: F(4x4, 3x3)
 does 4 * 36/16 = 9 where the direct convolution (and im2col) does 25, 2.8x fewer;
@@ -30,9 +30,12 @@ backend with Winograd kernels runs them; the bench times each as one op.
 """
 from __future__ import annotations
 
+import functools
+
+from ..errors import UsageError
 from ..xp import array_module
 from .geometry import Window
-from .registry import op
+from .registry import composed_op
 from .winograd import (
     _check as _check_stride1,
     winograd_conv2d_backward_data,
@@ -51,15 +54,17 @@ def serves(g) -> str | None:
     return None
 
 
-def _first_block(pad: int) -> int:
-    """umin: the first block offset a tap reads, floor(-pad / 2)."""
-    return -pad // 2
+def _front(pad: int) -> int:
+    """The zero taps put before the kernel so that its taps fall in blocks: tap i sits at
+    2u + v = i + front, front = pad mod 2 (the window then starts ceil(pad / 2) blocks up)."""
+    return pad % 2
 
 
+@functools.lru_cache(maxsize=None)
 def blocked_window(g) -> Window:
     """The stride-1 3x3 Window over the blocked input that computes ``g``'s output."""
     h, w = -(-g.h // 2), -(-g.w // 2)
-    top, left = -_first_block(g.top), -_first_block(g.left)
+    top, left = -(-g.top // 2), -(-g.left // 2)  # ceil(pad / 2) blocks of padding
     bottom = max(0, g.ho + BLOCKED_KERNEL - 1 - top - h)
     right = max(0, g.wo + BLOCKED_KERNEL - 1 - left - w)
     return Window(h, w, BLOCKED_KERNEL, BLOCKED_KERNEL, 1, 1, g.ho, g.wo, top, bottom, left, right)
@@ -87,61 +92,44 @@ def from_blocks(xb, h: int, w: int):
     return xp.ascontiguousarray(x[:, :h, :w])
 
 
-def _taps(g):
-    """For each blocked tap (u, u', v, v') that holds an original tap: (u, u', v, v', i, j)."""
-    u0, u0w = _first_block(g.top), _first_block(g.left)
-    out = []
-    for u in range(BLOCKED_KERNEL):
-        for v in range(2):
-            i = 2 * (u + u0) + v + g.top
-            if not 0 <= i < g.kh:
-                continue
-            for uw in range(BLOCKED_KERNEL):
-                for vw in range(2):
-                    j = 2 * (uw + u0w) + vw + g.left
-                    if 0 <= j < g.kw:
-                        out.append((u, uw, v, vw, i, j))
-    return out
-
-
 def blocked_kernel(kernel, g):
-    """(5, 5, C, F) -> (3, 3, 4C, F): K[u, u', (v, v', c), f] = k[2(u+umin) + v + top, ...], 0 elsewhere."""
+    """(5, 5, C, F) -> (3, 3, 4C, F): K[u, u', (v, v', c), f] = k[2u + v - front, 2u' + v' - front', c, f],
+    0 where that is outside 0..4: k padded to 6x6 (front zeros before, the rest after), its
+    rows and columns then read in pairs."""
     xp = array_module(kernel)
     _, _, c, f = kernel.shape
-    kb = xp.zeros((BLOCKED_KERNEL, BLOCKED_KERNEL, 2, 2, c, f), kernel.dtype)
-    for u, uw, v, vw, i, j in _taps(g):
-        kb[u, uw, v, vw] = kernel[i, j]
-    return kb.reshape(BLOCKED_KERNEL, BLOCKED_KERNEL, 4 * c, f)
+    fh, fw = _front(g.top), _front(g.left)
+    r = BLOCKED_KERNEL
+    padded = xp.zeros((2 * r, 2 * r, c, f), kernel.dtype)
+    padded[fh : fh + g.kh, fw : fw + g.kw] = kernel
+    return xp.ascontiguousarray(padded.reshape(r, 2, r, 2, c, f).transpose(0, 2, 1, 3, 4, 5).reshape(r, r, 4 * c, f))
 
 
 def kernel_from_blocks(kb, g):
-    """blocked_kernel's adjoint: the original taps read out of a (3, 3, 4C, F) gradient."""
+    """blocked_kernel's adjoint: (3, 3, 4C, F) -> (5, 5, C, F), the taps of k read back out
+    (the padding's taps are not weights: dropped)."""
     xp = array_module(kb)
-    c4, f = kb.shape[2:]
-    parts = kb.reshape(BLOCKED_KERNEL, BLOCKED_KERNEL, 2, 2, c4 // 4, f)
-    out = xp.empty((g.kh, g.kw, c4 // 4, f), kb.dtype)
-    for u, uw, v, vw, i, j in _taps(g):
-        out[i, j] = parts[u, uw, v, vw]
-    return out
+    r, c, f = BLOCKED_KERNEL, kb.shape[2] // 4, kb.shape[3]
+    fh, fw = _front(g.top), _front(g.left)
+    padded = kb.reshape(r, r, 2, 2, c, f).transpose(0, 2, 1, 3, 4, 5).reshape(2 * r, 2 * r, c, f)
+    return xp.ascontiguousarray(padded[fh : fh + g.kh, fw : fw + g.kw])
 
 
 def _check(g, tile):
     why = serves(g)
     if why is not None:
-        from ..errors import UsageError
-
         raise UsageError(f"the blocked Winograd convolution cannot run this layer: {why}")
     _check_stride1(blocked_window(g), tile)
 
 
-@op
+@composed_op
 def strided_winograd_conv2d_forward(x, kernel, bias, g, tile):
     """y = conv(x, kernel) + bias for a stride-2 5x5 window, as F(m x m, 3x3) on 2x2 blocks."""
     _check(g, tile)
     return winograd_conv2d_forward(to_blocks(x), blocked_kernel(kernel, g), bias, blocked_window(g), tile)
 
 
-@op
+@composed_op
 def strided_winograd_conv2d_backward_data(dy, kernel, g, tile, *, bias=None):
     """dx (N, H, W, C) of a stride-2 5x5 window (+ bias (C,)), by the blocked stride-1 pass."""
     _check(g, tile)
@@ -151,7 +139,7 @@ def strided_winograd_conv2d_backward_data(dy, kernel, g, tile, *, bias=None):
     return from_blocks(dxb, g.h, g.w)
 
 
-@op
+@composed_op
 def strided_winograd_conv2d_backward_weights(dy, x, g, tile):
     """dkernel (5, 5, C, F) of a stride-2 5x5 window, by the blocked stride-1 pass."""
     _check(g, tile)
