@@ -47,7 +47,11 @@ CASES = [
     ("maxpool_backward", "dcgan_upsample discriminator, 2x2 pool", (256, 28, 28, 64)),
     ("upsample_nearest_forward", "dcgan_upsample generator, 2x upsampling", (128, 14, 14, 64)),
     ("upsample_nearest_backward", "dcgan_upsample generator, 2x upsampling", (128, 14, 14, 64)),
+    ("adam_update", "mlp discriminator, first Dense kernel", (784, 128)),
+    ("adam_update", "cifar_frog generator, 5x5 256->256 kernel", (5, 5, 256, 256)),
 ]
+#: ops whose shape is a parameter's, not a batch's (--batch leaves it)
+PARAMETER_OPS = ("adam_update",)
 
 
 def _arguments(name, shape, rng):
@@ -75,6 +79,8 @@ def _arguments(name, shape, rng):
         return x, (2, 2)
     if name == "leaky_relu_forward":
         return x, 0.2
+    if name == "adam_update":  # parameter, gradient, m, v (v >= 0); the zoo's Adam(2e-4, 0.5) at step 10
+        return x, rng.standard_normal(shape, dtype=np.float32), np.zeros_like(x), np.ones_like(x), 2e-4, 0.5, 0.999, 1e-7, 10
     return (x,)
 
 
@@ -188,7 +194,8 @@ def main(argv=None):
         print(f"copy bandwidth: {one_core:.1f} GB/s on one core, {all_cores:.1f} GB/s on {threads._all} threads")
         print(f"{'op':<26}{'shape':<18}{'serial ms':>10}{'GB/s':>7}{'%all':>6}{'parallel ms':>13}{'GB/s':>7}{'%all':>6}  layer")
         for name, layer, shape in CASES:
-            shape = (args.batch or shape[0], *shape[1:])
+            if name not in PARAMETER_OPS:
+                shape = (args.batch or shape[0], *shape[1:])
             arguments = _arguments(name, shape, rng)
             op = getattr(ops, name)
             nbytes = op_bytes(name, arguments, op(*arguments))

@@ -4,6 +4,12 @@
     adam     m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;  p -= alpha * m / (sqrt(v) + eps)
     sgd      u = mu*u - lr*g;  p += u  (Nesterov: p += mu*u - lr*g);  without momentum p -= lr*g
     rmsprop  v = rho*v + (1-rho)*g^2;  p -= lr * g / sqrt(v + eps)
+
+Every constant arrives in the parameter's dtype, 1-b1 included, computed by the launcher:
+Numba types a literal such as ``1 - b1`` inside a kernel as float64, and a float32 update
+then ran in float64 and unvectorised (784x128 Adam: 139 us against 37 us on one core,
+AVX-512). tests/test_kernels.py checks the machine code of every float32 kernel for
+float64 conversions.
 """
 from __future__ import annotations
 
@@ -17,11 +23,11 @@ from .threads import threads_for
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def _adam(p, g, m, v, alpha, b1, b2, eps):
+def _adam(p, g, m, v, alpha, b1, c1, b2, c2, eps):
     for i in prange(p.size):
         gi = g[i]
-        mi = b1 * m[i] + (1 - b1) * gi
-        vi = b2 * v[i] + (1 - b2) * (gi * gi)
+        mi = b1 * m[i] + c1 * gi
+        vi = b2 * v[i] + c2 * (gi * gi)
         m[i] = mi
         v[i] = vi
         p[i] -= alpha * mi / (math.sqrt(vi) + eps)
@@ -42,10 +48,10 @@ def _sgd_plain(p, g, lr):
 
 
 @njit(parallel=True, cache=True)
-def _rmsprop(p, g, v, lr, rho, eps):
+def _rmsprop(p, g, v, lr, rho, c, eps):
     for i in prange(p.size):
         gi = g[i]
-        vi = rho * v[i] + (1 - rho) * (gi * gi)
+        vi = rho * v[i] + c * (gi * gi)
         v[i] = vi
         p[i] -= lr * gi / math.sqrt(vi + eps)
 
@@ -65,7 +71,7 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
     alpha = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
     threads_for(param.size)
     _adam(_flat(param), np.ascontiguousarray(grad, dtype=param.dtype).reshape(-1), _flat(m), _flat(v),
-          f(alpha), f(beta1), f(beta2), f(eps))
+          f(alpha), f(beta1), f(1 - beta1), f(beta2), f(1 - beta2), f(eps))
 
 
 def sgd_update(param, grad, velocity, lr, momentum, nesterov):
@@ -88,7 +94,7 @@ def rmsprop_update(param, grad, v, lr, rho, eps):
         raise ValueError(f"rmsprop_update: gradient {np.shape(grad)}, parameter {param.shape}")
     f = param.dtype.type
     threads_for(param.size)
-    _rmsprop(_flat(param), np.ascontiguousarray(grad, dtype=param.dtype).reshape(-1), _flat(v), f(lr), f(rho), f(eps))
+    _rmsprop(_flat(param), np.ascontiguousarray(grad, dtype=param.dtype).reshape(-1), _flat(v), f(lr), f(rho), f(1 - rho), f(eps))
 
 
 KERNELS = {"adam_update": adam_update, "sgd_update": sgd_update, "rmsprop_update": rmsprop_update}
