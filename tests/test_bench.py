@@ -354,9 +354,12 @@ def test_the_memory_bound_op_script_rates_every_op_both_ways_and_estimates_fusio
     out = capsys.readouterr().out
     assert re.search(r"^copy bandwidth: [\d.]+ GB/s on one core, [\d.]+ GB/s on \d+ threads", out, re.M), out
     rate = r"\s+[\d.]+\s+[\d.]+\s+\d+%"
-    rows = re.findall(rf"^(\w+)\s+(2x[\dx]+){rate}{rate}\s+\S", out, re.M)
+    rows = re.findall(rf"^(\w+)\s+(\d+x[\dx]+){rate}{rate}\s+\S", out, re.M)
     assert [name for name, _ in rows] == [name for name, _, _ in script.CASES], out
     assert ("maxpool_forward", "2x28x28x64") in rows
+    for (name, shape), (_, _, recipe_shape) in zip(rows, script.CASES):  # --batch sets batches, not parameters
+        want = recipe_shape if name in script.PARAMETER_OPS else (2, *recipe_shape[1:])
+        assert shape == "x".join(map(str, want)), (name, shape)
     assert len(re.findall(r"^fusing .* at 2x[\dx]+: [\d.]+ ms as two ops, [\d.]+ ms as one pass \(saves -?[\d.]+ ms per call\)$",
                           out, re.M)) == 4, out
     assert re.search(r"^transposed convolution 2x14x14x128 -> 28x28x128, its bias: [\d.]+ ms as a separate pass, "
