@@ -37,7 +37,30 @@ def sample_latent(rng, n: int, recipe):
     shape = (n, recipe.z_dim)
     if recipe.latent == "uniform":
         return rng.uniform(-1, 1, shape).astype(np.float32)
-    return rng.standard_normal(shape, dtype=np.float32)
+    return standard_normal(rng, shape)
+
+
+def standard_normal(rng, shape):
+    """float32 N(0, 1) draws by the Box-Muller transform of ``rng``'s float32 uniforms:
+
+        r = sqrt(-2 ln u1),  z = (r cos(2 pi u2), r sin(2 pi u2)),  u1 in (0, 1], u2 in [0, 1)
+
+    two independent normals per pair of uniforms. NumPy's own float32 normals (a ziggurat,
+    one number at a time) took 113 us for the mlp's 128x100 latents, this 55 us (2-core
+    Xeon). u1 = 1 - u is a multiple of 2^-24, so |z| <= sqrt(48 ln 2) = 5.77: the normal's
+    tails beyond that, 8e-9 of its mass, are never drawn."""
+    size = int(np.prod(shape))
+    half = (size + 1) // 2
+    u = rng.random(2 * half, dtype=np.float32)
+    r = np.log(np.float32(1) - u[:half])
+    r *= np.float32(-2)
+    np.sqrt(r, out=r)
+    angle = u[half:]
+    angle *= np.float32(2 * np.pi)
+    z = np.empty(2 * half, np.float32)
+    np.multiply(r, np.cos(angle), out=z[:half])
+    np.multiply(r, np.sin(angle), out=z[half:])
+    return z[:size].reshape(shape)
 
 
 class BatchSource:

@@ -1,9 +1,11 @@
 """The five tutorial models: Keras's parameter counts, shapes, and one training step each."""
+import math
+
 import numpy as np
 import pytest
 
 from scratchgan import zoo
-from scratchgan.batches import sample_latent
+from scratchgan.batches import sample_latent, standard_normal
 from scratchgan.train import GANTrainer
 
 KERAS_COUNTS = {  # docs/tutorials.md: Keras 3's model.summary() totals
@@ -96,6 +98,27 @@ def test_data_orders_visit_every_image_once_per_epoch(order):
     assert sorted(epoch) == list(range(12))
     assert (list(epoch) == list(range(12))) == (order == "sequential")
     np.testing.assert_array_equal(t.batches.real(4, 0), t.batches.real(4, 0))  # a pure function of the draw
+
+
+@pytest.mark.parametrize("shape", [(5001,), (128, 100), (3, 7, 11)])
+def test_latent_normals_are_standard_normal_and_a_pure_function_of_the_generator(shape):
+    """The Box-Muller draws: N(0, 1) in float32 (Kolmogorov-Smirnov distance to the normal's
+    CDF over 200,000 draws), the two halves of each pair uncorrelated (also in their squares,
+    which share a radius), odd sizes filled, and the same generator state the same numbers."""
+    z = standard_normal(np.random.default_rng(7), shape)
+    assert z.shape == shape and z.dtype == np.float32 and np.isfinite(z).all()
+    np.testing.assert_array_equal(z, standard_normal(np.random.default_rng(7), shape))
+    assert not np.array_equal(z, standard_normal(np.random.default_rng(8), shape))
+    big = standard_normal(np.random.default_rng(1), (200_000,)).astype(np.float64)
+    cdf = 0.5 * (1 + np.vectorize(math.erf)(np.sort(big) / math.sqrt(2)))
+    ks = np.max(np.abs(cdf - np.arange(1, big.size + 1) / big.size))
+    assert ks < 1.63 / math.sqrt(big.size), ks  # the 1% critical value
+    first, second = big[:100_000], big[100_000:]  # cos and sin of the same radii
+    assert abs(np.corrcoef(first, second)[0, 1]) < 0.01
+    assert abs(np.corrcoef(first ** 2, second ** 2)[0, 1]) < 0.01
+    recipe = zoo.build("mlp", seed=0)[2]
+    np.testing.assert_array_equal(sample_latent(np.random.default_rng(3), 4, recipe),
+                                  standard_normal(np.random.default_rng(3), (4, recipe.z_dim)))
 
 
 def test_recipe_overrides_are_typed_and_checked():
