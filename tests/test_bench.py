@@ -370,3 +370,26 @@ def test_the_memory_bound_op_script_rates_every_op_both_ways_and_estimates_fusio
     assert "maxpool_forward" in out and "fusing" not in out and "transposed convolution" not in out, out
     with pytest.raises(SystemExit):
         script.main(["--batch", "0"])
+
+
+def test_the_chunk_size_script_times_every_pass_of_each_path_and_restores_the_defaults(capsys):
+    pytest.importorskip("numba")
+    import scratchgan
+    from scratchgan.kernels.numba import conv
+
+    script = _example("chunk_sizes")
+    defaults = (conv.CHUNK_BYTES, conv.TAPS_CHUNK_BYTES, scratchgan.get_conv_algo())
+    assert script.main(["--models", "dcgan", "--batch", "2", "--sizes", "0.5", "16", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = re.findall(r"^dcgan\s+(2x\d+x\d+->\d+x\d+, \d+ -> (\d+), k\dx\d s\d)\s+(im2col|few-filter)\s+(\w+)"
+                      r"\s+([\d.]+)([ *])\s+([\d.]+)([ *])\s*$", out, re.M)
+    # dcgan: two transposed 4x4 layers, the 7x7 to one channel, two 3x3 in D; three passes each
+    assert len(rows) == 15, out
+    for _, filters, path, name, _, mark_small, _, mark_16 in rows:
+        assert path == ("few-filter" if int(filters) <= conv.FEW_FILTERS else "im2col")
+        default = conv.TAPS_CHUNK_BYTES if path == "few-filter" else conv.CHUNK_BYTES
+        assert mark_small == " " and mark_16 == ("*" if default == 16 << 20 else " ")  # * marks the default size
+    assert {name for *_, name, _, _, _, _ in rows} == {"forward", "backward_data", "backward_weights"}
+    assert (conv.CHUNK_BYTES, conv.TAPS_CHUNK_BYTES, scratchgan.get_conv_algo()) == defaults
+    with pytest.raises(SystemExit):
+        script.main(["--sizes", "0"])
