@@ -45,15 +45,14 @@ from .checks import channel_vectors
 from .threads import threads_for
 
 #: workspace per chunk of images. Each chunk's GEMM packs the whole kernel matrix and wakes
-#: the GEMM threads again (gemm.py), so larger chunks pay that less often. dcgan's 4x4
-#: stride-2 layer, 256 images of 28x28, 128 -> 128 (2-core Xeon, best of 3 calls, two rounds):
-#: forward 129-131 / 112-118 / 114-118 ms with 8 / 16 / 32 MB chunks, backward-data
-#: 133-136 / 120-121 / 114-115 ms; held to AVX2, forward 168-172 / 150-156 / 153-163 ms
+#: the GEMM threads again (gemm.py), so larger chunks pay that less often, until a chunk no
+#: longer fits the last-level cache. `python3 examples/chunk_sizes.py` times the zoo's layers
+#: at several sizes; on a 2-core Xeon (docs/performance.md, "Workspace chunks"), dcgan's 4x4
+#: stride-2 layer on 256 images of 28x28 took 138.5 / 122.4 / 121.2 ms per forward with 8 /
+#: 16 / 32 MB, and its 7x7 few-filter layer 30.5 / 26.4 / 24.5 / 23.8 ms per backward-data
+#: with 2 / 4 / 8 / 16 MB of taps.
 CHUNK_BYTES = 16 << 20
-#: the few-filter path's tap workspace: dcgan's 7x7 128 -> 1 layer, 256 images of 28x28, same
-#: machine: forward 32.1 / 29.0-29.8 / 27.2-28.2 / 27.1-27.4 ms with 2 / 4 / 8 / 16 MB,
-#: backward-data 29.2-29.6 / 25.0-25.7 / 22.6-23.8 / 22.3-22.6, backward-weights 34.0-34.3 /
-#: 28.3-29.2 / 26.7-26.9 / 26.9-27.1 ms
+#: the few-filter path's per-tap workspace (same measurement)
 TAPS_CHUNK_BYTES = 8 << 20
 FEW_FILTERS = 4
 FEW_CHANNELS = 4
