@@ -41,6 +41,11 @@ def backend(request, monkeypatch):
     the cupy backend with CuPy faked on the CPU (tests/cuda_on_cpu/fake_cupy.py): launch.py
     and the CUDA kernels' arithmetic, run wherever g++ is; "cupy" is the real thing on a GPU."""
     name = request.param
+    if name.startswith("numba"):  # tiny arrays would take NumPy's own operators (tested below): test the kernels
+        from scratchgan.kernels.numba import activations, dense
+
+        monkeypatch.setattr(activations, "SMALL", 0)
+        monkeypatch.setattr(dense, "SMALL_FLOPS", 0)
     if name == "numba-parallel":
         if request.function.__name__.startswith("test_models_"):
             pytest.skip("whole models run at the default threshold; the kernels are checked in parallel one by one")
@@ -401,6 +406,35 @@ def test_numba_float32_kernels_compute_in_float32_as_the_reference_does(backend,
             runs.append(arrays)
         for g, w in zip(*runs):
             assert np.array_equal(g, w), (name, extra)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_numba_small_calls_take_numpys_operators_with_the_kernels_results(dtype, rng, monkeypatch):
+    """Below a size, tanh's and sigmoid's backward and the Dense GEMMs are NumPy's own
+    expressions (a kernel launch cost more there): the same values as the kernels, and no
+    GEMM through gemm.py, except once gemm.py holds BLAS to one thread per call."""
+    from scratchgan.kernels.numba import activations, dense, gemm
+
+    dy, y = rng.standard_normal((128, 1)).astype(dtype), rng.uniform(-1, 1, (128, 1)).astype(dtype)
+    x, k, b = (rng.standard_normal(s).astype(dtype) for s in [(128, 128), (128, 1), (1,)])
+    assert dy.size < activations.SMALL and 2 * 128 * 128 < dense.SMALL_FLOPS  # the mlp's head is small
+    small = [activations.tanh_backward(dy, y), activations.sigmoid_backward(dy, y)]
+    small_gemms = [dense.dense_forward(x, k, b), dense.dense_backward_weights(dy, x)]
+    monkeypatch.setattr(activations, "SMALL", 0)
+    monkeypatch.setattr(dense, "SMALL_FLOPS", 0)
+    np.testing.assert_array_equal(small[0], activations.tanh_backward(dy, y))
+    np.testing.assert_array_equal(small[1], activations.sigmoid_backward(dy, y))
+    np.testing.assert_allclose(small_gemms[0], dense.dense_forward(x, k, b), **tol(dtype))
+    np.testing.assert_allclose(small_gemms[1], dense.dense_backward_weights(dy, x), **tol(dtype))
+    monkeypatch.undo()
+    routed = []
+    monkeypatch.setattr(gemm, "matmul", lambda a, c, out: routed.append(a.shape) or np.matmul(a, c, out=out))
+    dense.dense_forward(x, k, b)
+    assert routed == []
+    monkeypatch.setitem(gemm._state, "split", True)  # a convolutional model's process
+    dense.dense_forward(x, k, b)
+    dense.dense_backward_weights(dy, x)
+    assert routed == [(128, 128), (128, 128)]
 
 
 def _first_losses(name, dtype, backend, monkeypatch, iterations=3):

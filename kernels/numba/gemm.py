@@ -92,6 +92,12 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_threads_in_a_forked_child)
 
 
+def splitting() -> bool:
+    """Whether this process runs its GEMMs held to one BLAS thread and split here (it has run
+    one of SWITCH_FLOPS)."""
+    return _state["split"]
+
+
 def _pool():
     if _state["pool"] is None:
         _state["pool"] = ThreadPoolExecutor(max_workers=max(1, all_threads() - 1),
