@@ -393,3 +393,27 @@ def test_the_chunk_size_script_times_every_pass_of_each_path_and_restores_the_de
     assert (conv.CHUNK_BYTES, conv.TAPS_CHUNK_BYTES, scratchgan.get_conv_algo()) == defaults
     with pytest.raises(SystemExit):
         script.main(["--sizes", "0"])
+
+
+def test_the_op_script_replays_every_call_of_an_iteration_on_both_implementations(capsys):
+    pytest.importorskip("numba")
+    import scratchgan
+
+    script = _example("ops_against_numpy")
+    before = scratchgan.backend.get_backend()
+    assert script.main(["--model", "mlp", "--batch", "8", "--repeats", "1"]) == 0
+    assert scratchgan.backend.get_backend() == before  # the script puts the backend back
+    out = capsys.readouterr().out
+    rows = re.findall(r"^(\w+)\s+([\dx ]+?)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)x$", out, re.M)
+    calls = {}
+    for name, args in script.record_one_iteration("mlp", 8):
+        key = (name, script.signature(args))
+        calls[key] = calls.get(key, 0) + 1
+    assert {(name, shapes.strip()): int(count) for name, shapes, count, *_ in rows} == calls, out
+    assert sum(calls.values()) == 63  # the mlp's iteration: 63 op calls
+    for *_, numba_us, numpy_us, ratio in rows:
+        assert float(ratio) == pytest.approx(float(numpy_us) / float(numba_us), rel=0.06, abs=0.01)
+    assert re.search(r"^numba slower than numpy by more than 10% and 0.5 us: \d+ of " + str(len(calls)) + " calls$", out, re.M)
+    scratchgan.set_backend(before)
+    with pytest.raises(SystemExit):
+        script.main(["--batch", "0"])

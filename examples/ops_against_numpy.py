@@ -1,0 +1,120 @@
+"""Every op call of one training iteration, timed alone on the numba backend and on the NumPy reference.
+
+    python3 examples/ops_against_numpy.py                      # the mlp
+    python3 examples/ops_against_numpy.py --model dcgan_bn --batch 32
+
+One iteration of the model's recipe runs on the numba backend with the op registry's
+observer on, which records each op call's arguments. Each distinct call (op and argument
+shapes) is then replayed alone, on the numba backend's kernel and on the NumPy reference
+in alternating rounds, and the fastest of ``--repeats`` rounds counts (a round repeats the
+call for about 2 ms). Each implementation works on its own copies of the arguments (the
+optimizers' updates work in place).
+
+Inside a training step a call also pays for what ran before it (caches that a GEMM
+evicted, BLAS threads that spin): the bench's per-op table shows calls there, this
+script shows what each implementation costs by itself. The last line counts the calls
+where numba is slower than NumPy by more than 10% and 0.5 us: the GEMMs, which both run
+as the same BLAS call, differ by up to 10% between two rounds on a shared host.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import scratchgan
+from scratchgan import zoo
+from scratchgan.ops import registry
+from scratchgan.train import GANTrainer
+
+
+def record_one_iteration(model, batch):
+    """[(op name, argument copies)] of one training iteration of ``model`` on the numba backend."""
+    scratchgan.set_backend("numba")
+    g, d, recipe = zoo.build(model, seed=0)
+    if batch:
+        recipe.override(batch_size=batch)
+    lo, hi = recipe.data_range
+    data = np.random.default_rng(0).uniform(lo, hi, (4 * recipe.batch_size, *recipe.image_shape))
+    trainer = GANTrainer(g, d, recipe, data.astype(np.float32), seed=0)
+    trainer.advance()  # compilation, the array pool, the conv algorithms' timing
+    calls = []
+    registry.set_observer(lambda name, args, out, seconds: calls.append(
+        (name, [a.copy() if isinstance(a, np.ndarray) else a for a in args])))
+    try:
+        trainer.advance()
+    finally:
+        registry.set_observer(None)
+    return calls
+
+
+def best_us(calls, repeats) -> list[float]:
+    """Microseconds per call of each of ``calls``, the fastest of ``repeats`` rounds; the
+    rounds of the calls alternate, so that the host's drift hits all of them alike."""
+    counts = []
+    for call in calls:
+        call()
+        start = time.perf_counter()
+        call()
+        counts.append(max(1, int(0.002 / max(time.perf_counter() - start, 1e-7))))
+    best = [float("inf")] * len(calls)
+    for _ in range(repeats):
+        for i, (call, count) in enumerate(zip(calls, counts)):
+            start = time.perf_counter()
+            for _ in range(count):
+                call()
+            best[i] = min(best[i], (time.perf_counter() - start) / count)
+    return [1e6 * b for b in best]
+
+
+def signature(args) -> str:
+    return " ".join("x".join(map(str, a.shape)) for a in args if isinstance(a, np.ndarray))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="mlp", choices=list(zoo.MODELS))
+    parser.add_argument("--batch", type=int, default=None, help="the recipe's batch size unless given")
+    parser.add_argument("--repeats", type=int, default=7, help="timed rounds per call and implementation (default 7)")
+    args = parser.parse_args(argv)
+    if args.batch is not None and args.batch < 1:
+        parser.error("--batch must be at least 1")
+    before = scratchgan.backend.get_backend()
+    try:
+        report(record_one_iteration(args.model, args.batch), args.repeats)
+    finally:
+        scratchgan.set_backend(before)
+    return 0
+
+
+def report(calls, repeats) -> None:
+    """Print each distinct call's time on both implementations, and the count of slower ones."""
+    print(f"{'op':<26}{'shapes':<44}{'calls':>6}{'numba us':>11}{'numpy us':>11}{'numba vs numpy':>16}")
+    slower, seen = [], {}
+    for name, call_args in calls:
+        key = (name, signature(call_args))
+        seen[key] = seen.get(key, 0) + 1
+    done = set()
+    for name, call_args in calls:
+        key = (name, signature(call_args))
+        if key in done:
+            continue
+        done.add(key)
+        impls = registry.implementations(name)
+        runs = []
+        for backend_name in ("numba", "numpy"):  # each on its own copies: updates work in place
+            impl, own = impls.get(backend_name, impls["numpy"]), [
+                a.copy() if isinstance(a, np.ndarray) else a for a in call_args]
+            runs.append(lambda impl=impl, own=own: impl(*own))
+        numba_us, numpy_us = best_us(runs, repeats)
+        ratio = numpy_us / numba_us
+        if numba_us > 1.1 * numpy_us and numba_us - numpy_us > 0.5:
+            slower.append(key)
+        print(f"{name:<26}{key[1][:43]:<44}{seen[key]:>6}{numba_us:>11.1f}{numpy_us:>11.1f}{ratio:>15.2f}x")
+    print(f"numba slower than numpy by more than 10% and 0.5 us: {len(slower)} of {len(done)} calls"
+          + "".join(f"\n  {name} {shapes}" for name, shapes in slower))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
