@@ -45,7 +45,7 @@ def backend(request, monkeypatch):
         from scratchgan.kernels.numba import activations, dense
 
         monkeypatch.setattr(activations, "SMALL", 0)
-        monkeypatch.setattr(dense, "SMALL_FLOPS", 0)
+        monkeypatch.setattr(dense, "_plain", lambda *sizes: False)
     if name == "numba-parallel":
         if request.function.__name__.startswith("test_models_"):
             pytest.skip("whole models run at the default threshold; the kernels are checked in parallel one by one")
@@ -410,31 +410,36 @@ def test_numba_float32_kernels_compute_in_float32_as_the_reference_does(backend,
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_numba_small_calls_take_numpys_operators_with_the_kernels_results(dtype, rng, monkeypatch):
-    """Below a size, tanh's and sigmoid's backward and the Dense GEMMs are NumPy's own
-    expressions (a kernel launch cost more there): the same values as the kernels, and no
-    GEMM through gemm.py, except once gemm.py holds BLAS to one thread per call."""
-    from scratchgan.kernels.numba import activations, dense, gemm
+    """Below a size, tanh's and sigmoid's backward are NumPy's own expressions (a kernel
+    launch cost more there), and a Dense GEMM that gemm.py and the pool would leave as it is
+    is NumPy's ``@``: the same values as the kernels, and no GEMM through gemm.py, except
+    once gemm.py splits GEMMs or for outputs the pool keeps."""
+    from scratchgan.kernels.numba import activations, dense, gemm, pool
 
     dy, y = rng.standard_normal((128, 1)).astype(dtype), rng.uniform(-1, 1, (128, 1)).astype(dtype)
     x, k, b = (rng.standard_normal(s).astype(dtype) for s in [(128, 128), (128, 1), (1,)])
-    assert dy.size < activations.SMALL and 2 * 128 * 128 < dense.SMALL_FLOPS  # the mlp's head is small
+    dh, k8 = rng.standard_normal((128, 8)).astype(dtype), rng.standard_normal((128, 8)).astype(dtype)
+    assert dy.size < activations.SMALL
     small = [activations.tanh_backward(dy, y), activations.sigmoid_backward(dy, y)]
-    small_gemms = [dense.dense_forward(x, k, b), dense.dense_backward_weights(dy, x)]
+    plain = [dense.dense_forward(x, k, b), dense.dense_backward_weights(dy, x), dense.dense_backward_data(dh, k8)]
     monkeypatch.setattr(activations, "SMALL", 0)
-    monkeypatch.setattr(dense, "SMALL_FLOPS", 0)
+    monkeypatch.setattr(dense, "_plain", lambda *sizes: False)
     np.testing.assert_array_equal(small[0], activations.tanh_backward(dy, y))
     np.testing.assert_array_equal(small[1], activations.sigmoid_backward(dy, y))
-    np.testing.assert_allclose(small_gemms[0], dense.dense_forward(x, k, b), **tol(dtype))
-    np.testing.assert_allclose(small_gemms[1], dense.dense_backward_weights(dy, x), **tol(dtype))
+    for got, want in zip(plain, [dense.dense_forward(x, k, b), dense.dense_backward_weights(dy, x),
+                                 dense.dense_backward_data(dh, k8)]):
+        np.testing.assert_allclose(got, want, **tol(dtype))
     monkeypatch.undo()
     routed = []
     monkeypatch.setattr(gemm, "matmul", lambda a, c, out: routed.append(a.shape) or np.matmul(a, c, out=out))
-    dense.dense_forward(x, k, b)
+    dense.dense_forward(x, k, b), dense.dense_backward_weights(dy, x), dense.dense_backward_data(dh, k8)
     assert routed == []
+    big = np.zeros((pool.MIN_BYTES // x.itemsize // 128 + 1, 128), dtype)  # an output the pool keeps
+    dense.dense_forward(big, np.zeros((128, 128), dtype), None)
+    assert routed == [big.shape]
     monkeypatch.setitem(gemm._state, "split", True)  # a convolutional model's process
-    dense.dense_forward(x, k, b)
-    dense.dense_backward_weights(dy, x)
-    assert routed == [(128, 128), (128, 128)]
+    dense.dense_forward(x, k, b), dense.dense_backward_weights(dy, x), dense.dense_backward_data(dh, k8)
+    assert routed == [big.shape, (128, 128), (128, 128), (128, 8)]
 
 
 def _first_losses(name, dtype, backend, monkeypatch, iterations=3):
