@@ -25,6 +25,7 @@ import numpy as np
 
 import scratchgan
 from scratchgan import zoo
+from scratchgan.bench import call_signature
 from scratchgan.ops import registry
 from scratchgan.train import GANTrainer
 
@@ -68,10 +69,6 @@ def best_us(calls, repeats) -> list[float]:
     return [1e6 * b for b in best]
 
 
-def signature(args) -> str:
-    return " ".join("x".join(map(str, a.shape)) for a in args if isinstance(a, np.ndarray))
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="mlp", choices=list(zoo.MODELS))
@@ -93,11 +90,11 @@ def report(calls, repeats) -> None:
     print(f"{'op':<26}{'shapes':<44}{'calls':>6}{'numba us':>11}{'numpy us':>11}{'numba vs numpy':>16}")
     slower, seen = [], {}
     for name, call_args in calls:
-        key = (name, signature(call_args))
+        key = (name, call_signature(call_args))
         seen[key] = seen.get(key, 0) + 1
     done = set()
     for name, call_args in calls:
-        key = (name, signature(call_args))
+        key = (name, call_signature(call_args))
         if key in done:
             continue
         done.add(key)

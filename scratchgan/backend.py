@@ -98,11 +98,25 @@ def _load(name: str) -> None:
     if not kernels:
         raise BackendError(f"backend {name!r} has no kernels in this version of scratchgan; "
                            f"use set_backend('numpy') or set_backend('numba')")
+    below = getattr(module, "NUMPY_BELOW", {})
     for op_name, function in kernels.items():
+        if op_name in below:
+            function = numpy_below(below[op_name], registry.implementations(op_name)["numpy"], function)
         registry.register(op_name, name, function)
     if name == "numba" and "numba" not in _registered:
         _announce_numba_compilation()
     _registered[name] = module
+
+
+def numpy_below(size: int, reference, kernel):
+    """``kernel``, except that a call whose first array has fewer than ``size`` values runs
+    ``reference`` (a backend's NUMPY_BELOW table: ops whose kernels cost more than NumPy on
+    tiny arrays). The kernel stays reachable as ``.kernel``."""
+    def run(*args):
+        return (reference if args[0].size < size else kernel)(*args)
+
+    run.kernel = kernel
+    return run
 
 
 def _announce_numba_compilation() -> None:

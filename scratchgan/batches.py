@@ -14,6 +14,8 @@ Data orders (the recipe's ``data_order``):
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .distributed import SINGLE
@@ -46,10 +48,11 @@ def standard_normal(rng, shape):
         r = sqrt(-2 ln u1),  z = (r cos(2 pi u2), r sin(2 pi u2)),  u1 in (0, 1], u2 in [0, 1)
 
     two independent normals per pair of uniforms. NumPy's own float32 normals (a ziggurat,
-    one number at a time) took 113 us for the mlp's 128x100 latents, this 55 us (2-core
-    Xeon). u1 = 1 - u is a multiple of 2^-24, so |z| <= sqrt(48 ln 2) = 5.77: the normal's
-    tails beyond that, 8e-9 of its mass, are never drawn."""
-    size = int(np.prod(shape))
+    one number at a time) took 106-116 us for the mlp's 128x100 latents, this 50 us
+    (docs/performance.md gives the command). u1 = 1 - u is a multiple of 2^-24, so
+    |z| <= sqrt(48 ln 2) = 5.77: the normal's tails beyond that, 8e-9 of its mass, are
+    never drawn."""
+    size = math.prod(shape)
     half = (size + 1) // 2
     u = rng.random(2 * half, dtype=np.float32)
     r = np.log(np.float32(1) - u[:half])

@@ -129,7 +129,9 @@ def element_ops(name, args) -> int:
     return ELEMENT_OPS.get(name, 1) * int(arrays[0].size) if arrays else 0
 
 
-def _signature(args) -> str:
+def call_signature(args) -> str:
+    """An op call's arguments as the per-op tables show them: array shapes, integer tuples,
+    padding names and windows, e.g. "2x5x6x3 3x2x3x4 (2,1) same"."""
     parts = []
     for a in args:
         if isinstance(a, np.ndarray):
@@ -258,7 +260,7 @@ def _profile_step(trainer):
     backend_name = registry.active()
     def observe(name, args, out, dt):
         flops = op_flops(name, args)
-        calls.append((name, _signature(args), dt, flops, op_bytes(name, args, out),
+        calls.append((name, call_signature(args), dt, flops, op_bytes(name, args, out),
                       flops or element_ops(name, args), label(name, args, backend_name)))
 
     trainer.step()  # unobserved: after the bench's pause BLAS's threads sleep, and the first

@@ -80,6 +80,33 @@ def test_the_first_large_gemm_switches_the_process_to_split_gemms_and_parallel_k
     assert calls == [1, 1]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_product_is_numpys_at_where_matmul_and_the_pool_would_leave_the_gemm_as_it_is(monkeypatch, rng, dtype):
+    """gemm.product: a small GEMM of a process that does not split (the mlp's) is NumPy's own
+    ``@``; a large one (which starts the split), an output the pool keeps, and every GEMM
+    once the process splits go through matmul. The same values either way."""
+    pool = pytest.importorskip("scratchgan.kernels.numba.pool")
+    monkeypatch.setitem(gemm._state, "split", False)
+    monkeypatch.setattr(threads, "_quiet", [False])
+    routed = []
+    matmul = gemm.matmul
+    monkeypatch.setattr(gemm, "matmul", lambda a, b, out: routed.append(a.shape) or matmul(a, b, out))
+    x, k, dy = rng.standard_normal((128, 128)).astype(dtype), rng.standard_normal((128, 1)).astype(dtype), \
+        rng.standard_normal((128, 8)).astype(dtype)
+    np.testing.assert_array_equal(gemm.product(x, k), x @ k)
+    np.testing.assert_array_equal(gemm.product(x.T, dy), x.T @ dy)  # a transposed view
+    assert routed == []
+    rows = pool.MIN_BYTES // np.dtype(dtype).itemsize // 8 + 1  # an output the pool keeps
+    tall = rng.standard_normal((rows, 4)).astype(dtype)
+    np.testing.assert_allclose(gemm.product(tall, dy[:4]), tall @ dy[:4], rtol=1e-5)
+    assert routed == [tall.shape] and not gemm._state["split"]
+    monkeypatch.setattr(gemm, "SWITCH_FLOPS", 2 * 128 * 128 * 8)
+    np.testing.assert_allclose(gemm.product(x, dy), x @ dy, rtol=1e-5)  # large enough to switch
+    assert routed[-1] == (128, 128) and gemm._state["split"]
+    gemm.product(x, k)  # from now on every GEMM, however small
+    assert routed == [tall.shape, (128, 128), (128, 128)]
+
+
 def _recording(context, calls):
     def wrapped():
         calls.append(1)

@@ -41,11 +41,10 @@ def backend(request, monkeypatch):
     the cupy backend with CuPy faked on the CPU (tests/cuda_on_cpu/fake_cupy.py): launch.py
     and the CUDA kernels' arithmetic, run wherever g++ is; "cupy" is the real thing on a GPU."""
     name = request.param
-    if name.startswith("numba"):  # tiny arrays would take NumPy's own operators (tested below): test the kernels
-        from scratchgan.kernels.numba import activations, dense
+    if name.startswith("numba"):  # a small Dense GEMM would be NumPy's @ (tests/test_gemm.py): test the path to BLAS
+        from scratchgan.kernels.numba import gemm
 
-        monkeypatch.setattr(activations, "SMALL", 0)
-        monkeypatch.setattr(dense, "_plain", lambda *sizes: False)
+        monkeypatch.setattr(gemm, "_plain", lambda *sizes: False)
     if name == "numba-parallel":
         if request.function.__name__.startswith("test_models_"):
             pytest.skip("whole models run at the default threshold; the kernels are checked in parallel one by one")
@@ -85,6 +84,7 @@ def both(backend, name, *args):
     """(backend's result, reference result) of op ``name``, both on the host. Where the backend
     has no kernel, its dispatcher runs the reference on the backend's arrays: so does this."""
     impl = ops.OPS[name].get(backend, ops.OPS[name]["numpy"])
+    impl = getattr(impl, "kernel", impl)  # the kernel itself, also where tiny calls run NumPy (NUMPY_BELOW)
     got = impl(*[device(backend, a) for a in args])
     return host(got), ops.OPS[name]["numpy"](*args)
 
@@ -408,40 +408,28 @@ def test_numba_float32_kernels_compute_in_float32_as_the_reference_does(backend,
             assert np.array_equal(g, w), (name, extra)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_numba_small_calls_take_numpys_operators_with_the_kernels_results(dtype, rng, monkeypatch):
-    """Below a size, tanh's and sigmoid's backward are NumPy's own expressions (a kernel
-    launch cost more there), and a Dense GEMM that gemm.py and the pool would leave as it is
-    is NumPy's ``@``: the same values as the kernels, and no GEMM through gemm.py, except
-    once gemm.py splits GEMMs or for outputs the pool keeps."""
-    from scratchgan.kernels.numba import activations, dense, gemm, pool
+def test_numba_calls_on_tiny_arrays_run_numpy_where_its_table_says_with_the_kernels_bits(rng):
+    """NUMPY_BELOW: below its size an op's call runs the reference (a kernel launch cost more
+    there), at or above it the kernel; for the ops listed the float32 bits are the same."""
+    from scratchgan.backend import numpy_below
+    from scratchgan.kernels.numba import KERNELS, NUMPY_BELOW
 
-    monkeypatch.setitem(gemm._state, "split", False)  # an mlp's process (earlier tests may have split)
-    dy, y = rng.standard_normal((128, 1)).astype(dtype), rng.uniform(-1, 1, (128, 1)).astype(dtype)
-    x, k, b = (rng.standard_normal(s).astype(dtype) for s in [(128, 128), (128, 1), (1,)])
-    dh, k8 = rng.standard_normal((128, 8)).astype(dtype), rng.standard_normal((128, 8)).astype(dtype)
-    assert dy.size < activations.SMALL
-    small = [activations.tanh_backward(dy, y), activations.sigmoid_backward(dy, y)]
-    plain = [dense.dense_forward(x, k, b), dense.dense_backward_weights(dy, x), dense.dense_backward_data(dh, k8)]
-    monkeypatch.setattr(activations, "SMALL", 0)
-    monkeypatch.setattr(dense, "_plain", lambda *sizes: False)
-    np.testing.assert_array_equal(small[0], activations.tanh_backward(dy, y))
-    np.testing.assert_array_equal(small[1], activations.sigmoid_backward(dy, y))
-    for got, want in zip(plain, [dense.dense_forward(x, k, b), dense.dense_backward_weights(dy, x),
-                                 dense.dense_backward_data(dh, k8)]):
-        np.testing.assert_allclose(got, want, **tol(dtype))
-    monkeypatch.undo()
-    monkeypatch.setitem(gemm._state, "split", False)
-    routed = []
-    monkeypatch.setattr(gemm, "matmul", lambda a, c, out: routed.append(a.shape) or np.matmul(a, c, out=out))
-    dense.dense_forward(x, k, b), dense.dense_backward_weights(dy, x), dense.dense_backward_data(dh, k8)
-    assert routed == []
-    big = np.zeros((pool.MIN_BYTES // x.itemsize // 128 + 1, 128), dtype)  # an output the pool keeps
-    dense.dense_forward(big, np.zeros((128, 128), dtype), None)
-    assert routed == [big.shape]
-    monkeypatch.setitem(gemm._state, "split", True)  # a convolutional model's process
-    dense.dense_forward(x, k, b), dense.dense_backward_weights(dy, x), dense.dense_backward_data(dh, k8)
-    assert routed == [big.shape, (128, 128), (128, 128), (128, 8)]
+    ran = []
+    rule = numpy_below(4, lambda a: ran.append("reference"), lambda a: ran.append("kernel"))
+    rule(np.ones(3)), rule(np.ones((2, 2))), rule(np.ones(5))
+    assert ran == ["reference", "kernel", "kernel"]
+    scratchgan.set_backend("numba")
+    try:
+        for name, size in NUMPY_BELOW.items():
+            registered = ops.OPS[name]["numba"]
+            assert registered.kernel is KERNELS[name]
+            for n in (size - 1, size):
+                dy = rng.standard_normal((n, 1)).astype(np.float32)
+                y = rng.uniform(-1, 1, (n, 1)).astype(np.float32)
+                want = ops.OPS[name]["numpy"](dy, y)
+                assert np.array_equal(registered(dy, y), want) and np.array_equal(registered.kernel(dy, y), want)
+    finally:
+        scratchgan.set_backend("numpy")
 
 
 def _first_losses(name, dtype, backend, monkeypatch, iterations=3):

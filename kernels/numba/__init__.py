@@ -29,6 +29,12 @@ MODULES = (activations, batchnorm, conv, dense, dropout, losses, optim, pooling,
 #: ops left to NumPy on purpose, because NumPy is as fast or faster (measured): the logistic
 #: loss on its (batch, 1) predictions
 NUMPY_IS_FASTER = ("bce_logits_forward", "bce_logits_backward")
+#: ops whose calls on fewer values than this (their first array's size) run the NumPy
+#: reference, where a kernel launch and its argument checks cost more than the arithmetic:
+#: the mlp discriminator's one-unit sigmoid backward, 128 values, took 2.1 us as a kernel
+#: and 1.0 us in NumPy (examples/ops_against_numpy.py); the float32 results are the same
+#: bit for bit (tests/test_kernels.py)
+NUMPY_BELOW = {"tanh_backward": 1024, "sigmoid_backward": 1024}
 
 
 #: op name -> kernel, every family's table merged

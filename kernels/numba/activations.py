@@ -92,16 +92,7 @@ def sigmoid_forward(x):
     return y
 
 
-#: below this many elements a backward is NumPy's own expression, the reference's float32
-#: arithmetic bit for bit: a kernel launch with its argument checks cost more there (the
-#: mlp discriminator's one-unit sigmoid, 128 values: 2.1 against 1.0 us per call in
-#: examples/ops_against_numpy.py)
-SMALL = 1024
-
-
 def tanh_backward(dy, y):
-    if dy.size < SMALL:
-        return dy * (dy.dtype.type(1) - y * y)
     dx = pool.empty(dy.shape, dy.dtype)
     threads_for(dy.size)
     _tanh_backward(_flat(dy), _flat(y), dx.reshape(-1), dy.dtype.type(1))
@@ -109,8 +100,6 @@ def tanh_backward(dy, y):
 
 
 def sigmoid_backward(dy, y):
-    if dy.size < SMALL:
-        return dy * y * (dy.dtype.type(1) - y)
     dx = pool.empty(dy.shape, dy.dtype)
     threads_for(dy.size)
     _sigmoid_backward(_flat(dy), _flat(y), dx.reshape(-1), dy.dtype.type(1))
