@@ -5,7 +5,8 @@
 
 One iteration of the model's recipe runs on the numba backend with the op registry's
 observer on, which records each op call's arguments. Each distinct call (op and argument
-shapes) is then replayed alone, on the numba backend's kernel and on the NumPy reference
+shapes) is then replayed alone, as the numba backend runs it (its kernel, or the reference
+where the backend's NUMPY_BELOW table sends a tiny call) and as the NumPy reference does,
 in alternating rounds, and the fastest of ``--repeats`` rounds counts (a round repeats the
 call for about 2 ms). Each implementation works on its own copies of the arguments (the
 optimizers' updates work in place).
