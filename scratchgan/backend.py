@@ -112,8 +112,8 @@ def numpy_below(size: int, reference, kernel):
     """``kernel``, except that a call whose first array has fewer than ``size`` values runs
     ``reference`` (a backend's NUMPY_BELOW table: ops whose kernels cost more than NumPy on
     tiny arrays). The kernel stays reachable as ``.kernel``."""
-    def run(*args):
-        return (reference if args[0].size < size else kernel)(*args)
+    def run(*args, **kwargs):
+        return (reference if args[0].size < size else kernel)(*args, **kwargs)
 
     run.kernel = kernel
     return run
