@@ -454,6 +454,8 @@ def _machine_report(backends, quick: bool) -> dict:
     on_gpu = any(_on_gpu(b) for b in backends)
     return {"cpu": machine.cpu_model(), "cpu_vector_bits": cpu_bits, "cpu_count": os.cpu_count(), "blas": blas,
             "blas_warning": machine.blas_warning(blas, cpu_bits),
+            "torch_holds": {name: os.environ[name] for name in machine.TORCH_HOLDS if name in os.environ},
+            "torch_warning": machine.torch_hold_warning() if "torch" in backends else None,
             "sgemm_peak_gflops": machine.sgemm_peak(1024 if quick else 2048),
             "copy_bandwidth_gbs": machine.copy_bandwidth(64 if quick else 256),
             "gpu_sgemm_peak_gflops": machine.gpu_sgemm_peak() if on_gpu else None,
@@ -468,6 +470,8 @@ def _print_machine(report, out) -> None:
         f"{blas['threads'] or '?'} threads")
     if report["blas_warning"]:
         out(f"WARNING: {report['blas_warning']}")
+    if report["torch_warning"]:
+        out(f"WARNING: {report['torch_warning']}")
     out(f"SGEMM peak (NumPy BLAS, float32): {report['sgemm_peak_gflops']:.1f} GFLOP/s; copy bandwidth: "
         f"{report['copy_bandwidth_gbs']:.1f} GB/s; PyTorch: "
         f"{'installed, interleaved with ours' if report['torch'] else 'not available (not installed)'}")

@@ -33,6 +33,10 @@ OPENBLAS_KERNEL_BITS = {
 #: environment variables that choose OpenBLAS's kernel or its cache blocking by hand
 OPENBLAS_PINS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
+#: the variables that cap the vector width of PyTorch's CPU code, one per library inside it:
+#: ATen's own kernels (element-wise ops), oneDNN (convolutions) and MKL (its GEMMs: Linear layers)
+TORCH_HOLDS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+
 
 def cpu_model() -> str:
     """The CPU's model name (Linux's /proc/cpuinfo), or the platform's processor string."""
@@ -96,6 +100,22 @@ def blas_warning(info: dict, cpu_bits: int | None) -> str | None:
     return (f"NumPy's BLAS runs its {info['kernel']} kernel ({info['kernel_bits']}-bit vectors) on a CPU with "
             f"{cpu_bits}-bit vectors: GEMMs reach about {info['kernel_bits'] / cpu_bits:.0%} of what this CPU can do. "
             f"To measure as an unpinned machine runs: {fix}.")
+
+
+def torch_hold_warning(environ=os.environ) -> str | None:
+    """A sentence when PyTorch's vector width is capped for some of its libraries and not for
+    others (TORCH_HOLDS): a comparison "held to AVX2" would then run PyTorch's GEMMs at full
+    width. Measured on an AVX-512 Xeon, 128x784 @ 784x128 in PyTorch on 2 threads took 87 us
+    with ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2 set, and 137 us with
+    MKL_ENABLE_INSTRUCTIONS=AVX2 added (docs/performance.md)."""
+    held = [name for name in TORCH_HOLDS if environ.get(name)]
+    if not held or len(held) == len(TORCH_HOLDS):
+        return None
+    free = [name for name in TORCH_HOLDS if name not in held]
+    return (f"PyTorch is held by {', '.join(f'{n}={environ[n]}' for n in held)} but not by {', '.join(free)}: "
+            f"part of it still runs at this CPU's full vector width "
+            f"(MKL_ENABLE_INSTRUCTIONS=AVX2 holds its GEMMs, ONEDNN_MAX_CPU_ISA=AVX2 its convolutions, "
+            f"ATEN_CPU_CAPABILITY=avx2 the rest).")
 
 
 def sgemm_peak(size: int = 2048, repeats: int = 5) -> float:

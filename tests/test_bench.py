@@ -118,6 +118,20 @@ def test_machine_reads_the_blas_kernel_and_warns_when_it_is_narrower_than_the_cp
     assert machine.blas_warning({"kernel": None, "kernel_bits": None, "pinned_by": {}}, 512) is None
 
 
+def test_machine_warns_when_pytorch_is_held_to_a_narrower_width_in_part_only():
+    from scratchgan import machine
+
+    held = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    warning = machine.torch_hold_warning(held)
+    assert "ATEN_CPU_CAPABILITY=avx2" in warning and "but not by MKL_ENABLE_INSTRUCTIONS" in warning
+    assert "ONEDNN_MAX_CPU_ISA" not in warning.split("but not by")[1].split(":")[0]
+    assert machine.torch_hold_warning({**held, "MKL_ENABLE_INSTRUCTIONS": "AVX2"}) is None  # held whole
+    assert machine.torch_hold_warning({}) is None  # not held at all: full width everywhere
+    assert machine.torch_hold_warning({"ATEN_CPU_CAPABILITY": ""}) is None  # an empty variable holds nothing
+    only_mkl = machine.torch_hold_warning({"MKL_ENABLE_INSTRUCTIONS": "AVX2"})
+    assert "but not by ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA" in only_mkl
+
+
 def test_roofs_are_measured():
     from scratchgan import machine
 
