@@ -16,8 +16,9 @@ backward-weights) are chosen separately: each is its own convolution.
 ``auto``, as cuDNN's benchmark mode: the first time a pass runs with a new input shape, each
 algorithm that applies (im2col, whose Numba kernel takes its few-filter path by itself,
 F(2x2, r x r) and F(4x4, r x r) where both channel counts reach MIN_CHANNELS) runs once to
-warm up and twice timed, and the fastest is kept for that shape. On the numpy backend (the reference) ``auto`` is im2col: nothing is
-timed. Choices are cached in ``conv-algorithms.json`` in scratchgan's cache folder
+warm up and twice timed, and the fastest is kept for that shape, unless a more exact one
+is within MARGIN (5%) of it (``preferred``: im2col before F(2x2) before F(4x4)). On the
+numpy backend (the reference) ``auto`` is im2col: nothing is timed. Choices are cached in ``conv-algorithms.json`` in scratchgan's cache folder
 ($SCRATCHGAN_CACHE, else ~/.cache/scratchgan; or the file $SCRATCHGAN_CONV_CACHE), keyed by pass, shapes, dtype, backend, CPU
 model, thread count and library versions, so a later run on the same machine skips the
 timing. The file is read through the validated reader; a corrupt or foreign one is
@@ -187,7 +188,8 @@ def _code_bytes(code) -> bytes:
 @functools.lru_cache(maxsize=None)
 def _machine_key(backend: str) -> str:
     """CPU model, library versions (and a checksum of the conv kernels' and their GEMMs'
-    code, which changes between releases during development), backend and threads."""
+    code, which changes between releases during development), backend, threads and the
+    MARGIN the choice was made with."""
     import importlib.metadata
 
     import numpy as np
@@ -198,7 +200,8 @@ def _machine_key(backend: str) -> str:
         version = importlib.metadata.version("scratchgan")
     except importlib.metadata.PackageNotFoundError:
         version = "unknown"
-    parts = [f"cpu={cpu_model()}", f"scratchgan={version}", f"numpy={np.__version__}", f"backend={backend}"]
+    parts = [f"cpu={cpu_model()}", f"scratchgan={version}", f"numpy={np.__version__}", f"backend={backend}",
+             f"margin={MARGIN}"]
     if backend == "numba":
         import numba
 
@@ -222,6 +225,22 @@ def cache_key(pass_name, g, arrays, backend) -> str:
 MIN_CHANNELS = 16
 #: timed rounds per algorithm, after one warm-up call each; the fastest round counts
 ROUNDS = 2
+#: an algorithm with more float32 error is kept only where it beats every more exact one by
+#: more than this fraction of the fastest time: two timed rounds of one call spread by a few
+#: percent on a quiet machine, and a choice that flips with that noise changes a run's
+#: numbers (Winograd and im2col agree to rounding only) for no speed
+MARGIN = 0.05
+
+
+def preferred(timings: dict) -> "Choice":
+    """From ``timings`` {tile: seconds} (None: im2col), the first of im2col, F(2x2), F(4x4)
+    (in order of growing float32 error, docs/derivations.md) that takes at most (1 + MARGIN)
+    times the fastest one's time."""
+    fastest = min(timings.values())
+    for tile in (None, *winograd.TILES):
+        if tile in timings and timings[tile] <= fastest * (1 + MARGIN):
+            return Choice(tile)
+    raise ValueError(f"no known algorithm among {sorted(map(str, timings))}")
 
 
 def candidates(arrays, pass_name) -> tuple:
@@ -263,7 +282,7 @@ def _measured(pass_name, g, arrays, backend) -> Choice:
     finally:
         registry.set_observer(observer)
     _release_workspaces(backend)
-    best = Choice(min(timings, key=timings.get))
+    best = preferred(timings)
     ChoiceCache.default().put(key, best, timings)
     return best
 

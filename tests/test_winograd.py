@@ -350,6 +350,41 @@ def _timed_trials(monkeypatch):
     return calls
 
 
+def test_the_preferred_algorithm_is_the_most_exact_one_within_the_margin_of_the_fastest():
+    pick = lambda timings: conv_algo.preferred(timings).tile  # noqa: E731
+    m = conv_algo.MARGIN
+    assert pick({None: 1.0, 2: 0.9, 4: 0.5}) == 4  # a clear win
+    assert pick({None: 1.0, 2: 1 / (1 + m / 2), 4: 1 / (1 + m / 2)}) is None  # Winograd wins by less than the margin
+    assert pick({None: 1.2, 2: 1.0, 4: 1 / (1 + m / 2)}) == 2  # F(2x2) within the margin of F(4x4)
+    assert pick({None: 1.0 + m, 4: 1.0}) is None  # exactly at the margin: the exact one
+    assert pick({None: 1.0 + 2 * m, 4: 1.0}) == 4
+    assert pick({None: 3.0}) is None
+    with pytest.raises(ValueError, match="no known algorithm"):
+        conv_algo.preferred({3: 1.0})
+
+
+@pytest.mark.parametrize("seconds, chosen", [({None: 1.0, 2: 0.97, 4: 0.96}, None), ({None: 1.0, 2: 0.97, 4: 0.9}, 4),
+                                             ({None: 1.0, 2: 0.9, 4: 0.88}, 2)])
+def test_auto_keeps_the_more_exact_algorithm_unless_another_wins_by_the_margin(seconds, chosen, tmp_path, monkeypatch,
+                                                                               rng):
+    monkeypatch.setenv("SCRATCHGAN_CONV_CACHE", str(tmp_path / "choices.json"))
+    scratchgan.set_backend("numba")
+    clock = [0.0]
+    original = conv_algo.Choice.run
+
+    def run_for(self, *args):  # each algorithm "takes" its given time on a fake clock
+        clock[0] += seconds[self.tile]
+        return original(self, *args)
+
+    monkeypatch.setattr(conv_algo.Choice, "run", run_for)
+    monkeypatch.setattr(conv_algo, "time", type("FakeTime", (), {"perf_counter": staticmethod(lambda: clock[0])}))
+    layer = L.Conv2D(16, 3, padding="same")
+    layer.forward(rng.standard_normal((2, 9, 9, 16)).astype(np.float32))
+    assert [getattr(t, "m", None) for t in layer.algorithms.chosen.values()] == [chosen]
+    document = json.loads((tmp_path / "choices.json").read_text())
+    assert [e["tile"] for e in document["choices"].values()] == [chosen]
+
+
 def test_auto_times_each_algorithm_once_per_shape_and_remembers_on_disk(tmp_path, monkeypatch, rng):
     cache = tmp_path / "choices.json"
     monkeypatch.setenv("SCRATCHGAN_CONV_CACHE", str(cache))
