@@ -9,6 +9,7 @@ import pytest
 
 from scratchgan import zoo
 from scratchgan.bench import call_signature, op_flops
+from scratchgan.ops import registry
 
 
 def test_the_package_never_imports_a_deep_learning_framework():
@@ -415,9 +416,19 @@ def test_the_op_script_replays_every_call_of_an_iteration_on_both_implementation
 
     script = _example("ops_against_numpy")
     before = scratchgan.backend.get_backend()
+    scratchgan.set_backend("numba")
+    kernels = {name: registry.implementations(name).get("numba") for name in registry.OPS}
+    scratchgan.set_backend(before)
     assert script.main(["--model", "mlp", "--batch", "8", "--repeats", "1"]) == 0
     assert scratchgan.backend.get_backend() == before  # the script puts the backend back
+    assert {name: registry.implementations(name).get("numba") for name in registry.OPS} == kernels  # and the kernels
     out = capsys.readouterr().out
+    split = re.search(r"^one iteration: (\d+) us; its 63 op calls, each alone on numba: (\d+) us; with every op call "
+                      r"answered by its recorded output: (\d+) us; what the ops lose to each other inside the step: "
+                      r"(-?\d+) us$", out, re.M)
+    assert split, out
+    whole, alone, without_ops, lost = map(int, split.groups())
+    assert 0 < without_ops < whole and alone > 0 and abs(whole - alone - without_ops - lost) <= 2
     rows = re.findall(r"^(\w+)\s+([\dx ]+?)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)x$", out, re.M)
     calls = {}
     for name, args in script.record_one_iteration("mlp", 8):
@@ -432,3 +443,32 @@ def test_the_op_script_replays_every_call_of_an_iteration_on_both_implementation
     scratchgan.set_backend(before)
     with pytest.raises(SystemExit):
         script.main(["--batch", "0"])
+
+
+def test_the_one_pool_script_splits_gemms_exactly_and_times_both_variants(capsys):
+    pytest.importorskip("numba")
+    script = _example("gemm_on_numba_threads")
+    with pytest.raises(SystemExit):
+        script.main(["--parts", "0"])
+    sgemm = script.find_sgemm()
+    if sgemm is None:  # a NumPy whose BLAS exports no CBLAS sgemm the script knows: it says so
+        assert script.main(["--rounds", "1"]) == 1 and "no CBLAS sgemm" in capsys.readouterr().out
+        pytest.skip("this NumPy's BLAS exports no CBLAS sgemm the script knows")
+    product = script.make_split_product(sgemm)
+    rng = np.random.default_rng(0)
+    for m, k, n in [(7, 13, 5), (5, 13, 7), (1, 3, 1), (33, 1, 17), (128, 100, 1)]:
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal((k, n)).astype(np.float32)
+        want = a.astype(np.float64) @ b.astype(np.float64)
+        for left, right in [(a, b), (np.asfortranarray(a), b), (a, np.asfortranarray(b)),
+                            (np.asfortranarray(a), np.asfortranarray(b))]:  # F-order: transposed views to BLAS
+            for parts in (1, 2, 3):
+                np.testing.assert_allclose(product(left, right, parts), want, rtol=1e-5, atol=1e-5 * k)
+    assert product(np.zeros((3, 0), np.float32), np.zeros((0, 4), np.float32)).tolist() == [[0.0] * 4] * 3
+    with pytest.raises(ValueError, match="cannot multiply"):
+        product(np.zeros((2, 3), np.float32), np.zeros((4, 2), np.float32))
+    with pytest.raises(ValueError, match="float32"):
+        product(np.zeros((2, 3)), np.zeros((3, 2)))
+    assert script.main(["--rounds", "1", "--iterations", "3"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^round 1: as-is \d+\.\d\d, one-pool \d+\.\d\d: one-pool is \d+\.\d\dx as fast$", out, re.M), out

@@ -13,11 +13,12 @@ from scratchgan import zoo
 # PyTorch column (needs torch); tests/test_bench.py covers it. train_mnist_classifier.py is
 # not a GAN: tests/test_evaluate.py runs it; mpi_scaling.py is tests/test_distributed.py's and
 # draw_figures.py tests/test_docs.py's; thread_threshold.py, train_against_pytorch.py, pytorch_ops.py,
-# winograd_layers.py, memory_bound_ops.py, chunk_sizes.py and ops_against_numpy.py (measurements, not training)
+# winograd_layers.py, memory_bound_ops.py, chunk_sizes.py, ops_against_numpy.py and gemm_on_numba_threads.py
+# (measurements, not training)
 # tests/test_bench.py's
 NOT_TRAINING = ("pytorch_twin.py", "train_mnist_classifier.py", "mpi_scaling.py", "draw_figures.py", "thread_threshold.py",
                 "train_against_pytorch.py", "pytorch_ops.py", "winograd_layers.py", "memory_bound_ops.py",
-                "chunk_sizes.py", "ops_against_numpy.py")
+                "chunk_sizes.py", "ops_against_numpy.py", "gemm_on_numba_threads.py")
 EXAMPLES = sorted(p for p in (Path(__file__).parent.parent / "examples").glob("*.py") if p.name not in NOT_TRAINING)
 
 
