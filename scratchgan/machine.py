@@ -105,9 +105,9 @@ def blas_warning(info: dict, cpu_bits: int | None) -> str | None:
 def torch_hold_warning(environ=os.environ) -> str | None:
     """A sentence when PyTorch's vector width is capped for some of its libraries and not for
     others (TORCH_HOLDS): a comparison "held to AVX2" would then run PyTorch's GEMMs at full
-    width. Measured on an AVX-512 Xeon, 128x784 @ 784x128 in PyTorch on 2 threads took 87 us
-    with ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2 set, and 137 us with
-    MKL_ENABLE_INSTRUCTIONS=AVX2 added (docs/performance.md)."""
+    width. On an AVX-512 Xeon, 128x784 @ 784x128 in PyTorch on 2 threads took 86 us with
+    ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2 set, and 126 us with
+    MKL_ENABLE_INSTRUCTIONS=AVX2 added (docs/performance.md, "The same CPU held to AVX2")."""
     held = [name for name in TORCH_HOLDS if environ.get(name)]
     if not held or len(held) == len(TORCH_HOLDS):
         return None
