@@ -200,16 +200,27 @@ def test_a_pytorch_workers_process_never_loads_the_numba_backend():
     assert out.split() == ["True", "PASSIVE"]
 
 
-def test_bench_waits_the_settle_time_given_before_each_worker_turn(monkeypatch):
-    """--settle reaches the pause between workers' turns (0.5 s unless given); bad values are refused."""
+def test_bench_waits_the_settle_time_given_before_each_worker_turn_and_profile(monkeypatch):
+    """--settle reaches the pause before every request to a worker, timed turns and the
+    profiled step alike (0.5 s unless given); bad values are refused."""
     from scratchgan import bench
     from scratchgan.cli import build_parser
 
-    pauses = []
-    monkeypatch.setattr(bench.time, "sleep", pauses.append)
-    bench.run(quick=True, models=["mlp"], backends=["numpy"], iterations=2, as_json=True, out=lambda *_: None,
-              settle=0.05)
-    assert pauses and set(pauses) == {0.05} and len(pauses) % 2 == 0  # 2 turns of each worker (PyTorch too, if here)
+    events = []
+    monkeypatch.setattr(bench.time, "sleep", lambda seconds: events.append(("pause", seconds)))
+    ask = bench.Worker.ask
+
+    def logged(self, command):
+        events.append((self.backend, command))
+        return ask(self, command)
+
+    monkeypatch.setattr(bench.Worker, "ask", logged)
+    bench.run(quick=True, models=["mlp"], backends=["numpy", "numba"], iterations=2, as_json=True,
+              out=lambda *_: None, settle=0.05)
+    requests = [i for i, event in enumerate(events) if event[0] != "pause" and event[1] != "quit"]
+    assert {events[i][1] for i in requests} == {"step 20", "profile"}
+    assert [events[i][0] for i in requests if events[i][1] == "profile"] == ["numpy", "numba"]
+    assert all(events[i - 1] == ("pause", 0.05) for i in requests), events  # each one right after a pause
     assert bench.SETTLE_SECONDS == 0.5
     with pytest.raises(SystemExit):
         build_parser().parse_args(["bench", "--settle", "-1"])
