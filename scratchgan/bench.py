@@ -338,11 +338,13 @@ def bench_model(model, batch, backends, iterations, profile=True, block=1, settl
             time.sleep(settle)
             times[w.backend].append(w.ask(f"step {block}")["seconds"])
     ops = {}
-    for w in workers if profile else ():
-        if not w.backend.startswith("torch"):
-            time.sleep(settle)  # as before a turn: the last worker's BLAS threads still spin for ~0.1 s, and
-            ops[w.backend] = w.ask("profile")["ops"]  # its first GEMMs then waited for a core (the mlp's
-            # first dense_forward read 0.7-3.9 ms instead of 0.05 in one worker or another)
+    for w in workers:
+        if profile and not w.backend.startswith("torch"):
+            # a pause as before a turn: without it, the previous worker's BLAS threads still
+            # spun, and this one's first GEMMs waited for a core (the mlp's first dense_forward
+            # read 0.7-3.9 ms instead of 0.05 in one worker or another)
+            time.sleep(settle)
+            ops[w.backend] = w.ask("profile")["ops"]
     result = {"model": model, "batch": batch_size, "backends": {}}
     flops = sum(c[3] for c in next(iter(ops.values()), []))
     for w in workers:

@@ -18,10 +18,11 @@ algorithm that applies (im2col, whose Numba kernel takes its few-filter path by 
 F(2x2, r x r) and F(4x4, r x r) where both channel counts reach MIN_CHANNELS) runs once to
 warm up and twice timed, and the fastest is kept for that shape, unless a more exact one
 is within MARGIN (5%) of it (``preferred``: im2col before F(2x2) before F(4x4)). On the
-numpy backend (the reference) ``auto`` is im2col: nothing is timed. Choices are cached in ``conv-algorithms.json`` in scratchgan's cache folder
-($SCRATCHGAN_CACHE, else ~/.cache/scratchgan; or the file $SCRATCHGAN_CONV_CACHE), keyed by pass, shapes, dtype, backend, CPU
-model, thread count and library versions, so a later run on the same machine skips the
-timing. The file is read through the validated reader; a corrupt or foreign one is
+numpy backend (the reference) ``auto`` is im2col: nothing is timed. Choices are cached in
+``conv-algorithms.json`` in scratchgan's cache folder ($SCRATCHGAN_CACHE, else
+~/.cache/scratchgan; or the file $SCRATCHGAN_CONV_CACHE), keyed by pass, shapes, dtype,
+backend, CPU model, thread count, library versions and MARGIN, so a later run on the same
+machine skips the timing. The file is read through the validated reader; a corrupt or foreign one is
 ignored with a warning (and rewritten), never trusted. Winograd and im2col agree to
 float32 rounding, not bit for bit: ``im2col`` is the choice for runs that must repeat
 bit for bit on another machine.
@@ -257,8 +258,9 @@ def candidates(arrays, pass_name) -> tuple:
 
 
 def _measured(pass_name, g, arrays, backend) -> Choice:
-    """The fastest Choice for this pass on these arrays: from the cache, or timed now (each
-    candidate once to warm up, then ROUNDS rounds in turn; the fastest round counts)."""
+    """The preferred Choice for this pass on these arrays: from the cache, or timed now (each
+    candidate once to warm up, then ROUNDS rounds in turn; the fastest round counts) and
+    chosen by ``preferred``."""
     options = candidates(arrays, pass_name)
     if len(options) == 1:
         return options[0]
