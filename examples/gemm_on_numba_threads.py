@@ -102,8 +102,6 @@ def make_split_product(sgemm):
 
 def worker(variant: str, iterations: int, parts: int, kernel_min: int) -> float:
     """ms per mlp iteration in this process, with the variant's GEMMs and threads."""
-    import numba
-
     from scratchgan import backend, train, zoo
 
     backend.set_backend("numba")
@@ -117,10 +115,8 @@ def worker(variant: str, iterations: int, parts: int, kernel_min: int) -> float:
         split = make_split_product(sgemm)
         threads.PARALLEL_MIN_WORK = kernel_min
 
-        def product(a, b):  # every Dense GEMM on Numba's threads; the threads module tracks the count
-            if threads._current[0] != numba.config.NUMBA_NUM_THREADS:
-                numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-                threads._current[0] = numba.config.NUMBA_NUM_THREADS
+        def product(a, b):  # every Dense GEMM on all of Numba's threads (threads_for keeps the count)
+            threads.threads_for(threads.NEVER)
             return split(a, b, parts)
 
         gemm.product = product

@@ -332,19 +332,20 @@ def bench_model(model, batch, backends, iterations, profile=True, block=1, settl
     back (small models: a lone iteration would time thread wake-ups, not training)."""
     workers = [Worker(model, b, batch) for b in backends]
     batch_size = workers[0].ready["batch"]
+
+    def settled(worker, command):
+        """``command``'s answer, asked after the pause: the previous worker's BLAS threads
+        still spin for a while, and the GEMMs of one asked at once waited for a core (the
+        profiled mlp's first dense_forward read 0.7-3.9 ms instead of 0.05 ms)."""
+        time.sleep(settle)
+        return worker.ask(command)
+
     times = {w.backend: [] for w in workers}
     for _ in range(iterations):  # interleaved: each backend in turn
         for w in workers:
-            time.sleep(settle)
-            times[w.backend].append(w.ask(f"step {block}")["seconds"])
-    ops = {}
-    for w in workers:
-        if profile and not w.backend.startswith("torch"):
-            # a pause as before a turn: without it, the previous worker's BLAS threads still
-            # spun, and this one's first GEMMs waited for a core (the mlp's first dense_forward
-            # read 0.7-3.9 ms instead of 0.05 in one worker or another)
-            time.sleep(settle)
-            ops[w.backend] = w.ask("profile")["ops"]
+            times[w.backend].append(settled(w, f"step {block}")["seconds"])
+    ops = {w.backend: settled(w, "profile")["ops"] for w in workers
+           if profile and not w.backend.startswith("torch")}
     result = {"model": model, "batch": batch_size, "backends": {}}
     flops = sum(c[3] for c in next(iter(ops.values()), []))
     for w in workers:
