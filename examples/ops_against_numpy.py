@@ -8,7 +8,8 @@ observer on, which records each op call's arguments. Each distinct call (op and 
 shapes) is then replayed alone, as the numba backend runs it (its kernel, or the reference
 where the backend's NUMPY_BELOW table sends a tiny call) and as the NumPy reference does,
 in alternating rounds, and the fastest of ``--repeats`` rounds counts (a round repeats the
-call for about 2 ms). Each implementation works on its own copies of the arguments (the
+call for about 2 ms; Python's garbage collector is off while rounds are timed). Each
+implementation works on its own copies of the arguments (the
 optimizers' updates work in place).
 
 Inside a training step a call also pays for what ran before it (caches that a GEMM
@@ -26,7 +27,9 @@ inside a step.
 from __future__ import annotations
 
 import argparse
+import gc
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -62,6 +65,19 @@ def record_one_iteration(model, batch):
     return calls
 
 
+@contextmanager
+def no_garbage_collection():
+    """Python's cyclic collector off while timing (as timeit does): a full collection in a
+    large process, a test run's, took longer than the rounds it landed in."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def best_us(calls, repeats) -> list[float]:
     """Microseconds per call of each of ``calls``, the fastest of ``repeats`` rounds; the
     rounds of the calls alternate, so that the host's drift hits all of them alike."""
@@ -72,12 +88,13 @@ def best_us(calls, repeats) -> list[float]:
         call()
         counts.append(max(1, int(0.002 / max(time.perf_counter() - start, 1e-7))))
     best = [float("inf")] * len(calls)
-    for _ in range(repeats):
-        for i, (call, count) in enumerate(zip(calls, counts)):
-            start = time.perf_counter()
-            for _ in range(count):
-                call()
-            best[i] = min(best[i], (time.perf_counter() - start) / count)
+    with no_garbage_collection():
+        for _ in range(repeats):
+            for i, (call, count) in enumerate(zip(calls, counts)):
+                start = time.perf_counter()
+                for _ in range(count):
+                    call()
+                best[i] = min(best[i], (time.perf_counter() - start) / count)
     return [1e6 * b for b in best]
 
 
@@ -110,12 +127,13 @@ def iteration_split(model, batch, repeats):
     count = max(1, int(0.05 / rounds(1)))
     best = [float("inf"), float("inf")]
     try:
-        for _ in range(repeats):
-            for which in (0, 1):
-                for name, kernel in kernels.items():
-                    registry.register(name, "numba", answer if which else kernel)
-                position[0] = 0
-                best[which] = min(best[which], rounds(count))
+        with no_garbage_collection():
+            for _ in range(repeats):
+                for which in (0, 1):
+                    for name, kernel in kernels.items():
+                        registry.register(name, "numba", answer if which else kernel)
+                    position[0] = 0
+                    best[which] = min(best[which], rounds(count))
     finally:
         for name, kernel in kernels.items():
             if kernel is None:

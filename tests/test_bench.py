@@ -430,7 +430,7 @@ def test_the_op_script_replays_every_call_of_an_iteration_on_both_implementation
     scratchgan.set_backend("numba")
     kernels = {name: registry.implementations(name).get("numba") for name in registry.OPS}
     scratchgan.set_backend(before)
-    assert script.main(["--model", "mlp", "--batch", "8", "--repeats", "1"]) == 0
+    assert script.main(["--model", "mlp", "--batch", "8", "--repeats", "2"]) == 0
     assert scratchgan.backend.get_backend() == before  # the script puts the backend back
     assert {name: registry.implementations(name).get("numba") for name in registry.OPS} == kernels  # and the kernels
     out = capsys.readouterr().out
@@ -439,7 +439,9 @@ def test_the_op_script_replays_every_call_of_an_iteration_on_both_implementation
                       r"(-?\d+) us$", out, re.M)
     assert split, out
     whole, alone, without_ops, lost = map(int, split.groups())
-    assert 0 < without_ops < whole and alone > 0 and abs(whole - alone - without_ops - lost) <= 2
+    # timings, so no order between them is asserted (a unit test must not fail on a slow host); the
+    # parts must add up as printed
+    assert min(whole, alone, without_ops) > 0 and abs(whole - alone - without_ops - lost) <= 2
     rows = re.findall(r"^(\w+)\s+([\dx ]+?)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)x$", out, re.M)
     calls = {}
     for name, args in script.record_one_iteration("mlp", 8):
