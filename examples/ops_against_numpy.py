@@ -67,8 +67,8 @@ def record_one_iteration(model, batch):
 
 @contextmanager
 def no_garbage_collection():
-    """Python's cyclic collector off while timing (as timeit does): a full collection in a
-    large process, a test run's, took longer than the rounds it landed in."""
+    """Python's cyclic collector off while timing (as timeit does): a collection's length
+    depends on every object of the process, not on the step being timed."""
     enabled = gc.isenabled()
     gc.disable()
     try:
